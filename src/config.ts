@@ -1,0 +1,55 @@
+import type { Env } from "./env";
+
+/** Every setting of the relay, typed, with its default. The README's configuration table mirrors this. */
+export interface Config {
+  devMode: boolean;
+  plcUrl: string;
+  adminToken: string | undefined;
+  firstSeq: number;
+  replayWindowMs: number;
+  ingestShards: number;
+  repoIndexShards: number;
+  fanoutShards: number;
+  hostIdleAfterMs: number;
+  hostStallAfterMs: number;
+  hostMaxFailures: number;
+  newHostEventsPerSecond: number;
+  newHostMaxAccounts: number;
+  segmentMaxBytes: number;
+  segmentMaxAgeMs: number;
+}
+
+function positiveInt(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`config ${name} must be a non-negative integer, got ${value}`);
+  return n;
+}
+
+export function readConfig(env: Env): Config {
+  return {
+    devMode: env.DEV_MODE === "true",
+    plcUrl: (env.PLC_URL || "https://plc.directory").replace(/\/+$/, ""),
+    adminToken: env.ADMIN_TOKEN || undefined,
+    firstSeq: Math.max(1, positiveInt(env.FIRST_SEQ, 1, "FIRST_SEQ")),
+    replayWindowMs: positiveInt(env.REPLAY_WINDOW_HOURS, 72, "REPLAY_WINDOW_HOURS") * 3_600_000,
+    ingestShards: Math.max(1, positiveInt(env.INGEST_SHARDS, 16, "INGEST_SHARDS")),
+    repoIndexShards: Math.max(1, positiveInt(env.REPO_INDEX_SHARDS, 16, "REPO_INDEX_SHARDS")),
+    fanoutShards: Math.max(1, positiveInt(env.FANOUT_SHARDS, 4, "FANOUT_SHARDS")),
+    hostIdleAfterMs:
+      positiveInt(env.HOST_IDLE_AFTER_SECONDS, 900, "HOST_IDLE_AFTER_SECONDS") * 1000,
+    hostStallAfterMs:
+      positiveInt(env.HOST_STALL_AFTER_SECONDS, 120, "HOST_STALL_AFTER_SECONDS") * 1000,
+    hostMaxFailures: positiveInt(env.HOST_MAX_FAILURES, 8, "HOST_MAX_FAILURES"),
+    newHostEventsPerSecond: positiveInt(
+      env.NEW_HOST_EVENTS_PER_SECOND,
+      50,
+      "NEW_HOST_EVENTS_PER_SECOND",
+    ),
+    newHostMaxAccounts: positiveInt(env.NEW_HOST_MAX_ACCOUNTS, 100, "NEW_HOST_MAX_ACCOUNTS"),
+    segmentMaxBytes: positiveInt(env.SEGMENT_MAX_BYTES, 16 * 1024 * 1024, "SEGMENT_MAX_BYTES"),
+    segmentMaxAgeMs:
+      positiveInt(env.SEGMENT_MAX_AGE_SECONDS, 600, "SEGMENT_MAX_AGE_SECONDS") * 1000,
+  };
+}

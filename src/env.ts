@@ -1,0 +1,30 @@
+import type { Fanout } from "./fanout/fanout";
+import type { HostDirectory } from "./ingest/host-directory";
+import type { HostIngester } from "./ingest/host-ingester";
+import type { RepoIndex } from "./ingest/repo-index";
+import type { Sequencer } from "./sequence/sequencer";
+
+/** The Worker's bindings, as declared in wrangler.toml. Read typed values through `readConfig`. */
+export interface Env {
+  SEQUENCER: DurableObjectNamespace<Sequencer>;
+  FANOUT: DurableObjectNamespace<Fanout>;
+  HOST_INGESTER: DurableObjectNamespace<HostIngester>;
+  HOST_DIRECTORY: DurableObjectNamespace<HostDirectory>;
+  REPO_INDEX: DurableObjectNamespace<RepoIndex>;
+  EVENT_LOG: R2Bucket;
+  DEV_MODE?: string;
+  PLC_URL?: string;
+  ADMIN_TOKEN?: string;
+  FIRST_SEQ?: string;
+  REPLAY_WINDOW_HOURS?: string;
+  INGEST_SHARDS?: string;
+  REPO_INDEX_SHARDS?: string;
+  FANOUT_SHARDS?: string;
+  HOST_IDLE_AFTER_SECONDS?: string;
+  HOST_STALL_AFTER_SECONDS?: string;
+  HOST_MAX_FAILURES?: string;
+  NEW_HOST_EVENTS_PER_SECOND?: string;
+  NEW_HOST_MAX_ACCOUNTS?: string;
+  SEGMENT_MAX_BYTES?: string;
+  SEGMENT_MAX_AGE_SECONDS?: string;
+}
