@@ -1,0 +1,124 @@
+import { decodeDagCbor, encodeDagCbor } from "./cbor";
+import { assertValidCid, CID, verifyBlock } from "./cid";
+import { ProtocolError } from "./errors";
+import { MAX_CAR_BLOCKS, MAX_COMMIT_BLOCKS_BYTES } from "./limits";
+
+// CAR v1 as carried in `blocks`: varint-prefixed DAG-CBOR header `{version: 1, roots}`, then
+// varint-prefixed sections of CID bytes + block bytes. Hostile input is bounded: every length
+// is checked against what remains before anything is sliced (slices share the input buffer, so
+// nothing is allocated per block), and the number of blocks is capped.
+
+export type CarContents = {
+  roots: CID[];
+  /** Keyed by the CID's string form. Values are views into the input. */
+  blocks: Map<string, Uint8Array>;
+};
+
+export type ReadCarOptions = { maxBlocks?: number; maxBytes?: number };
+
+function readVarint(buf: Uint8Array, pos: number): [value: number, next: number] {
+  let value = 0;
+  let shift = 1;
+  for (let i = 0; i < 8; i++) {
+    const b = buf[pos + i];
+    if (b === undefined) throw new ProtocolError("InvalidCar", "truncated varint");
+    value += (b & 0x7f) * shift;
+    if ((b & 0x80) === 0) {
+      if (i > 0 && b === 0) throw new ProtocolError("InvalidCar", "non-minimal varint");
+      return [value, pos + i + 1];
+    }
+    shift *= 128;
+  }
+  throw new ProtocolError("InvalidCar", "varint too long");
+}
+
+function encodeVarint(n: number): number[] {
+  const out: number[] = [];
+  let v = n;
+  while (v >= 0x80) {
+    out.push((v % 128) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+}
+
+function parseHeader(bytes: Uint8Array): CID[] {
+  const header = decodeDagCbor(bytes);
+  if (typeof header !== "object" || header === null || Array.isArray(header)) {
+    throw new ProtocolError("InvalidCar", "CAR header is not a map");
+  }
+  const { version, roots } = header as { version?: unknown; roots?: unknown };
+  if (version !== 1)
+    throw new ProtocolError("InvalidCar", `CAR version must be 1, got ${String(version)}`);
+  if (!Array.isArray(roots)) throw new ProtocolError("InvalidCar", "CAR roots must be an array");
+  return roots.map((r) => {
+    const cid = CID.asCID(r);
+    if (!cid) throw new ProtocolError("InvalidCar", "CAR root is not a CID");
+    return cid;
+  });
+}
+
+/** Reads a CAR v1 slice and verifies that every block hashes to its CID. */
+export function readCar(bytes: Uint8Array, opts: ReadCarOptions = {}): CarContents {
+  const maxBlocks = opts.maxBlocks ?? MAX_CAR_BLOCKS;
+  const maxBytes = opts.maxBytes ?? MAX_COMMIT_BLOCKS_BYTES;
+  if (bytes.byteLength > maxBytes) {
+    throw new ProtocolError("CarTooLarge", `CAR of ${bytes.byteLength} bytes exceeds ${maxBytes}`);
+  }
+  const [headerLength, headerStart] = readVarint(bytes, 0);
+  if (headerLength === 0 || headerStart + headerLength > bytes.length) {
+    throw new ProtocolError("InvalidCar", "CAR header length out of range");
+  }
+  const roots = parseHeader(bytes.subarray(headerStart, headerStart + headerLength));
+  const blocks = new Map<string, Uint8Array>();
+  let pos = headerStart + headerLength;
+  while (pos < bytes.length) {
+    if (blocks.size >= maxBlocks)
+      throw new ProtocolError("CarTooLarge", `more than ${maxBlocks} blocks`);
+    const [sectionLength, sectionStart] = readVarint(bytes, pos);
+    const sectionEnd = sectionStart + sectionLength;
+    if (sectionLength === 0 || sectionEnd > bytes.length) {
+      throw new ProtocolError("InvalidCar", "CAR section length out of range");
+    }
+    const section = bytes.subarray(sectionStart, sectionEnd);
+    let cid: CID;
+    let block: Uint8Array;
+    try {
+      const [decoded, rest] = CID.decodeFirst(section);
+      cid = decoded;
+      block = rest;
+    } catch (err) {
+      throw new ProtocolError("InvalidCid", "CAR section does not start with a CID", {
+        cause: err,
+      });
+    }
+    assertValidCid(cid);
+    verifyBlock(cid, block);
+    blocks.set(cid.toString(), block);
+    pos = sectionEnd;
+  }
+  return { roots, blocks };
+}
+
+/** Writes a CAR v1 slice (used to build test vectors and relay-made events). */
+export function writeCar(roots: CID[], blocks: Iterable<[CID, Uint8Array]>): Uint8Array {
+  const header = encodeDagCbor({ version: 1, roots });
+  const parts: Uint8Array[] = [Uint8Array.from(encodeVarint(header.byteLength)), header];
+  for (const [cid, block] of blocks) {
+    parts.push(
+      Uint8Array.from(encodeVarint(cid.bytes.byteLength + block.byteLength)),
+      cid.bytes,
+      block,
+    );
+  }
+  let total = 0;
+  for (const p of parts) total += p.byteLength;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,300 @@
+import { decodeDagCborFirst, encodeDagCbor } from "./cbor";
+import { CID } from "./cid";
+import { ProtocolError } from "./errors";
+import { MAX_FRAME_BYTES } from "./limits";
+
+// A subscribeRepos message is two concatenated DAG-CBOR values: a header `{op, t}` and a body.
+// `op: 1` carries a message whose type is `t` (`#commit`, `#sync`, ...); `op: -1` an error
+// `{error, message?}`. Structural checks here are the lexicon's field types; semantic checks
+// (CAR, signatures, revs) live in event-checks.ts and the ingester.
+
+export type RepoOp = {
+  action: "create" | "update" | "delete";
+  path: string;
+  cid: CID | null;
+  prev?: CID;
+};
+
+export type CommitBody = {
+  seq: number;
+  rebase: boolean;
+  tooBig: boolean;
+  repo: string;
+  commit: CID;
+  rev: string;
+  since: string | null;
+  blocks: Uint8Array;
+  ops: RepoOp[];
+  blobs: CID[];
+  prevData?: CID;
+  time: string;
+};
+export type SyncBody = { seq: number; did: string; blocks: Uint8Array; rev: string; time: string };
+export type IdentityBody = { seq: number; did: string; time: string; handle?: string };
+export type AccountBody = {
+  seq: number;
+  did: string;
+  time: string;
+  active: boolean;
+  status?: string;
+};
+export type InfoBody = { name: string; message?: string };
+export type ErrorBody = { error: string; message?: string };
+
+export type Frame =
+  | { kind: "commit"; body: CommitBody }
+  | { kind: "sync"; body: SyncBody }
+  | { kind: "identity"; body: IdentityBody }
+  | { kind: "account"; body: AccountBody }
+  | { kind: "info"; body: InfoBody }
+  | { kind: "error"; body: ErrorBody };
+
+export type FrameKind = Frame["kind"];
+
+/** Message kinds that carry a seq and enter the relay's ordered log. */
+export type SequencedFrame = Extract<Frame, { kind: "commit" | "sync" | "identity" | "account" }>;
+
+const TYPE_TO_KIND: Record<string, Exclude<FrameKind, "error">> = {
+  "#commit": "commit",
+  "#sync": "sync",
+  "#identity": "identity",
+  "#account": "account",
+  "#info": "info",
+};
+
+type Fields = Record<string, unknown>;
+
+function invalid(message: string): ProtocolError {
+  return new ProtocolError("InvalidFrame", message);
+}
+
+function asObject(value: unknown, what: string): Fields {
+  if (
+    typeof value !== "object" ||
+    value === null ||
+    Array.isArray(value) ||
+    value instanceof Uint8Array
+  ) {
+    throw invalid(`${what} must be a map`);
+  }
+  if (CID.asCID(value)) throw invalid(`${what} must be a map, not a CID`);
+  return value as Fields;
+}
+
+function str(o: Fields, key: string): string {
+  const v = o[key];
+  if (typeof v !== "string") throw invalid(`${key} must be a string`);
+  return v;
+}
+
+function optStr(o: Fields, key: string): string | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") throw invalid(`${key} must be a string`);
+  return v;
+}
+
+function int(o: Fields, key: string): number {
+  const v = o[key];
+  if (typeof v !== "number" || !Number.isSafeInteger(v)) throw invalid(`${key} must be an integer`);
+  return v;
+}
+
+function bool(o: Fields, key: string): boolean {
+  const v = o[key];
+  if (typeof v !== "boolean") throw invalid(`${key} must be a boolean`);
+  return v;
+}
+
+function bytes(o: Fields, key: string): Uint8Array {
+  const v = o[key];
+  if (!(v instanceof Uint8Array)) throw invalid(`${key} must be bytes`);
+  return v;
+}
+
+function cid(o: Fields, key: string): CID {
+  const v = CID.asCID(o[key]);
+  if (!v) throw invalid(`${key} must be a CID link`);
+  return v;
+}
+
+function optCid(o: Fields, key: string): CID | undefined {
+  if (o[key] === undefined) return undefined;
+  return cid(o, key);
+}
+
+function parseOp(value: unknown): RepoOp {
+  const o = asObject(value, "op");
+  const action = str(o, "action");
+  if (action !== "create" && action !== "update" && action !== "delete") {
+    throw invalid(`op action must be create, update or delete, got ${action}`);
+  }
+  const rawCid = o.cid;
+  const opCid = rawCid === null || rawCid === undefined ? null : CID.asCID(rawCid);
+  if (rawCid !== null && rawCid !== undefined && !opCid)
+    throw invalid("op cid must be a CID link or null");
+  if (!("cid" in o)) throw invalid("op cid is required (null for deletes)");
+  const op: RepoOp = { action, path: str(o, "path"), cid: opCid };
+  const prev = optCid(o, "prev");
+  if (prev) op.prev = prev;
+  return op;
+}
+
+function parseCommit(o: Fields): CommitBody {
+  const ops = o.ops;
+  if (!Array.isArray(ops)) throw invalid("ops must be an array");
+  const blobs = o.blobs;
+  if (!Array.isArray(blobs)) throw invalid("blobs must be an array");
+  const since = o.since;
+  if (since !== null && typeof since !== "string") throw invalid("since must be a string or null");
+  const body: CommitBody = {
+    seq: int(o, "seq"),
+    rebase: bool(o, "rebase"),
+    tooBig: bool(o, "tooBig"),
+    repo: str(o, "repo"),
+    commit: cid(o, "commit"),
+    rev: str(o, "rev"),
+    since,
+    blocks: bytes(o, "blocks"),
+    ops: ops.map(parseOp),
+    blobs: blobs.map((b) => {
+      const c = CID.asCID(b);
+      if (!c) throw invalid("blobs must be CID links");
+      return c;
+    }),
+    time: str(o, "time"),
+  };
+  const prevData = optCid(o, "prevData");
+  if (prevData) body.prevData = prevData;
+  return body;
+}
+
+function parseBody(kind: Exclude<FrameKind, "error">, o: Fields): Frame {
+  switch (kind) {
+    case "commit":
+      return { kind, body: parseCommit(o) };
+    case "sync":
+      return {
+        kind,
+        body: {
+          seq: int(o, "seq"),
+          did: str(o, "did"),
+          blocks: bytes(o, "blocks"),
+          rev: str(o, "rev"),
+          time: str(o, "time"),
+        },
+      };
+    case "identity": {
+      const body: IdentityBody = { seq: int(o, "seq"), did: str(o, "did"), time: str(o, "time") };
+      const handle = optStr(o, "handle");
+      if (handle !== undefined) body.handle = handle;
+      return { kind, body };
+    }
+    case "account": {
+      const body: AccountBody = {
+        seq: int(o, "seq"),
+        did: str(o, "did"),
+        time: str(o, "time"),
+        active: bool(o, "active"),
+      };
+      const status = optStr(o, "status");
+      if (status !== undefined) body.status = status;
+      return { kind, body };
+    }
+    case "info": {
+      const body: InfoBody = { name: str(o, "name") };
+      const message = optStr(o, "message");
+      if (message !== undefined) body.message = message;
+      return { kind, body };
+    }
+    default: {
+      const unreachable: never = kind;
+      throw invalid(`unhandled kind ${String(unreachable)}`);
+    }
+  }
+}
+
+export type FrameHeader = { op: 1; t: string } | { op: -1 };
+
+/** Decodes and type-checks a header; returns it with the body bytes that follow. */
+export function decodeFrameHeader(frame: Uint8Array): [FrameHeader, Uint8Array] {
+  if (frame.byteLength > MAX_FRAME_BYTES) {
+    throw new ProtocolError(
+      "TooBig",
+      `frame of ${frame.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`,
+    );
+  }
+  const [rawHeader, rest] = decodeDagCborFirst(frame);
+  const header = asObject(rawHeader, "header");
+  const op = header.op;
+  if (op === -1) return [{ op: -1 }, rest];
+  if (op !== 1) throw invalid(`header op must be 1 or -1, got ${String(op)}`);
+  return [{ op: 1, t: str(header, "t") }, rest];
+}
+
+/** Decodes a binary subscribeRepos message. Throws ProtocolError only. */
+export function decodeFrame(frame: Uint8Array): Frame {
+  const [header, bodyBytes] = decodeFrameHeader(frame);
+  const [rawBody, trailing] = decodeDagCborFirst(bodyBytes);
+  if (trailing.length > 0)
+    throw new ProtocolError("TrailingBytes", `${trailing.length} bytes after the body`);
+  const body = asObject(rawBody, "body");
+  if (header.op === -1) {
+    const errorBody: ErrorBody = { error: str(body, "error") };
+    const message = optStr(body, "message");
+    if (message !== undefined) errorBody.message = message;
+    return { kind: "error", body: errorBody };
+  }
+  const kind = TYPE_TO_KIND[header.t];
+  if (!kind)
+    throw new ProtocolError("UnknownFrameType", `unknown message type ${header.t.slice(0, 64)}`);
+  return parseBody(kind, body);
+}
+
+const KIND_TO_TYPE: Record<Exclude<FrameKind, "error">, string> = {
+  commit: "#commit",
+  sync: "#sync",
+  identity: "#identity",
+  account: "#account",
+  info: "#info",
+};
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a, 0);
+  out.set(b, a.byteLength);
+  return out;
+}
+
+/** Encodes a frame canonically (optional fields that are absent are left out). */
+export function encodeFrame(frame: Frame): Uint8Array {
+  const header = frame.kind === "error" ? { op: -1 } : { op: 1, t: KIND_TO_TYPE[frame.kind] };
+  const body: Fields = {};
+  for (const [k, v] of Object.entries(frame.body)) if (v !== undefined) body[k] = v;
+  return concat(encodeDagCbor(header), encodeDagCbor(body));
+}
+
+export function encodeErrorFrame(error: string, message?: string): Uint8Array {
+  return encodeFrame({
+    kind: "error",
+    body: message === undefined ? { error } : { error, message },
+  });
+}
+
+export function encodeInfoFrame(name: string, message?: string): Uint8Array {
+  return encodeFrame({ kind: "info", body: message === undefined ? { name } : { name, message } });
+}
+
+/** The DID an event is about: `repo` for #commit, `did` for the others. */
+export function frameDid(frame: SequencedFrame): string {
+  return frame.kind === "commit" ? frame.body.repo : frame.body.did;
+}
+
+export function isSequencedFrame(frame: Frame): frame is SequencedFrame {
+  return (
+    frame.kind === "commit" ||
+    frame.kind === "sync" ||
+    frame.kind === "identity" ||
+    frame.kind === "account"
+  );
+}
