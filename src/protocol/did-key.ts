@@ -1,0 +1,80 @@
+import { p256 } from "@noble/curves/nist.js";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { base58btc } from "multiformats/bases/base58";
+import { ProtocolError } from "./errors";
+
+// atproto signing keys are secp256k1 ("k256") or NIST P-256, published as `did:key:z...` or as a
+// Multikey `publicKeyMultibase` (multicodec-prefixed compressed point). The older DID-document
+// form (`EcdsaSecp256k1VerificationKey2019` / `EcdsaSecp256r1VerificationKey2019`, still served by
+// the local PLC of @atproto/dev-env) has no multicodec prefix and may be an uncompressed point.
+
+export type Curve = "secp256k1" | "p256";
+
+export type PublicKey = {
+  curve: Curve;
+  /** 33-byte SEC1 compressed point. */
+  compressed: Uint8Array;
+};
+
+const SECP256K1_PUB_PREFIX = [0xe7, 0x01];
+const P256_PUB_PREFIX = [0x80, 0x24];
+const DID_KEY_PREFIX = "did:key:";
+
+function curveImpl(curve: Curve) {
+  return curve === "secp256k1" ? secp256k1 : p256;
+}
+
+/** Validates a point on the curve and returns its compressed form. */
+export function compressPoint(curve: Curve, point: Uint8Array): Uint8Array {
+  try {
+    return curveImpl(curve).Point.fromBytes(point).toBytes(true);
+  } catch (err) {
+    throw new ProtocolError("InvalidKey", `not a valid ${curve} public key`, { cause: err });
+  }
+}
+
+function decodeBase58Multibase(multibase: string): Uint8Array {
+  if (!multibase.startsWith("z"))
+    throw new ProtocolError("InvalidKey", "key multibase must be base58btc (z...)");
+  try {
+    return base58btc.decode(multibase);
+  } catch (err) {
+    throw new ProtocolError("InvalidKey", "key multibase is not valid base58btc", { cause: err });
+  }
+}
+
+function hasPrefix(bytes: Uint8Array, prefix: number[]): boolean {
+  return prefix.every((b, i) => bytes[i] === b);
+}
+
+/** Parses a Multikey `publicKeyMultibase` (multicodec-prefixed key). */
+export function parseMultikey(multibase: string): PublicKey {
+  const bytes = decodeBase58Multibase(multibase);
+  if (hasPrefix(bytes, SECP256K1_PUB_PREFIX)) {
+    return { curve: "secp256k1", compressed: compressPoint("secp256k1", bytes.subarray(2)) };
+  }
+  if (hasPrefix(bytes, P256_PUB_PREFIX)) {
+    return { curve: "p256", compressed: compressPoint("p256", bytes.subarray(2)) };
+  }
+  throw new ProtocolError("InvalidKey", "unsupported multicodec key type");
+}
+
+/** Parses `did:key:z...`. */
+export function parseDidKey(didKey: string): PublicKey {
+  if (!didKey.startsWith(DID_KEY_PREFIX)) throw new ProtocolError("InvalidKey", "not a did:key");
+  return parseMultikey(didKey.slice(DID_KEY_PREFIX.length));
+}
+
+/** Parses the legacy verification-method form: a bare (possibly uncompressed) point. */
+export function parseLegacyMultibaseKey(curve: Curve, multibase: string): PublicKey {
+  return { curve, compressed: compressPoint(curve, decodeBase58Multibase(multibase)) };
+}
+
+/** Formats a key as `did:key:z...` (multicodec-prefixed compressed point). */
+export function formatDidKey(key: PublicKey): string {
+  const prefix = key.curve === "secp256k1" ? SECP256K1_PUB_PREFIX : P256_PUB_PREFIX;
+  const bytes = new Uint8Array(prefix.length + key.compressed.length);
+  bytes.set(prefix, 0);
+  bytes.set(key.compressed, prefix.length);
+  return DID_KEY_PREFIX + base58btc.encode(bytes);
+}
