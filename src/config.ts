@@ -17,6 +17,8 @@ export interface Config {
   newHostMaxAccounts: number;
   segmentMaxBytes: number;
   segmentMaxAgeMs: number;
+  consumerMinBytesPerSecond: number;
+  consumerMaxBacklogBytes: number;
 }
 
 function positiveInt(value: string | undefined, fallback: number, name: string): number {
@@ -51,5 +53,10 @@ export function readConfig(env: Env): Config {
     segmentMaxBytes: positiveInt(env.SEGMENT_MAX_BYTES, 16 * 1024 * 1024, "SEGMENT_MAX_BYTES"),
     segmentMaxAgeMs:
       positiveInt(env.SEGMENT_MAX_AGE_SECONDS, 600, "SEGMENT_MAX_AGE_SECONDS") * 1000,
+    consumerMinBytesPerSecond: Math.max(
+      1,
+      positiveInt(env.CONSUMER_MIN_BYTES_PER_SECOND, 32 * 1024 * 1024, "CONSUMER_MIN_BYTES_PER_SECOND"),
+    ),
+    consumerMaxBacklogBytes: positiveInt(env.CONSUMER_MAX_BACKLOG_BYTES, 64 * 1024 * 1024, "CONSUMER_MAX_BACKLOG_BYTES"),
   };
 }

@@ -27,4 +27,6 @@ export interface Env {
   NEW_HOST_MAX_ACCOUNTS?: string;
   SEGMENT_MAX_BYTES?: string;
   SEGMENT_MAX_AGE_SECONDS?: string;
+  CONSUMER_MIN_BYTES_PER_SECOND?: string;
+  CONSUMER_MAX_BACKLOG_BYTES?: string;
 }

@@ -1,4 +1,5 @@
 import type { Env } from "./env";
+import { route } from "./xrpc/router";
 
 export { Fanout } from "./fanout/fanout";
 export { HostDirectory } from "./ingest/host-directory";
@@ -7,11 +8,7 @@ export { RepoIndex } from "./ingest/repo-index";
 export { Sequencer } from "./sequence/sequencer";
 
 export default {
-  async fetch(request: Request, _env: Env): Promise<Response> {
-    const url = new URL(request.url);
-    if (url.pathname === "/xrpc/_health") {
-      return Response.json({ status: "ok" }, { headers: { Server: "freehose atproto-relay" } });
-    }
-    return Response.json({ error: "MethodNotImplemented", message: "not found" }, { status: 404 });
+  fetch(request: Request, env: Env): Promise<Response> {
+    return route(request, env);
   },
 } satisfies ExportedHandler<Env>;

@@ -1,5 +1,250 @@
 import { DurableObject } from "cloudflare:workers";
+import { readConfig } from "../config";
 import type { Env } from "../env";
+import { sequencerStub } from "../stubs";
+import { iterateRecords } from "../log/records";
+import { decideStreamStart } from "../protocol/cursor";
+import { encodeErrorFrame, encodeInfoFrame } from "../protocol/frame";
+import { type ConsumerBudget, charge, drain, newBudget, waitForBacklog } from "./consumer-budget";
+import { RecentBatches } from "./recent-batches";
+import { SegmentReader } from "./segment-reader";
 
-// Placeholder until its issue lands; replaced by the real class.
-export class Fanout extends DurableObject<Env> {}
+// A Fanout holds consumer WebSockets (Hibernation API) and serves subscribeRepos to them.
+// Each consumer goes backfill -> cutover -> live:
+//   backfill: read the log after the consumer's cursor, from R2 segments and the Sequencer's hot
+//             tail, in bounded chunks, paced by the consumer's modelled backlog;
+//   cutover:  when the log has nothing newer, the batches that arrived meanwhile are taken from
+//             RecentBatches and the consumer turns live, with no await in between;
+//   live:     each batch the Sequencer delivers is sent to live consumers, skipping seqs at or
+//             below a consumer's cursor (no duplicates); a batch that starts after cursor + 1
+//             (a delivery this Fanout missed) sends the consumer back to backfill (no gaps).
+// The cursor (last seq sent) lives in the socket attachment, so hibernation loses nothing.
+
+export const FANOUT_NAME_HEADER = "x-freehose-fanout";
+export const CURSOR_HEADER = "x-freehose-cursor";
+
+const REPLAY_CHUNK_BYTES = 1024 * 1024;
+const RECENT_BATCHES_BYTES = 8 * 1024 * 1024;
+/** While consumers are connected, re-register with the Sequencer this often (it may forget us). */
+const WATCHDOG_INTERVAL_MS = 30_000;
+
+type Attachment = { cursor: number; live: boolean };
+
+const WS_OPEN = 1;
+
+export class Fanout extends DurableObject<Env> {
+  readonly #recent = new RecentBatches(RECENT_BATCHES_BYTES);
+  readonly #backfilling = new Set<WebSocket>();
+  readonly #budgets = new Map<WebSocket, ConsumerBudget>();
+  readonly #segments: SegmentReader;
+  /** Assumed minimum read rate of a consumer (see consumer-budget.ts). */
+  readonly #minBytesPerSecond: number;
+  /** Modelled backlog above which a live consumer is ConsumerTooSlow. */
+  readonly #maxBacklogBytes: number;
+  /** Backfill sends while the modelled backlog is below this. */
+  readonly #replayHighWaterBytes: number;
+  #name: string | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#segments = new SegmentReader(env.EVENT_LOG);
+    const config = readConfig(env);
+    this.#minBytesPerSecond = config.consumerMinBytesPerSecond;
+    this.#maxBacklogBytes = config.consumerMaxBacklogBytes;
+    this.#replayHighWaterBytes = Math.floor(config.consumerMaxBacklogBytes / 8);
+  }
+
+  #sequencer() {
+    return sequencerStub(this.env);
+  }
+
+  async #ownName(): Promise<string> {
+    if (this.#name) return this.#name;
+    this.#name = (await this.ctx.storage.get<string>("name")) ?? null;
+    if (!this.#name) throw new Error("fanout has no name yet");
+    return this.#name;
+  }
+
+  /** Upgrades a consumer. The Worker has validated the cursor and the upgrade already. */
+  override async fetch(request: Request): Promise<Response> {
+    const name = request.headers.get(FANOUT_NAME_HEADER);
+    if (name && name !== this.#name) {
+      this.#name = name;
+      await this.ctx.storage.put("name", name);
+    }
+    const rawCursor = request.headers.get(CURSOR_HEADER);
+    const cursor = rawCursor === null || rawCursor === "" ? null : Number(rawCursor);
+    const sequencer = this.#sequencer();
+    const { headSeq } = await sequencer.registerFanout(await this.#ownName());
+    const state = await sequencer.getLogState();
+    const start = decideStreamStart(cursor, { headSeq, trimmedThrough: state.trimmedThrough });
+
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server);
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
+    switch (start.kind) {
+      case "future":
+        this.#closeWithError(server, "FutureCursor", "cursor is ahead of the relay's latest seq");
+        break;
+      case "live":
+        server.serializeAttachment({ cursor: start.afterSeq, live: true } satisfies Attachment);
+        break;
+      case "replay":
+        if (start.outdated) server.send(encodeInfoFrame("OutdatedCursor", "cursor is older than the replay window; starting from the oldest event"));
+        server.serializeAttachment({ cursor: start.afterSeq, live: false } satisfies Attachment);
+        void this.#backfill(server);
+        break;
+      default: {
+        const unreachable: never = start;
+        throw new Error(`unhandled start ${JSON.stringify(unreachable)}`);
+      }
+    }
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** A batch from the Sequencer, in seq order. Returns how many consumers this Fanout holds. */
+  async deliver(records: Uint8Array, firstSeq: number, lastSeq: number): Promise<{ consumers: number }> {
+    this.#recent.push({ records, firstSeq, lastSeq });
+    const sockets = this.ctx.getWebSockets();
+    for (const ws of sockets) {
+      const att = ws.deserializeAttachment() as Attachment | null;
+      if (!att?.live || lastSeq <= att.cursor) continue;
+      if (firstSeq > att.cursor + 1) {
+        ws.serializeAttachment({ cursor: att.cursor, live: false } satisfies Attachment);
+        void this.#backfill(ws);
+        continue;
+      }
+      this.#sendRecords(ws, records, att.cursor);
+      ws.serializeAttachment({ cursor: lastSeq, live: true } satisfies Attachment);
+      const budget = this.#budgets.get(ws);
+      if (budget && budget.backlogBytes > this.#maxBacklogBytes) {
+        this.#closeWithError(ws, "ConsumerTooSlow", "consumer is not keeping up with the stream");
+      }
+    }
+    return { consumers: sockets.length };
+  }
+
+  /** Sends the frames of `records` with seq > afterSeq; returns the last seq sent. */
+  #sendRecords(ws: WebSocket, records: Uint8Array, afterSeq: number): number {
+    let last = afterSeq;
+    let bytes = 0;
+    for (const record of iterateRecords(records)) {
+      if (record.seq <= last) continue;
+      ws.send(record.frame);
+      bytes += record.frame.byteLength;
+      last = record.seq;
+    }
+    const now = Date.now();
+    this.#budgets.set(ws, charge(this.#budgets.get(ws) ?? newBudget(now), bytes, now, this.#minBytesPerSecond));
+    return last;
+  }
+
+  async #backfill(ws: WebSocket): Promise<void> {
+    if (this.#backfilling.has(ws)) return;
+    this.#backfilling.add(ws);
+    try {
+      const sequencer = this.#sequencer();
+      for (;;) {
+        if (ws.readyState !== WS_OPEN) return;
+        const att = ws.deserializeAttachment() as Attachment;
+        await this.#pace(ws);
+        const read = await sequencer.readLog(att.cursor, REPLAY_CHUNK_BYTES);
+        if (ws.readyState !== WS_OPEN) return;
+        switch (read.kind) {
+          case "caughtUp": {
+            const newer = this.#recent.after(att.cursor);
+            if (newer === null) continue; // a delivery is missing from memory: read it from the log
+            let cursor = att.cursor;
+            for (const records of newer) cursor = this.#sendRecords(ws, records, cursor);
+            ws.serializeAttachment({ cursor, live: true } satisfies Attachment);
+            return;
+          }
+          case "trimmed":
+            ws.send(encodeInfoFrame("OutdatedCursor", "events were removed from the replay window while replaying"));
+            ws.serializeAttachment({ cursor: read.trimmedThrough, live: false } satisfies Attachment);
+            break;
+          case "hot": {
+            const cursor = this.#sendRecords(ws, read.records, att.cursor);
+            ws.serializeAttachment({ cursor, live: false } satisfies Attachment);
+            break;
+          }
+          case "segment": {
+            let cursor = att.cursor;
+            for await (const records of this.#segments.read(read.key, read.bytes, cursor)) {
+              if (ws.readyState !== WS_OPEN) return;
+              cursor = this.#sendRecords(ws, records, cursor);
+              ws.serializeAttachment({ cursor, live: false } satisfies Attachment);
+              await this.#pace(ws);
+            }
+            break;
+          }
+          default: {
+            const unreachable: never = read;
+            throw new Error(`unhandled log read ${JSON.stringify(unreachable)}`);
+          }
+        }
+      }
+    } catch (err) {
+      console.error(JSON.stringify({ msg: "backfill failed", error: String(err) }));
+      this.#closeWithError(ws, "InternalError", "replay failed; reconnect with your cursor");
+    } finally {
+      this.#backfilling.delete(ws);
+    }
+  }
+
+  /** Waits until the consumer's modelled backlog is under the replay high-water mark. */
+  async #pace(ws: WebSocket): Promise<void> {
+    const budget = this.#budgets.get(ws);
+    if (!budget) return;
+    const now = Date.now();
+    const current = drain(budget, now, this.#minBytesPerSecond);
+    this.#budgets.set(ws, current);
+    const waitMs = waitForBacklog(current, this.#replayHighWaterBytes, this.#minBytesPerSecond);
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  }
+
+  #closeWithError(ws: WebSocket, error: string, message: string): void {
+    try {
+      ws.send(encodeErrorFrame(error, message));
+      ws.close(1008, error);
+    } catch {
+      // already closed
+    }
+    this.#budgets.delete(ws);
+  }
+
+  override async webSocketMessage(): Promise<void> {
+    // subscribeRepos is one-way; consumers have nothing to say
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    this.#budgets.delete(ws);
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
+    } catch {
+      // already closed
+    }
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#budgets.delete(ws);
+  }
+
+  /** Watchdog: keeps the Sequencer feeding us and restarts backfills lost to eviction. */
+  override async alarm(): Promise<void> {
+    const sockets = this.ctx.getWebSockets();
+    if (sockets.length === 0) return;
+    const { headSeq } = await this.#sequencer().registerFanout(await this.#ownName());
+    for (const ws of sockets) {
+      const att = ws.deserializeAttachment() as Attachment | null;
+      if (!att) continue;
+      // a live consumer behind the head missed a delivery that no later batch has revealed yet
+      if (!att.live || att.cursor < headSeq) {
+        ws.serializeAttachment({ cursor: att.cursor, live: false } satisfies Attachment);
+        void this.#backfill(ws);
+      }
+    }
+    await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
+  }
+}

@@ -1,5 +1,197 @@
 import { DurableObject } from "cloudflare:workers";
+import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
+import { fanoutStub } from "../stubs";
+import { segmentKey } from "../log/segment";
+import {
+  type AppendResult,
+  appendEvents,
+  type IngestEvent,
+  type LogRead,
+  loadHeadSeq,
+  loadHostCursors,
+  readLog,
+  readMeta,
+  SCHEMA,
+} from "./hot-log";
+import { expireSegments, type SealOutcome, sealSegment } from "./seal";
 
-// Placeholder until its issue lands; replaced by the real class.
-export class Sequencer extends DurableObject<Env> {}
+export type { AppendResult, IngestEvent, LogRead };
+
+export type LogState = {
+  headSeq: number;
+  oldestSeq: number | null;
+  trimmedThrough: number;
+  hotRows: number;
+  hotBytes: number;
+  segments: number;
+  writable: boolean;
+};
+
+/** Deliveries queued for one Fanout before it is left to catch up from storage instead. */
+const MAX_PENDING_DELIVERIES = 32;
+/** Alarm period for sealing by age and retention when nothing else triggers them. */
+const MAINTENANCE_INTERVAL_MS = 30_000;
+
+/**
+ * The single writer of global order. Thin: every decision is in hot-log.ts and seal.ts.
+ * It assigns seqs, keeps the hot log, seals segments to R2, applies retention, and feeds the
+ * Fanouts that currently hold consumers.
+ */
+export class Sequencer extends DurableObject<Env> {
+  readonly #config: Config;
+  #headSeq = 0;
+  #hostCursors = new Map<string, number>();
+  #hotBytes = 0;
+  #sealing: Promise<SealOutcome> | null = null;
+  #fanouts = new Set<string>();
+  #pendingDeliveries = new Map<string, { chain: Promise<void>; count: number }>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#config = readConfig(env);
+    ctx.blockConcurrencyWhile(async () => {
+      const sql = ctx.storage.sql;
+      sql.exec(SCHEMA);
+      this.#headSeq = loadHeadSeq(sql, this.#config.firstSeq);
+      this.#hostCursors = loadHostCursors(sql);
+      this.#hotBytes =
+        sql.exec<{ b: number | null }>("SELECT SUM(length(records)) AS b FROM hot_log").toArray()[0]?.b ?? 0;
+      for (const row of sql.exec<{ name: string }>("SELECT name FROM fanouts")) this.#fanouts.add(row.name);
+      if ((await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now() + MAINTENANCE_INTERVAL_MS);
+    });
+  }
+
+  /** Appends a batch from a HostIngester. Resolves only once the batch is durable. */
+  async appendBatch(batch: { events: IngestEvent[] }): Promise<AppendResult> {
+    const { result, rows, headSeq } = appendEvents(
+      this.ctx.storage,
+      batch.events,
+      this.#headSeq,
+      this.#hostCursors,
+      Date.now(),
+    );
+    this.#headSeq = headSeq;
+    for (const [host, seq] of Object.entries(result.hostCursors)) this.#hostCursors.set(host, seq);
+    for (const row of rows) {
+      this.#hotBytes += row.records.byteLength;
+      this.#deliver(row.records, row.firstSeq, row.lastSeq);
+    }
+    if (this.#hotBytes >= this.#config.segmentMaxBytes) void this.#seal();
+    return result;
+  }
+
+  /** Appends an event the relay makes itself (e.g. `#account` after an admin takedown). */
+  async emitRelayEvent(frame: Uint8Array): Promise<AppendResult> {
+    return this.appendBatch({ events: [{ host: "", upstreamSeq: 0, frame }] });
+  }
+
+  async getHostCursor(host: string): Promise<number | null> {
+    return this.#hostCursors.get(host) ?? null;
+  }
+
+  /** Admin recovery when a PDS has reset its own seq: accept its low seqs again. */
+  async resetHostCursor(host: string): Promise<void> {
+    this.ctx.storage.sql.exec("DELETE FROM host_cursor WHERE host = ?", host);
+    this.#hostCursors.delete(host);
+  }
+
+  async getLogState(): Promise<LogState> {
+    const sql = this.ctx.storage.sql;
+    const hot = sql.exec<{ n: number; first: number | null }>("SELECT COUNT(*) AS n, MIN(first_seq) AS first FROM hot_log").toArray()[0];
+    const seg = sql.exec<{ n: number; first: number | null }>("SELECT COUNT(*) AS n, MIN(first_seq) AS first FROM segments").toArray()[0];
+    const oldest = seg?.first ?? hot?.first ?? null;
+    return {
+      headSeq: this.#headSeq,
+      oldestSeq: oldest,
+      trimmedThrough: readMeta(sql, "trimmed_through") ?? 0,
+      hotRows: hot?.n ?? 0,
+      hotBytes: this.#hotBytes,
+      segments: seg?.n ?? 0,
+      writable: true,
+    };
+  }
+
+  /** What a replaying reader positioned after `afterSeq` reads next (see hot-log.ts readLog). */
+  async readLog(afterSeq: number, maxBytes: number): Promise<LogRead> {
+    return readLog(this.ctx.storage.sql, afterSeq, maxBytes, this.#headSeq, segmentKey);
+  }
+
+  /** A Fanout with consumers asks to be fed live batches. */
+  async registerFanout(name: string): Promise<{ headSeq: number }> {
+    if (!this.#fanouts.has(name)) {
+      this.#fanouts.add(name);
+      this.ctx.storage.sql.exec("INSERT OR IGNORE INTO fanouts (name) VALUES (?)", name);
+    }
+    return { headSeq: this.#headSeq };
+  }
+
+  /** Seals now if anything is waiting (used by tests and the admin). */
+  async sealNow(): Promise<SealOutcome> {
+    return this.#seal(true);
+  }
+
+  override async alarm(): Promise<void> {
+    try {
+      await this.#seal();
+      await expireSegments(this.ctx.storage, this.env.EVENT_LOG, Date.now() - this.#config.replayWindowMs);
+    } finally {
+      await this.ctx.storage.setAlarm(Date.now() + MAINTENANCE_INTERVAL_MS);
+    }
+  }
+
+  async #seal(force = false): Promise<SealOutcome> {
+    if (this.#sealing) return this.#sealing;
+    this.#sealing = (async () => {
+      try {
+        let last: SealOutcome = { sealed: false };
+        for (;;) {
+          const outcome = await sealSegment({
+            storage: this.ctx.storage,
+            bucket: this.env.EVENT_LOG,
+            maxBytes: this.#config.segmentMaxBytes,
+            sealOlderThanMs: force ? Number.POSITIVE_INFINITY : Date.now() - this.#config.segmentMaxAgeMs,
+          });
+          if (!outcome.sealed) return last;
+          last = outcome;
+          this.#hotBytes =
+            this.ctx.storage.sql.exec<{ b: number | null }>("SELECT SUM(length(records)) AS b FROM hot_log").toArray()[0]?.b ?? 0;
+        }
+      } finally {
+        this.#sealing = null;
+      }
+    })();
+    return this.#sealing;
+  }
+
+  /**
+   * Feeds every registered Fanout, in order per Fanout, without making appends wait for them.
+   * A Fanout that falls MAX_PENDING_DELIVERIES behind is skipped: it notices the gap in seqs
+   * and catches up from storage, so memory here stays bounded.
+   */
+  #deliver(records: Uint8Array, firstSeq: number, lastSeq: number): void {
+    for (const name of this.#fanouts) {
+      const pending = this.#pendingDeliveries.get(name) ?? { chain: Promise.resolve(), count: 0 };
+      if (pending.count >= MAX_PENDING_DELIVERIES) continue;
+      pending.count++;
+      pending.chain = pending.chain
+        .then(async () => {
+          const stub = fanoutStub(this.env, name);
+          const { consumers } = await stub.deliver(records, firstSeq, lastSeq);
+          if (consumers === 0) this.#unregisterFanout(name);
+        })
+        .catch((err: unknown) => {
+          console.warn(JSON.stringify({ msg: "fanout delivery failed", fanout: name, error: String(err) }));
+        })
+        .finally(() => {
+          pending.count--;
+        });
+      this.#pendingDeliveries.set(name, pending);
+    }
+  }
+
+  #unregisterFanout(name: string): void {
+    if (!this.#fanouts.delete(name)) return;
+    this.ctx.storage.sql.exec("DELETE FROM fanouts WHERE name = ?", name);
+  }
+}

@@ -1,0 +1,142 @@
+import { encodeSegment, segmentKey } from "../log/segment";
+import { deleteMeta, readMeta, writeMeta } from "./hot-log";
+
+// Sealing moves the oldest hot-log rows into one immutable R2 segment. Three steps, each safe
+// to repeat after a crash at any point:
+//   1. record the seq range being sealed in SQLite (so a retry seals exactly the same rows and
+//      writes exactly the same bytes to the same key),
+//   2. put the segment to R2,
+//   3. in one transaction: add the segment to the index, delete its rows from the hot log, and
+//      clear the pending range.
+// A crash after 2 leaves a complete R2 object that step 2 of the retry overwrites with identical
+// bytes; a crash before 3 commits leaves the rows hot, so nothing is lost or served twice.
+
+export type SealOptions = {
+  storage: DurableObjectStorage;
+  bucket: R2Bucket;
+  maxBytes: number;
+  /** Seal rows created before this time even if they are under maxBytes. */
+  sealOlderThanMs: number;
+};
+
+export type SealOutcome = { sealed: false } | { sealed: true; firstSeq: number; lastSeq: number; bytes: number };
+
+type HotRow = { first_seq: number; last_seq: number; created_ms: number; records: ArrayBuffer };
+
+function pendingRange(storage: DurableObjectStorage): { first: number; last: number } | null {
+  const first = readMeta(storage.sql, "sealing_first");
+  const last = readMeta(storage.sql, "sealing_last");
+  return first !== null && last !== null ? { first, last } : null;
+}
+
+/** Chooses the rows of the next segment: from the oldest, up to maxBytes (at least one row). */
+function chooseRows(storage: DurableObjectStorage, opts: SealOptions): { first: number; last: number } | null {
+  const rows = storage.sql.exec<{ first_seq: number; last_seq: number; created_ms: number; size: number }>(
+    "SELECT first_seq, last_seq, created_ms, length(records) AS size FROM hot_log ORDER BY first_seq",
+  );
+  let first: number | null = null;
+  let last = 0;
+  let bytes = 0;
+  let oldestMs = Number.POSITIVE_INFINITY;
+  for (const row of rows) {
+    if (first !== null && bytes + row.size > opts.maxBytes) {
+      bytes = opts.maxBytes; // a full segment's worth is waiting
+      break;
+    }
+    if (first === null) first = row.first_seq;
+    last = row.last_seq;
+    bytes += row.size;
+    oldestMs = Math.min(oldestMs, row.created_ms);
+  }
+  if (first === null) return null;
+  const full = bytes >= opts.maxBytes;
+  const old = oldestMs < opts.sealOlderThanMs;
+  return full || old ? { first, last } : null;
+}
+
+export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
+  const { storage, bucket } = opts;
+  const sql = storage.sql;
+  let range = pendingRange(storage);
+  if (!range) {
+    range = chooseRows(storage, opts);
+    if (!range) return { sealed: false };
+    const chosen = range;
+    storage.transactionSync(() => {
+      writeMeta(sql, "sealing_first", chosen.first);
+      writeMeta(sql, "sealing_last", chosen.last);
+    });
+  }
+  const rows = sql
+    .exec<HotRow>(
+      "SELECT first_seq, last_seq, created_ms, records FROM hot_log WHERE first_seq >= ? AND last_seq <= ? ORDER BY first_seq",
+      range.first,
+      range.last,
+    )
+    .toArray();
+  const firstRow = rows[0];
+  const lastRow = rows[rows.length - 1];
+  if (!firstRow || !lastRow || firstRow.first_seq !== range.first || lastRow.last_seq !== range.last) {
+    // the range was already sealed and trimmed (crash after step 3's commit is impossible, but
+    // be explicit rather than write a wrong segment)
+    storage.transactionSync(() => {
+      deleteMeta(sql, "sealing_first");
+      deleteMeta(sql, "sealing_last");
+    });
+    return { sealed: false };
+  }
+  let total = 0;
+  for (const row of rows) total += row.records.byteLength;
+  const records = new Uint8Array(total);
+  let offset = 0;
+  let firstMs = Number.POSITIVE_INFINITY;
+  let lastMs = 0;
+  for (const row of rows) {
+    records.set(new Uint8Array(row.records), offset);
+    offset += row.records.byteLength;
+    firstMs = Math.min(firstMs, row.created_ms);
+    lastMs = Math.max(lastMs, row.created_ms);
+  }
+  const segment = encodeSegment(records);
+  await bucket.put(segmentKey(range.first), segment.bytes, {
+    httpMetadata: { contentType: "application/vnd.freehose.segment", cacheControl: "public, max-age=31536000, immutable" },
+    customMetadata: { firstSeq: String(range.first), lastSeq: String(range.last) },
+  });
+  const done = range;
+  storage.transactionSync(() => {
+    sql.exec(
+      "INSERT OR REPLACE INTO segments (first_seq, last_seq, first_ms, last_ms, bytes) VALUES (?, ?, ?, ?, ?)",
+      done.first,
+      done.last,
+      firstMs,
+      lastMs,
+      segment.bytes.byteLength,
+    );
+    sql.exec("DELETE FROM hot_log WHERE first_seq >= ? AND last_seq <= ?", done.first, done.last);
+    deleteMeta(sql, "sealing_first");
+    deleteMeta(sql, "sealing_last");
+  });
+  return { sealed: true, firstSeq: done.first, lastSeq: done.last, bytes: segment.bytes.byteLength };
+}
+
+/**
+ * Deletes segments whose newest event is older than the replay window, from R2 first and then
+ * from the index; records the highest deleted seq so cursors before it get OutdatedCursor.
+ */
+export async function expireSegments(storage: DurableObjectStorage, bucket: R2Bucket, cutoffMs: number): Promise<number> {
+  const sql = storage.sql;
+  const expired = sql
+    .exec<{ first_seq: number; last_seq: number }>(
+      "SELECT first_seq, last_seq FROM segments WHERE last_ms < ? ORDER BY first_seq LIMIT 100",
+      cutoffMs,
+    )
+    .toArray();
+  if (expired.length === 0) return 0;
+  await bucket.delete(expired.map((s) => segmentKey(s.first_seq)));
+  const through = Math.max(...expired.map((s) => s.last_seq));
+  storage.transactionSync(() => {
+    for (const s of expired) sql.exec("DELETE FROM segments WHERE first_seq = ?", s.first_seq);
+    writeMeta(sql, "trimmed_through", Math.max(through, readMeta(sql, "trimmed_through") ?? 0));
+  });
+  return expired.length;
+}
