@@ -24,6 +24,10 @@ export default defineConfig({
               bindings: {
                 DEV_MODE: "true",
                 ADMIN_TOKEN: "test-admin-token",
+                // small segments and a small consumer budget so tests cross those edges quickly
+                SEGMENT_MAX_BYTES: "200000",
+                CONSUMER_MAX_BACKLOG_BYTES: "3000000",
+                CONSUMER_MIN_BYTES_PER_SECOND: "1000000",
               },
             },
           }),

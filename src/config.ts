@@ -55,8 +55,16 @@ export function readConfig(env: Env): Config {
       positiveInt(env.SEGMENT_MAX_AGE_SECONDS, 600, "SEGMENT_MAX_AGE_SECONDS") * 1000,
     consumerMinBytesPerSecond: Math.max(
       1,
-      positiveInt(env.CONSUMER_MIN_BYTES_PER_SECOND, 32 * 1024 * 1024, "CONSUMER_MIN_BYTES_PER_SECOND"),
+      positiveInt(
+        env.CONSUMER_MIN_BYTES_PER_SECOND,
+        32 * 1024 * 1024,
+        "CONSUMER_MIN_BYTES_PER_SECOND",
+      ),
     ),
-    consumerMaxBacklogBytes: positiveInt(env.CONSUMER_MAX_BACKLOG_BYTES, 64 * 1024 * 1024, "CONSUMER_MAX_BACKLOG_BYTES"),
+    consumerMaxBacklogBytes: positiveInt(
+      env.CONSUMER_MAX_BACKLOG_BYTES,
+      64 * 1024 * 1024,
+      "CONSUMER_MAX_BACKLOG_BYTES",
+    ),
   };
 }

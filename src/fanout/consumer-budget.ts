@@ -14,18 +14,31 @@ export function newBudget(nowMs: number): ConsumerBudget {
 }
 
 /** The modelled backlog now, after draining at `bytesPerSecond` since the last update. */
-export function drain(budget: ConsumerBudget, nowMs: number, bytesPerSecond: number): ConsumerBudget {
+export function drain(
+  budget: ConsumerBudget,
+  nowMs: number,
+  bytesPerSecond: number,
+): ConsumerBudget {
   const drained = ((nowMs - budget.atMs) / 1000) * bytesPerSecond;
   return { backlogBytes: Math.max(0, budget.backlogBytes - drained), atMs: nowMs };
 }
 
-export function charge(budget: ConsumerBudget, bytes: number, nowMs: number, bytesPerSecond: number): ConsumerBudget {
+export function charge(
+  budget: ConsumerBudget,
+  bytes: number,
+  nowMs: number,
+  bytesPerSecond: number,
+): ConsumerBudget {
   const drained = drain(budget, nowMs, bytesPerSecond);
   return { backlogBytes: drained.backlogBytes + bytes, atMs: nowMs };
 }
 
 /** Milliseconds to wait until the modelled backlog is at or under `targetBytes`. */
-export function waitForBacklog(budget: ConsumerBudget, targetBytes: number, bytesPerSecond: number): number {
+export function waitForBacklog(
+  budget: ConsumerBudget,
+  targetBytes: number,
+  bytesPerSecond: number,
+): number {
   if (budget.backlogBytes <= targetBytes) return 0;
   return Math.ceil(((budget.backlogBytes - targetBytes) / bytesPerSecond) * 1000);
 }

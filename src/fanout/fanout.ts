@@ -1,10 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
-import { sequencerStub } from "../stubs";
 import { iterateRecords } from "../log/records";
 import { decideStreamStart } from "../protocol/cursor";
 import { encodeErrorFrame, encodeInfoFrame } from "../protocol/frame";
+import { sequencerStub } from "../stubs";
 import { type ConsumerBudget, charge, drain, newBudget, waitForBacklog } from "./consumer-budget";
 import { RecentBatches } from "./recent-batches";
 import { SegmentReader } from "./segment-reader";
@@ -82,7 +82,8 @@ export class Fanout extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
+    if ((await this.ctx.storage.getAlarm()) === null)
+      await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
     switch (start.kind) {
       case "future":
         this.#closeWithError(server, "FutureCursor", "cursor is ahead of the relay's latest seq");
@@ -91,7 +92,13 @@ export class Fanout extends DurableObject<Env> {
         server.serializeAttachment({ cursor: start.afterSeq, live: true } satisfies Attachment);
         break;
       case "replay":
-        if (start.outdated) server.send(encodeInfoFrame("OutdatedCursor", "cursor is older than the replay window; starting from the oldest event"));
+        if (start.outdated)
+          server.send(
+            encodeInfoFrame(
+              "OutdatedCursor",
+              "cursor is older than the replay window; starting from the oldest event",
+            ),
+          );
         server.serializeAttachment({ cursor: start.afterSeq, live: false } satisfies Attachment);
         void this.#backfill(server);
         break;
@@ -104,7 +111,11 @@ export class Fanout extends DurableObject<Env> {
   }
 
   /** A batch from the Sequencer, in seq order. Returns how many consumers this Fanout holds. */
-  async deliver(records: Uint8Array, firstSeq: number, lastSeq: number): Promise<{ consumers: number }> {
+  async deliver(
+    records: Uint8Array,
+    firstSeq: number,
+    lastSeq: number,
+  ): Promise<{ consumers: number }> {
     this.#recent.push({ records, firstSeq, lastSeq });
     const sockets = this.ctx.getWebSockets();
     for (const ws of sockets) {
@@ -136,7 +147,10 @@ export class Fanout extends DurableObject<Env> {
       last = record.seq;
     }
     const now = Date.now();
-    this.#budgets.set(ws, charge(this.#budgets.get(ws) ?? newBudget(now), bytes, now, this.#minBytesPerSecond));
+    this.#budgets.set(
+      ws,
+      charge(this.#budgets.get(ws) ?? newBudget(now), bytes, now, this.#minBytesPerSecond),
+    );
     return last;
   }
 
@@ -161,8 +175,16 @@ export class Fanout extends DurableObject<Env> {
             return;
           }
           case "trimmed":
-            ws.send(encodeInfoFrame("OutdatedCursor", "events were removed from the replay window while replaying"));
-            ws.serializeAttachment({ cursor: read.trimmedThrough, live: false } satisfies Attachment);
+            ws.send(
+              encodeInfoFrame(
+                "OutdatedCursor",
+                "events were removed from the replay window while replaying",
+              ),
+            );
+            ws.serializeAttachment({
+              cursor: read.trimmedThrough,
+              live: false,
+            } satisfies Attachment);
             break;
           case "hot": {
             const cursor = this.#sendRecords(ws, read.records, att.cursor);

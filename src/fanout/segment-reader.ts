@@ -18,7 +18,12 @@ const CACHE_ORIGIN = "https://segments.freehose.internal/";
 
 type SegmentMeta = { trailer: SegmentTrailer; index: SegmentIndexEntry[] };
 
-async function cachedRange(bucket: R2Bucket, key: string, offset: number, length: number): Promise<Uint8Array> {
+async function cachedRange(
+  bucket: R2Bucket,
+  key: string,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
   const cache = typeof caches === "undefined" ? undefined : caches.default;
   const cacheKey = new Request(`${CACHE_ORIGIN}${key}?offset=${offset}&length=${length}`);
   const hit = await cache?.match(cacheKey);
@@ -43,9 +48,13 @@ export class SegmentReader {
   async #meta(key: string, size: number): Promise<SegmentMeta> {
     const known = this.#metas.get(key);
     if (known) return known;
-    const trailer = decodeTrailer(await cachedRange(this.bucket, key, size - TRAILER_BYTES, TRAILER_BYTES));
+    const trailer = decodeTrailer(
+      await cachedRange(this.bucket, key, size - TRAILER_BYTES, TRAILER_BYTES),
+    );
     const indexLength = size - TRAILER_BYTES - trailer.indexOffset;
-    const index = decodeIndex(await cachedRange(this.bucket, key, trailer.indexOffset, indexLength));
+    const index = decodeIndex(
+      await cachedRange(this.bucket, key, trailer.indexOffset, indexLength),
+    );
     const meta = { trailer, index };
     if (this.#metas.size > 64) this.#metas.clear();
     this.#metas.set(key, meta);

@@ -44,7 +44,8 @@ export function* iterateRecords(bytes: Uint8Array): Generator<LogRecord & { offs
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let offset = 0;
   while (offset < bytes.byteLength) {
-    if (offset + RECORD_HEADER_BYTES > bytes.byteLength) throw new InvalidRecordsError("truncated record header");
+    if (offset + RECORD_HEADER_BYTES > bytes.byteLength)
+      throw new InvalidRecordsError("truncated record header");
     const seq = readU64(view, offset);
     const length = view.getUint32(offset + 8);
     const start = offset + RECORD_HEADER_BYTES;
@@ -77,7 +78,9 @@ export function splitRecords(bytes: Uint8Array, maxBytes: number): [Uint8Array, 
 }
 
 /** First and last seq of a non-empty concatenation. */
-export function recordsSeqRange(bytes: Uint8Array): { firstSeq: number; lastSeq: number; count: number } | null {
+export function recordsSeqRange(
+  bytes: Uint8Array,
+): { firstSeq: number; lastSeq: number; count: number } | null {
   let first: number | null = null;
   let last = 0;
   let count = 0;

@@ -15,7 +15,12 @@ export const INDEX_ENTRY_BYTES = 12;
 export const INDEX_STRIDE = 64;
 export const SEGMENT_KEY_PREFIX = "segments/";
 
-export type SegmentTrailer = { firstSeq: number; lastSeq: number; count: number; indexOffset: number };
+export type SegmentTrailer = {
+  firstSeq: number;
+  lastSeq: number;
+  count: number;
+  indexOffset: number;
+};
 export type SegmentIndexEntry = { seq: number; offset: number };
 
 export class InvalidSegmentError extends Error {
@@ -72,7 +77,8 @@ export function decodeTrailer(trailer: Uint8Array): SegmentTrailer {
   if (trailer.byteLength !== TRAILER_BYTES) throw new InvalidSegmentError("bad trailer size");
   const view = new DataView(trailer.buffer, trailer.byteOffset, trailer.byteLength);
   if (view.getUint32(0) !== SEGMENT_MAGIC) throw new InvalidSegmentError("bad segment magic");
-  if (view.getUint32(4) !== SEGMENT_VERSION) throw new InvalidSegmentError("unsupported segment version");
+  if (view.getUint32(4) !== SEGMENT_VERSION)
+    throw new InvalidSegmentError("unsupported segment version");
   return {
     firstSeq: readU64(view, 8),
     lastSeq: readU64(view, 16),

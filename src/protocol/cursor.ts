@@ -8,7 +8,8 @@ export type CursorParam = { ok: true; cursor: number | null } | { ok: false; mes
 /** Parses the `cursor` query parameter: absent, or a non-negative integer. */
 export function parseCursorParam(value: string | null): CursorParam {
   if (value === null || value === "") return { ok: true, cursor: null };
-  if (!/^[0-9]{1,16}$/.test(value)) return { ok: false, message: "cursor must be a non-negative integer" };
+  if (!/^[0-9]{1,16}$/.test(value))
+    return { ok: false, message: "cursor must be a non-negative integer" };
   const cursor = Number(value);
   if (!Number.isSafeInteger(cursor)) return { ok: false, message: "cursor is too large" };
   return { ok: true, cursor };
@@ -29,6 +30,7 @@ export type StreamStart =
 export function decideStreamStart(cursor: number | null, bounds: LogBounds): StreamStart {
   if (cursor === null) return { kind: "live", afterSeq: bounds.headSeq };
   if (cursor > bounds.headSeq) return { kind: "future" };
-  if (cursor < bounds.trimmedThrough) return { kind: "replay", afterSeq: bounds.trimmedThrough, outdated: true };
+  if (cursor < bounds.trimmedThrough)
+    return { kind: "replay", afterSeq: bounds.trimmedThrough, outdated: true };
   return { kind: "replay", afterSeq: cursor, outdated: false };
 }

@@ -3,7 +3,12 @@ import type { CID } from "./cid";
 import { decodeCommit, type SignedCommit } from "./commit";
 import { ProtocolError } from "./errors";
 import type { CommitBody, SyncBody } from "./frame";
-import { FUTURE_REV_TOLERANCE_MS, MAX_COMMIT_BLOCKS_BYTES, MAX_COMMIT_OPS, MAX_SYNC_BLOCKS_BYTES } from "./limits";
+import {
+  FUTURE_REV_TOLERANCE_MS,
+  MAX_COMMIT_BLOCKS_BYTES,
+  MAX_COMMIT_OPS,
+  MAX_SYNC_BLOCKS_BYTES,
+} from "./limits";
 import { isValidDid, isValidRepoPath, isValidTid, tidTimestampMs } from "./syntax";
 
 export type CheckedCommit = {
@@ -15,25 +20,45 @@ export type CheckedCommit = {
 };
 
 function checkDidAndRev(did: string, rev: string, nowMs: number): void {
-  if (!isValidDid(did)) throw new ProtocolError("InvalidSyntax", `not a valid DID: ${did.slice(0, 100)}`);
-  if (!isValidTid(rev)) throw new ProtocolError("InvalidSyntax", `rev is not a valid TID: ${rev.slice(0, 20)}`);
+  if (!isValidDid(did))
+    throw new ProtocolError("InvalidSyntax", `not a valid DID: ${did.slice(0, 100)}`);
+  if (!isValidTid(rev))
+    throw new ProtocolError("InvalidSyntax", `rev is not a valid TID: ${rev.slice(0, 20)}`);
   if (tidTimestampMs(rev) > nowMs + FUTURE_REV_TOLERANCE_MS) {
-    throw new ProtocolError("FutureRev", `rev ${rev} lies more than ${FUTURE_REV_TOLERANCE_MS / 60000} minutes in the future`);
+    throw new ProtocolError(
+      "FutureRev",
+      `rev ${rev} lies more than ${FUTURE_REV_TOLERANCE_MS / 60000} minutes in the future`,
+    );
   }
 }
 
-function readSignedCommit(blocks: Uint8Array, maxBytes: number, did: string, rev: string, expectedRoot: CID | null): CheckedCommit {
+function readSignedCommit(
+  blocks: Uint8Array,
+  maxBytes: number,
+  did: string,
+  rev: string,
+  expectedRoot: CID | null,
+): CheckedCommit {
   const car = readCar(blocks, { maxBytes });
   const root = car.roots[0];
-  if (car.roots.length !== 1 || !root) throw new ProtocolError("InvalidCar", "blocks must have exactly one root");
+  if (car.roots.length !== 1 || !root)
+    throw new ProtocolError("InvalidCar", "blocks must have exactly one root");
   if (expectedRoot && !root.equals(expectedRoot)) {
-    throw new ProtocolError("InvalidCommit", `CAR root ${root} is not the event's commit ${expectedRoot}`);
+    throw new ProtocolError(
+      "InvalidCommit",
+      `CAR root ${root} is not the event's commit ${expectedRoot}`,
+    );
   }
   const commitBytes = car.blocks.get(root.toString());
   if (!commitBytes) throw new ProtocolError("MissingBlock", "the commit block is not in blocks");
   const commit = decodeCommit(commitBytes);
-  if (commit.did !== did) throw new ProtocolError("InvalidCommit", `commit is for ${commit.did}, event for ${did}`);
-  if (commit.rev !== rev) throw new ProtocolError("InvalidCommit", `commit rev ${commit.rev} differs from event rev ${rev}`);
+  if (commit.did !== did)
+    throw new ProtocolError("InvalidCommit", `commit is for ${commit.did}, event for ${did}`);
+  if (commit.rev !== rev)
+    throw new ProtocolError(
+      "InvalidCommit",
+      `commit rev ${commit.rev} differs from event rev ${rev}`,
+    );
   return { did, rev, commitCid: root, commit, blocks: car };
 }
 
@@ -54,21 +79,37 @@ export function checkCommitEvent(body: CommitBody, nowMs: number): CheckedCommit
   checkDidAndRev(body.repo, body.rev, nowMs);
   if (body.tooBig) throw new ProtocolError("TooBig", "tooBig commits are not relayed");
   if (body.rebase) throw new ProtocolError("InvalidCommit", "rebase commits are not relayed");
-  if (body.since !== null && !isValidTid(body.since)) throw new ProtocolError("InvalidSyntax", "since is not a valid TID");
+  if (body.since !== null && !isValidTid(body.since))
+    throw new ProtocolError("InvalidSyntax", "since is not a valid TID");
   if (body.blocks.byteLength > MAX_COMMIT_BLOCKS_BYTES) {
-    throw new ProtocolError("TooBig", `blocks of ${body.blocks.byteLength} bytes exceed ${MAX_COMMIT_BLOCKS_BYTES}`);
+    throw new ProtocolError(
+      "TooBig",
+      `blocks of ${body.blocks.byteLength} bytes exceed ${MAX_COMMIT_BLOCKS_BYTES}`,
+    );
   }
-  if (body.ops.length > MAX_COMMIT_OPS) throw new ProtocolError("TooBig", `${body.ops.length} ops exceed ${MAX_COMMIT_OPS}`);
-  const checked = readSignedCommit(body.blocks, MAX_COMMIT_BLOCKS_BYTES, body.repo, body.rev, body.commit);
+  if (body.ops.length > MAX_COMMIT_OPS)
+    throw new ProtocolError("TooBig", `${body.ops.length} ops exceed ${MAX_COMMIT_OPS}`);
+  const checked = readSignedCommit(
+    body.blocks,
+    MAX_COMMIT_BLOCKS_BYTES,
+    body.repo,
+    body.rev,
+    body.commit,
+  );
   for (const op of body.ops) {
-    if (!isValidRepoPath(op.path)) throw new ProtocolError("InvalidSyntax", `invalid op path ${op.path.slice(0, 100)}`);
+    if (!isValidRepoPath(op.path))
+      throw new ProtocolError("InvalidSyntax", `invalid op path ${op.path.slice(0, 100)}`);
     if (op.action === "delete") {
-      if (op.cid !== null) throw new ProtocolError("InvalidCommit", "a delete op must have a null cid");
+      if (op.cid !== null)
+        throw new ProtocolError("InvalidCommit", "a delete op must have a null cid");
       continue;
     }
     if (!op.cid) throw new ProtocolError("InvalidCommit", `${op.action} op without a cid`);
     if (!checked.blocks.blocks.has(op.cid.toString())) {
-      throw new ProtocolError("MissingBlock", `record block ${op.cid} of ${op.path} is not in blocks`);
+      throw new ProtocolError(
+        "MissingBlock",
+        `record block ${op.cid} of ${op.path} is not in blocks`,
+      );
     }
   }
   return checked;
@@ -82,7 +123,10 @@ export function checkCommitEvent(body: CommitBody, nowMs: number): CheckedCommit
 export function checkSyncEvent(body: SyncBody, nowMs: number): CheckedCommit {
   checkDidAndRev(body.did, body.rev, nowMs);
   if (body.blocks.byteLength > MAX_SYNC_BLOCKS_BYTES) {
-    throw new ProtocolError("TooBig", `sync blocks of ${body.blocks.byteLength} bytes exceed ${MAX_SYNC_BLOCKS_BYTES}`);
+    throw new ProtocolError(
+      "TooBig",
+      `sync blocks of ${body.blocks.byteLength} bytes exceed ${MAX_SYNC_BLOCKS_BYTES}`,
+    );
   }
   return readSignedCommit(body.blocks, MAX_SYNC_BLOCKS_BYTES, body.did, body.rev, null);
 }

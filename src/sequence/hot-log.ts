@@ -1,5 +1,5 @@
-import { rewriteFrameSeq } from "../protocol/seq-rewrite";
 import { encodeRecords, type LogRecord, recordsAfter } from "../log/records";
+import { rewriteFrameSeq } from "../protocol/seq-rewrite";
 
 // The Sequencer's SQLite tables and the functions over them. One row per batch in `hot_log`
 // (rows written are billed: DESIGN.md "Cost shapes the design"), per-host upstream cursors
@@ -52,7 +52,11 @@ export function readMeta(sql: SqlStorage, key: string): number | null {
 }
 
 export function writeMeta(sql: SqlStorage, key: string, value: number): void {
-  sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
+  sql.exec(
+    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    key,
+    value,
+  );
 }
 
 export function deleteMeta(sql: SqlStorage, key: string): void {
@@ -74,7 +78,9 @@ export function loadHeadSeq(sql: SqlStorage, firstSeq: number): number {
 
 export function loadHostCursors(sql: SqlStorage): Map<string, number> {
   const cursors = new Map<string, number>();
-  for (const row of sql.exec<{ host: string; upstream_seq: number }>("SELECT host, upstream_seq FROM host_cursor")) {
+  for (const row of sql.exec<{ host: string; upstream_seq: number }>(
+    "SELECT host, upstream_seq FROM host_cursor",
+  )) {
     cursors.set(row.host, row.upstream_seq);
   }
   return cursors;

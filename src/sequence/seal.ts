@@ -19,7 +19,9 @@ export type SealOptions = {
   sealOlderThanMs: number;
 };
 
-export type SealOutcome = { sealed: false } | { sealed: true; firstSeq: number; lastSeq: number; bytes: number };
+export type SealOutcome =
+  | { sealed: false }
+  | { sealed: true; firstSeq: number; lastSeq: number; bytes: number };
 
 type HotRow = { first_seq: number; last_seq: number; created_ms: number; records: ArrayBuffer };
 
@@ -30,8 +32,16 @@ function pendingRange(storage: DurableObjectStorage): { first: number; last: num
 }
 
 /** Chooses the rows of the next segment: from the oldest, up to maxBytes (at least one row). */
-function chooseRows(storage: DurableObjectStorage, opts: SealOptions): { first: number; last: number } | null {
-  const rows = storage.sql.exec<{ first_seq: number; last_seq: number; created_ms: number; size: number }>(
+function chooseRows(
+  storage: DurableObjectStorage,
+  opts: SealOptions,
+): { first: number; last: number } | null {
+  const rows = storage.sql.exec<{
+    first_seq: number;
+    last_seq: number;
+    created_ms: number;
+    size: number;
+  }>(
     "SELECT first_seq, last_seq, created_ms, length(records) AS size FROM hot_log ORDER BY first_seq",
   );
   let first: number | null = null;
@@ -76,7 +86,12 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
     .toArray();
   const firstRow = rows[0];
   const lastRow = rows[rows.length - 1];
-  if (!firstRow || !lastRow || firstRow.first_seq !== range.first || lastRow.last_seq !== range.last) {
+  if (
+    !firstRow ||
+    !lastRow ||
+    firstRow.first_seq !== range.first ||
+    lastRow.last_seq !== range.last
+  ) {
     // the range was already sealed and trimmed (crash after step 3's commit is impossible, but
     // be explicit rather than write a wrong segment)
     storage.transactionSync(() => {
@@ -99,7 +114,10 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
   }
   const segment = encodeSegment(records);
   await bucket.put(segmentKey(range.first), segment.bytes, {
-    httpMetadata: { contentType: "application/vnd.freehose.segment", cacheControl: "public, max-age=31536000, immutable" },
+    httpMetadata: {
+      contentType: "application/vnd.freehose.segment",
+      cacheControl: "public, max-age=31536000, immutable",
+    },
     customMetadata: { firstSeq: String(range.first), lastSeq: String(range.last) },
   });
   const done = range;
@@ -116,14 +134,23 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
     deleteMeta(sql, "sealing_first");
     deleteMeta(sql, "sealing_last");
   });
-  return { sealed: true, firstSeq: done.first, lastSeq: done.last, bytes: segment.bytes.byteLength };
+  return {
+    sealed: true,
+    firstSeq: done.first,
+    lastSeq: done.last,
+    bytes: segment.bytes.byteLength,
+  };
 }
 
 /**
  * Deletes segments whose newest event is older than the replay window, from R2 first and then
  * from the index; records the highest deleted seq so cursors before it get OutdatedCursor.
  */
-export async function expireSegments(storage: DurableObjectStorage, bucket: R2Bucket, cutoffMs: number): Promise<number> {
+export async function expireSegments(
+  storage: DurableObjectStorage,
+  bucket: R2Bucket,
+  cutoffMs: number,
+): Promise<number> {
   const sql = storage.sql;
   const expired = sql
     .exec<{ first_seq: number; last_seq: number }>(

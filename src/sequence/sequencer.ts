@@ -1,8 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
-import { fanoutStub } from "../stubs";
 import { segmentKey } from "../log/segment";
+import { fanoutStub } from "../stubs";
 import {
   type AppendResult,
   appendEvents,
@@ -56,9 +56,12 @@ export class Sequencer extends DurableObject<Env> {
       this.#headSeq = loadHeadSeq(sql, this.#config.firstSeq);
       this.#hostCursors = loadHostCursors(sql);
       this.#hotBytes =
-        sql.exec<{ b: number | null }>("SELECT SUM(length(records)) AS b FROM hot_log").toArray()[0]?.b ?? 0;
-      for (const row of sql.exec<{ name: string }>("SELECT name FROM fanouts")) this.#fanouts.add(row.name);
-      if ((await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now() + MAINTENANCE_INTERVAL_MS);
+        sql.exec<{ b: number | null }>("SELECT SUM(length(records)) AS b FROM hot_log").toArray()[0]
+          ?.b ?? 0;
+      for (const row of sql.exec<{ name: string }>("SELECT name FROM fanouts"))
+        this.#fanouts.add(row.name);
+      if ((await ctx.storage.getAlarm()) === null)
+        await ctx.storage.setAlarm(Date.now() + MAINTENANCE_INTERVAL_MS);
     });
   }
 
@@ -98,8 +101,16 @@ export class Sequencer extends DurableObject<Env> {
 
   async getLogState(): Promise<LogState> {
     const sql = this.ctx.storage.sql;
-    const hot = sql.exec<{ n: number; first: number | null }>("SELECT COUNT(*) AS n, MIN(first_seq) AS first FROM hot_log").toArray()[0];
-    const seg = sql.exec<{ n: number; first: number | null }>("SELECT COUNT(*) AS n, MIN(first_seq) AS first FROM segments").toArray()[0];
+    const hot = sql
+      .exec<{ n: number; first: number | null }>(
+        "SELECT COUNT(*) AS n, MIN(first_seq) AS first FROM hot_log",
+      )
+      .toArray()[0];
+    const seg = sql
+      .exec<{ n: number; first: number | null }>(
+        "SELECT COUNT(*) AS n, MIN(first_seq) AS first FROM segments",
+      )
+      .toArray()[0];
     const oldest = seg?.first ?? hot?.first ?? null;
     return {
       headSeq: this.#headSeq,
@@ -134,7 +145,11 @@ export class Sequencer extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     try {
       await this.#seal();
-      await expireSegments(this.ctx.storage, this.env.EVENT_LOG, Date.now() - this.#config.replayWindowMs);
+      await expireSegments(
+        this.ctx.storage,
+        this.env.EVENT_LOG,
+        Date.now() - this.#config.replayWindowMs,
+      );
     } finally {
       await this.ctx.storage.setAlarm(Date.now() + MAINTENANCE_INTERVAL_MS);
     }
@@ -150,12 +165,16 @@ export class Sequencer extends DurableObject<Env> {
             storage: this.ctx.storage,
             bucket: this.env.EVENT_LOG,
             maxBytes: this.#config.segmentMaxBytes,
-            sealOlderThanMs: force ? Number.POSITIVE_INFINITY : Date.now() - this.#config.segmentMaxAgeMs,
+            sealOlderThanMs: force
+              ? Number.POSITIVE_INFINITY
+              : Date.now() - this.#config.segmentMaxAgeMs,
           });
           if (!outcome.sealed) return last;
           last = outcome;
           this.#hotBytes =
-            this.ctx.storage.sql.exec<{ b: number | null }>("SELECT SUM(length(records)) AS b FROM hot_log").toArray()[0]?.b ?? 0;
+            this.ctx.storage.sql
+              .exec<{ b: number | null }>("SELECT SUM(length(records)) AS b FROM hot_log")
+              .toArray()[0]?.b ?? 0;
         }
       } finally {
         this.#sealing = null;
@@ -181,7 +200,9 @@ export class Sequencer extends DurableObject<Env> {
           if (consumers === 0) this.#unregisterFanout(name);
         })
         .catch((err: unknown) => {
-          console.warn(JSON.stringify({ msg: "fanout delivery failed", fanout: name, error: String(err) }));
+          console.warn(
+            JSON.stringify({ msg: "fanout delivery failed", fanout: name, error: String(err) }),
+          );
         })
         .finally(() => {
           pending.count--;

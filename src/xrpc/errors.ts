@@ -4,7 +4,12 @@
 
 export const SERVER_HEADER = "freehose atproto-relay";
 
-export function xrpcError(status: number, error: string, message: string, headers?: HeadersInit): Response {
+export function xrpcError(
+  status: number,
+  error: string,
+  message: string,
+  headers?: HeadersInit,
+): Response {
   const response = Response.json({ error, message }, { status, headers });
   response.headers.set("Server", SERVER_HEADER);
   return response;

@@ -15,8 +15,12 @@ export async function route(request: Request, env: Env): Promise<Response> {
   const url = new URL(request.url);
   const handler = ROUTES[url.pathname];
   if (!handler) {
-    if (url.pathname.startsWith("/xrpc/")) return xrpcError(501, "MethodNotImplemented", `${url.pathname.slice(6)} is not implemented`);
-    if (url.pathname === "/") return new Response("freehose: an atproto relay. See /xrpc/_health\n", { headers: { Server: SERVER_HEADER } });
+    if (url.pathname.startsWith("/xrpc/"))
+      return xrpcError(501, "MethodNotImplemented", `${url.pathname.slice(6)} is not implemented`);
+    if (url.pathname === "/")
+      return new Response("freehose: an atproto relay. See /xrpc/_health\n", {
+        headers: { Server: SERVER_HEADER },
+      });
     return xrpcError(404, "NotFound", `no route for ${url.pathname}`);
   }
   try {
@@ -30,7 +34,9 @@ export async function route(request: Request, env: Env): Promise<Response> {
     return response;
   } catch (err) {
     if (err instanceof XrpcError) return err.toResponse();
-    console.error(JSON.stringify({ msg: "handler failed", path: url.pathname, error: String(err) }));
+    console.error(
+      JSON.stringify({ msg: "handler failed", path: url.pathname, error: String(err) }),
+    );
     return xrpcError(500, "InternalServerError", "the relay failed to answer; this is our fault");
   }
 }

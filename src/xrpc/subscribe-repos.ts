@@ -15,7 +15,11 @@ export async function handleSubscribeRepos(request: Request, env: Env): Promise<
   const cursor = parseCursorParam(url.searchParams.get("cursor"));
   if (!cursor.ok) return invalidRequest(cursor.message);
   if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-    return xrpcError(426, "InvalidRequest", "subscribeRepos is a WebSocket endpoint: send Upgrade: websocket");
+    return xrpcError(
+      426,
+      "InvalidRequest",
+      "subscribeRepos is a WebSocket endpoint: send Upgrade: websocket",
+    );
   }
   const shards = readConfig(env).fanoutShards;
   const name = `fanout-${Math.floor(Math.random() * shards)}`;

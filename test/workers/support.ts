@@ -1,0 +1,106 @@
+import { env, SELF } from "cloudflare:test";
+import { iterateRecords } from "../../src/log/records";
+import { CID } from "../../src/protocol/cid";
+import { decodeFrame, encodeFrame, type Frame } from "../../src/protocol/frame";
+import type { IngestEvent } from "../../src/sequence/hot-log";
+import { sequencerStub } from "../../src/stubs";
+
+export const RELAY = "http://relay.test";
+
+const EMPTY_CID = CID.parse("bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm");
+
+/** A commit-shaped frame of about `size` bytes (the sequencer never looks inside blocks). */
+export function commitFrame(
+  upstreamSeq: number,
+  did = "did:plc:testrepo000000000000000",
+  size = 1500,
+): Uint8Array {
+  return encodeFrame({
+    kind: "commit",
+    body: {
+      seq: upstreamSeq,
+      rebase: false,
+      tooBig: false,
+      repo: did,
+      commit: EMPTY_CID,
+      rev: "3l6jd7dvzeg2c",
+      since: null,
+      blocks: new Uint8Array(size).fill(upstreamSeq % 251),
+      ops: [],
+      blobs: [],
+      time: new Date(0).toISOString(),
+    },
+  });
+}
+
+let nextUpstream = 1;
+
+/** Appends `count` events from `host` through the Sequencer RPC, as a HostIngester would. */
+export async function appendEvents(count: number, host = "pds.test", size = 1500) {
+  const events: IngestEvent[] = [];
+  for (let i = 0; i < count; i++) {
+    const upstreamSeq = nextUpstream++;
+    events.push({ host, upstreamSeq, frame: commitFrame(upstreamSeq, undefined, size) });
+  }
+  return sequencerStub(env).appendBatch({ events });
+}
+
+export type Received = { seq: number | null; frame: Frame };
+
+export type Consumer = {
+  ws: WebSocket;
+  received: Received[];
+  closed: Promise<{ code: number; reason: string }>;
+  waitFor(predicate: (r: Received[]) => boolean, timeoutMs?: number): Promise<Received[]>;
+};
+
+/** Connects a consumer to subscribeRepos through the Worker, as any client would. */
+export async function connect(cursor?: number | string): Promise<Consumer> {
+  const query = cursor === undefined ? "" : `?cursor=${cursor}`;
+  const res = await SELF.fetch(`${RELAY}/xrpc/com.atproto.sync.subscribeRepos${query}`, {
+    headers: { Upgrade: "websocket" },
+  });
+  const ws = res.webSocket;
+  if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
+  ws.binaryType = "arraybuffer";
+  ws.accept();
+  const received: Received[] = [];
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason }));
+  });
+  ws.addEventListener("message", (e) => {
+    const frame = decodeFrame(new Uint8Array(e.data as ArrayBuffer));
+    const seq = "seq" in frame.body ? (frame.body as { seq: number }).seq : null;
+    received.push({ seq, frame });
+  });
+  const waitFor = async (predicate: (r: Received[]) => boolean, timeoutMs = 15_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(received)) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out; received ${received.length} frames, last seq ${received.at(-1)?.seq}`,
+        );
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return received;
+  };
+  return { ws, received, closed, waitFor };
+}
+
+export function seqs(received: Received[]): number[] {
+  return received.filter((r) => r.seq !== null).map((r) => r.seq as number);
+}
+
+export function expectContiguous(values: number[], from: number, to: number): void {
+  const expected = Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  const same = values.length === expected.length && values.every((v, i) => v === expected[i]);
+  if (!same) {
+    throw new Error(
+      `expected seqs ${from}..${to} (${expected.length}), got ${values.length}: first ${values.slice(0, 5)} last ${values.slice(-5)}`,
+    );
+  }
+}
+
+export function recordSeqs(records: Uint8Array): number[] {
+  return [...iterateRecords(records)].map((r) => r.seq);
+}
