@@ -1,5 +1,554 @@
 import { DurableObject } from "cloudflare:workers";
+import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
+import { IdentityCache } from "../identity/identity-cache";
+import { ProtocolError } from "../protocol/errors";
+import { decodeFrame, type Frame, frameDid, isSequencedFrame } from "../protocol/frame";
+import type { IngestEvent } from "../sequence/hot-log";
+import { hostDirectoryStub, repoIndexStub, sequencerStub } from "../stubs";
+import { reconnectDelayMs } from "./backoff";
+import {
+  type HostLimits,
+  type HostRecord,
+  type HostReport,
+  HOSTS_SCHEMA,
+  loadHosts,
+  newHostRecord,
+  saveHosts,
+} from "./host-record";
+import { isLoopbackHostname } from "./hostname";
+import { repoIndexShard } from "./partition";
+import { fullBucket, type TokenBucket, take, waitForTokens } from "./rate-limit";
+import { type RepoState, RepoStateStore } from "./repo-state";
+import { openUpstream } from "./upstream";
+import { validateEvent } from "./validate";
 
-// Placeholder until its issue lands; replaced by the real class.
-export class HostIngester extends DurableObject<Env> {}
+// A HostIngester carries one host (pinned) or a shard of small hosts. Per host it holds the
+// upstream socket, processes frames strictly in order (a promise chain per host), batches the
+// accepted ones to the Sequencer, and advances the persisted upstream cursor only after the
+// Sequencer has acknowledged the batch. The alarm is the watchdog: reconnects after drops and
+// evictions, notices stalls, puts silent hosts to sleep (idle) and wakes them for a sweep.
+
+/** Accepted events are sent to the Sequencer at most this long after they arrive. */
+const BATCH_WINDOW_MS = 75;
+const BATCH_MAX_BYTES = 1_000_000;
+/** Frames waiting for validation per host before the socket is dropped (resume by cursor). */
+const MAX_QUEUED_FRAMES = 500;
+/** Unacknowledged accepted bytes before sockets stop being read (the Sequencer is behind). */
+const MAX_PENDING_BYTES = 8_000_000;
+const WATCHDOG_INTERVAL_MS = 30_000;
+/** How often an idle host is woken to catch up by cursor, in case its requestCrawl ping is lost. */
+const IDLE_SWEEP_INTERVAL_MS = 30 * 60 * 1000;
+const REPORT_INTERVAL_MS = 10_000;
+const RATE_BURST_SECONDS = 2;
+
+type Session = {
+  ws: WebSocket;
+  chain: Promise<void>;
+  queued: number;
+  lastSeqOnSocket: number;
+  /** Highest upstream seq fully processed (accepted into `pending` or dropped). */
+  processedThrough: number | null;
+  bucket: TokenBucket;
+  closing: boolean;
+  stallRetried: boolean;
+};
+
+export type CrawlOptions = { pinned: boolean; limits: HostLimits };
+
+export class HostIngester extends DurableObject<Env> {
+  readonly #config: Config;
+  #hosts = new Map<string, HostRecord>();
+  readonly #sessions = new Map<string, Session>();
+  #identity!: IdentityCache;
+  #repos!: RepoStateStore;
+  #pending: IngestEvent[] = [];
+  #pendingBytes = 0;
+  #flushTimer: ReturnType<typeof setTimeout> | null = null;
+  #flushing: Promise<void> | null = null;
+  #lastReportMs = 0;
+  #name: string | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#config = readConfig(env);
+    ctx.blockConcurrencyWhile(async () => {
+      ctx.storage.sql.exec(HOSTS_SCHEMA);
+      this.#hosts = loadHosts(ctx.storage.sql);
+      this.#identity = new IdentityCache(ctx.storage.sql, { plcUrl: this.#config.plcUrl, devMode: this.#config.devMode });
+      this.#repos = new RepoStateStore(ctx.storage);
+      this.#name = (await ctx.storage.get<string>("name")) ?? null;
+      // after an eviction or deploy, sockets are gone: the watchdog reconnects soon
+      if (this.#hosts.size > 0 && (await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now() + 1_000);
+    });
+  }
+
+  // ---- RPC ---------------------------------------------------------------------------------
+
+  /** Starts or resumes ingestion from a host (requestCrawl). Idempotent. */
+  async crawl(objectName: string, hostname: string, options: CrawlOptions): Promise<HostReport> {
+    await this.#rememberName(objectName);
+    let host = this.#hosts.get(hostname);
+    if (!host) {
+      host = newHostRecord(hostname, options.limits, options.pinned);
+      this.#hosts.set(hostname, host);
+      this.#log("host added", { hostname });
+    }
+    if (host.status === "banned") return this.#report(host);
+    host.pinned = options.pinned;
+    host.stopped = false;
+    host.failures = 0;
+    if (host.status !== "throttled") host.status = "active";
+    host.nextAttemptMs = null;
+    saveHosts(this.ctx.storage, [host]);
+    if (!this.#sessions.has(hostname) && host.status === "active") await this.#connect(host);
+    await this.#ensureAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
+    return this.#report(host);
+  }
+
+  /** Disconnects a host at once and keeps it down (admin ban). */
+  async ban(hostname: string): Promise<void> {
+    const host = this.#hosts.get(hostname);
+    if (!host) return;
+    this.#close(hostname, "banned");
+    host.status = "banned";
+    host.lastError = "banned by an admin";
+    saveHosts(this.ctx.storage, [host]);
+    this.#log("host banned", { hostname });
+  }
+
+  async unban(hostname: string): Promise<void> {
+    const host = this.#hosts.get(hostname);
+    if (!host || host.status !== "banned") return;
+    host.status = "idle";
+    host.lastError = null;
+    saveHosts(this.ctx.storage, [host]);
+  }
+
+  /** Forgets the upstream cursor (after a PDS reset its seq): the next connect starts live. */
+  async resetCursor(hostname: string): Promise<void> {
+    const host = this.#hosts.get(hostname);
+    if (!host) return;
+    this.#close(hostname, "cursor reset");
+    host.cursor = null;
+    host.stopped = false;
+    host.status = host.status === "banned" ? "banned" : "active";
+    saveHosts(this.ctx.storage, [host]);
+    if (host.status === "active") await this.#connect(host);
+  }
+
+  async setLimits(hostname: string, limits: HostLimits): Promise<void> {
+    const host = this.#hosts.get(hostname);
+    if (!host) return;
+    host.limits = limits;
+    saveHosts(this.ctx.storage, [host]);
+  }
+
+  /** Marks an account taken down (or restored) by the relay: its commits stop flowing. */
+  async setRelayTakedown(did: string, hostname: string, takendown: boolean): Promise<void> {
+    const repo = this.#repos.get(did) ?? {
+      did,
+      host: hostname,
+      rev: "",
+      head: null,
+      data: null,
+      active: true,
+      status: null,
+      relayTakedown: false,
+      flag: null,
+    };
+    this.#repos.set({ ...repo, relayTakedown: takendown });
+    this.#repos.flush();
+  }
+
+  async getHost(hostname: string): Promise<HostReport | null> {
+    const host = this.#hosts.get(hostname);
+    return host ? this.#report(host) : null;
+  }
+
+  async listHosts(): Promise<HostReport[]> {
+    return [...this.#hosts.values()].map((h) => this.#report(h));
+  }
+
+  /** Sends whatever is pending to the Sequencer now (tests and shutdown). */
+  async flush(): Promise<void> {
+    await this.#flush();
+  }
+
+  // ---- connection lifecycle -----------------------------------------------------------------
+
+  async #connect(host: HostRecord): Promise<void> {
+    if (this.#sessions.has(host.hostname)) return;
+    if (isLoopbackHostname(host.hostname) && !this.#config.devMode) {
+      host.status = "offline";
+      host.lastError = "loopback hosts are only crawled in DEV_MODE";
+      saveHosts(this.ctx.storage, [host]);
+      return;
+    }
+    host.lastAttemptMs = Date.now();
+    let ws: WebSocket;
+    try {
+      ws = await openUpstream(host.hostname, host.cursor);
+    } catch (err) {
+      this.#connectionFailed(host, `connect failed: ${String(err instanceof Error ? err.message : err)}`);
+      return;
+    }
+    const session: Session = {
+      ws,
+      chain: Promise.resolve(),
+      queued: 0,
+      lastSeqOnSocket: host.cursor ?? -1,
+      processedThrough: host.cursor,
+      bucket: fullBucket(host.limits.eventsPerSecond * RATE_BURST_SECONDS, Date.now()),
+      closing: false,
+      stallRetried: false,
+    };
+    this.#sessions.set(host.hostname, session);
+    host.connectedSinceMs = Date.now();
+    host.lastEventMs = Date.now();
+    if (host.status !== "banned") host.status = "active";
+    saveHosts(this.ctx.storage, [host]);
+    this.#log("connected", { hostname: host.hostname, cursor: host.cursor });
+    ws.addEventListener("message", (event) => this.#onMessage(host.hostname, session, event.data));
+    ws.addEventListener("close", (event) => this.#onClosed(host.hostname, session, `closed ${event.code} ${event.reason}`));
+    ws.addEventListener("error", () => this.#onClosed(host.hostname, session, "socket error"));
+  }
+
+  #connectionFailed(host: HostRecord, error: string): void {
+    host.failures += 1;
+    host.lastError = error;
+    host.connectedSinceMs = null;
+    if (host.failures >= this.#config.hostMaxFailures) {
+      host.status = "offline";
+      host.nextAttemptMs = null;
+      this.#log("host offline after repeated failures", { hostname: host.hostname, failures: host.failures, error });
+    } else {
+      host.nextAttemptMs = Date.now() + reconnectDelayMs(host.failures);
+    }
+    saveHosts(this.ctx.storage, [host]);
+    void this.#ensureAlarm(host.nextAttemptMs ?? Date.now() + WATCHDOG_INTERVAL_MS);
+  }
+
+  #onClosed(hostname: string, session: Session, why: string): void {
+    if (this.#sessions.get(hostname) !== session) return;
+    this.#sessions.delete(hostname);
+    const host = this.#hosts.get(hostname);
+    if (!host || session.closing) return;
+    // resume from what was processed (pending events are still on their way to the Sequencer)
+    this.#connectionFailed(host, `upstream ${why}`);
+  }
+
+  /** Closes a host's socket on purpose; the cursor stays where processing got to. */
+  #close(hostname: string, reason: string): void {
+    const session = this.#sessions.get(hostname);
+    if (!session) return;
+    session.closing = true;
+    this.#sessions.delete(hostname);
+    const host = this.#hosts.get(hostname);
+    if (host) host.connectedSinceMs = null;
+    try {
+      session.ws.close(1000, reason.slice(0, 100));
+    } catch {
+      // already closed
+    }
+  }
+
+  // ---- frames -------------------------------------------------------------------------------
+
+  #onMessage(hostname: string, session: Session, data: unknown): void {
+    if (session.closing) return;
+    if (!(data instanceof ArrayBuffer)) {
+      this.#countDrop(hostname, "InvalidEvent:TextFrame");
+      return;
+    }
+    if (session.queued >= MAX_QUEUED_FRAMES || this.#pendingBytes > MAX_PENDING_BYTES) {
+      // stop reading rather than buffer without bound; the cursor brings us back here
+      this.#throttle(hostname, "validation is behind: stopped reading, will resume by cursor", 5_000);
+      return;
+    }
+    session.queued++;
+    const bytes = new Uint8Array(data);
+    session.chain = session.chain
+      .then(() => this.#handleFrame(hostname, session, bytes))
+      .catch((err: unknown) => this.#log("frame handling failed", { hostname, error: String(err) }))
+      .finally(() => {
+        session.queued--;
+      });
+  }
+
+  async #handleFrame(hostname: string, session: Session, bytes: Uint8Array): Promise<void> {
+    if (session.closing) return;
+    const host = this.#hosts.get(hostname);
+    if (!host) return;
+    let frame: Frame;
+    try {
+      frame = decodeFrame(bytes);
+    } catch (err) {
+      const name = err instanceof ProtocolError ? err.name : "InvalidFrame";
+      this.#countDrop(hostname, `InvalidEvent:${name}`);
+      this.#log("dropped malformed frame", { hostname, reason: name, bytes: bytes.byteLength });
+      return;
+    }
+    const now = Date.now();
+    host.lastEventMs = now;
+    session.stallRetried = false;
+    if (frame.kind === "error") return this.#onUpstreamError(host, frame.body.error, frame.body.message);
+    if (frame.kind === "info") {
+      host.lastError = `upstream #info ${frame.body.name}${frame.body.message ? `: ${frame.body.message}` : ""}`;
+      this.#log("upstream info", { hostname, name: frame.body.name });
+      return;
+    }
+    if (!isSequencedFrame(frame)) return;
+    const seq = frame.body.seq;
+    if (seq <= session.lastSeqOnSocket) {
+      this.#countDrop(hostname, "SeqNotIncreasing");
+      return;
+    }
+    const perSecond = host.limits.eventsPerSecond;
+    const taken = take(session.bucket, now, perSecond, perSecond * RATE_BURST_SECONDS);
+    session.bucket = taken.bucket;
+    if (!taken.ok) {
+      // this frame is not processed: reconnecting from processedThrough brings it back
+      this.#throttle(hostname, `over ${perSecond} events/s`, waitForTokens(taken.bucket, perSecond, perSecond));
+      return;
+    }
+    session.lastSeqOnSocket = seq;
+    const did = frameDid(frame);
+    const repo = this.#repos.get(did);
+    if (!repo && this.#repos.countForHost(hostname) >= host.limits.maxAccounts) {
+      this.#countDrop(hostname, "AccountLimit");
+      session.processedThrough = seq;
+      return;
+    }
+    const verdict = await validateEvent(frame, { hostname, nowMs: now, identity: this.#identity, repo });
+    if (session.closing) return;
+    if (verdict.accept) {
+      if (verdict.next) this.#repos.set(verdict.next);
+      if (verdict.flag) this.#log("repo continuity mismatch", { hostname, did, flag: verdict.flag });
+      host.counters.accepted++;
+      this.#pending.push({ host: hostname, upstreamSeq: seq, frame: bytes });
+      this.#pendingBytes += bytes.byteLength;
+      this.#scheduleFlush();
+    } else {
+      this.#countDrop(hostname, verdict.reason);
+      this.#log("dropped event", { hostname, did: verdict.did, reason: verdict.reason, detail: verdict.detail.slice(0, 200) });
+    }
+    session.processedThrough = seq;
+  }
+
+  #onUpstreamError(host: HostRecord, error: string, message?: string): void {
+    host.lastError = `upstream error ${error}${message ? `: ${message}` : ""}`;
+    this.#log("upstream error frame", { hostname: host.hostname, error, message });
+    if (error === "FutureCursor") {
+      // the PDS is behind our cursor (it lost data or reset): reconnecting would repeat this
+      // forever; an admin resets the cursor, or the host's next requestCrawl retries
+      this.#close(host.hostname, "FutureCursor");
+      host.status = "offline";
+      host.stopped = true;
+      saveHosts(this.ctx.storage, [host]);
+    }
+  }
+
+  #throttle(hostname: string, why: string, resumeInMs: number): void {
+    const host = this.#hosts.get(hostname);
+    const session = this.#sessions.get(hostname);
+    if (!host || !session || session.closing) return;
+    this.#close(hostname, "throttled");
+    host.status = "throttled";
+    host.lastError = `throttled: ${why}`;
+    host.nextAttemptMs = Date.now() + Math.max(1_000, resumeInMs);
+    saveHosts(this.ctx.storage, [host]);
+    this.#log("host throttled", { hostname, why });
+    void this.#ensureAlarm(host.nextAttemptMs);
+  }
+
+  #countDrop(hostname: string, reason: string): void {
+    const host = this.#hosts.get(hostname);
+    if (!host) return;
+    host.counters.dropped[reason] = (host.counters.dropped[reason] ?? 0) + 1;
+  }
+
+  // ---- batching to the Sequencer ------------------------------------------------------------
+
+  #scheduleFlush(): void {
+    if (this.#pendingBytes >= BATCH_MAX_BYTES) {
+      void this.#flush();
+      return;
+    }
+    if (this.#flushTimer) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = null;
+      void this.#flush();
+    }, BATCH_WINDOW_MS);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#flushing) {
+      await this.#flushing;
+      if (this.#pending.length === 0) return;
+    }
+    this.#flushing = this.#flushOnce().finally(() => {
+      this.#flushing = null;
+    });
+    await this.#flushing;
+  }
+
+  async #flushOnce(): Promise<void> {
+    // every frame processed before this point is either in `events` or was dropped, so once the
+    // Sequencer acknowledges, each host's cursor can move to what had been processed
+    const events = this.#pending;
+    const processed = new Map<string, number>();
+    for (const [hostname, session] of this.#sessions) {
+      if (session.processedThrough !== null) processed.set(hostname, session.processedThrough);
+    }
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (events.length > 0) {
+      try {
+        await sequencerStub(this.env).appendBatch({ events });
+      } catch (err) {
+        // keep them, in order, ahead of anything newer; retried on the next flush
+        this.#pending = events.concat(this.#pending);
+        for (const e of events) this.#pendingBytes += e.frame.byteLength;
+        this.#log("sequencer append failed; will retry", { error: String(err), events: events.length });
+        setTimeout(() => void this.#flush(), 1_000);
+        return;
+      }
+    }
+    const changed: HostRecord[] = [];
+    for (const [hostname, seq] of processed) {
+      const host = this.#hosts.get(hostname);
+      if (host && host.cursor !== seq) {
+        host.cursor = seq;
+        changed.push(host);
+      }
+    }
+    if (changed.length > 0) saveHosts(this.ctx.storage, changed);
+    void this.#reportAll(false);
+  }
+
+  // ---- watchdog -----------------------------------------------------------------------------
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    for (const host of this.#hosts.values()) {
+      const session = this.#sessions.get(host.hostname);
+      if (session) {
+        const silentMs = now - (host.lastEventMs ?? host.connectedSinceMs ?? now);
+        if (silentMs >= this.#config.hostIdleAfterMs) {
+          await this.#flush();
+          this.#close(host.hostname, "idle");
+          host.status = "idle";
+          host.lastError = null;
+          host.nextAttemptMs = now + IDLE_SWEEP_INTERVAL_MS;
+          this.#log("host idle: disconnected to save cost", { hostname: host.hostname, silentMs });
+        } else if (silentMs >= this.#config.hostStallAfterMs && !session.stallRetried) {
+          // a socket can die without a close event; reconnect once to be sure it is just quiet
+          this.#close(host.hostname, "stall check");
+          await this.#connect(host);
+          const again = this.#sessions.get(host.hostname);
+          if (again) again.stallRetried = true;
+        }
+        continue;
+      }
+      if (host.status === "banned" || host.stopped) continue;
+      if (host.status === "offline") continue;
+      const due = host.nextAttemptMs === null || host.nextAttemptMs <= now;
+      if (due && (host.status === "active" || host.status === "throttled" || host.status === "idle")) {
+        if (host.status === "throttled") host.status = "active";
+        await this.#connect(host);
+      }
+    }
+    saveHosts(this.ctx.storage, this.#hosts.values());
+    await this.#reportAll(true);
+    const next = this.#nextAlarm(now);
+    if (next !== null) await this.ctx.storage.setAlarm(next);
+  }
+
+  #nextAlarm(now: number): number | null {
+    if (this.#sessions.size > 0) return now + WATCHDOG_INTERVAL_MS;
+    let next: number | null = null;
+    for (const host of this.#hosts.values()) {
+      if (host.status === "banned" || host.status === "offline" || host.stopped) continue;
+      const at = Math.max(now + 1_000, host.nextAttemptMs ?? now + WATCHDOG_INTERVAL_MS);
+      next = next === null ? at : Math.min(next, at);
+    }
+    return next;
+  }
+
+  async #ensureAlarm(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  // ---- reporting ----------------------------------------------------------------------------
+
+  async #reportAll(force: boolean): Promise<void> {
+    const now = Date.now();
+    if (!force && now - this.#lastReportMs < REPORT_INTERVAL_MS) return;
+    this.#lastReportMs = now;
+    const changedRepos = this.#repos.flush();
+    try {
+      await hostDirectoryStub(this.env).reportHosts([...this.#hosts.values()].map((h) => this.#report(h)));
+      await this.#pushRepoUpdates(changedRepos);
+    } catch (err) {
+      this.#log("reporting failed", { error: String(err) });
+    }
+  }
+
+  async #pushRepoUpdates(repos: RepoState[]): Promise<void> {
+    if (repos.length === 0) return;
+    const byShard = new Map<number, RepoState[]>();
+    for (const repo of repos) {
+      const shard = repoIndexShard(repo.did, this.#config.repoIndexShards);
+      const list = byShard.get(shard) ?? [];
+      list.push(repo);
+      byShard.set(shard, list);
+    }
+    await Promise.all(
+      [...byShard].map(([shard, list]) =>
+        repoIndexStub(this.env, shard).applyRepoUpdates(
+          list.map((r) => ({
+            did: r.did,
+            host: r.host,
+            rev: r.rev,
+            head: r.head,
+            active: r.active && !r.relayTakedown,
+            status: r.relayTakedown ? "takendown" : r.status,
+          })),
+        ),
+      ),
+    );
+  }
+
+  /** Pushes host and repo state out now (tests; the alarm does it every REPORT_INTERVAL_MS). */
+  async publishState(): Promise<void> {
+    await this.#flush();
+    await this.#reportAll(true);
+  }
+
+  #report(host: HostRecord): HostReport {
+    return {
+      hostname: host.hostname,
+      status: host.status,
+      cursor: host.cursor,
+      accountCount: this.#repos.countForHost(host.hostname),
+      lastError: host.lastError,
+      lastAttemptMs: host.lastAttemptMs,
+      connectedSinceMs: this.#sessions.has(host.hostname) ? host.connectedSinceMs : null,
+      lastEventMs: host.lastEventMs,
+      counters: host.counters,
+      ingester: this.#name ?? "unknown",
+    };
+  }
+
+  async #rememberName(name: string): Promise<void> {
+    if (this.#name === name) return;
+    this.#name = name;
+    await this.ctx.storage.put("name", name);
+  }
+
+  #log(msg: string, fields: Record<string, unknown>): void {
+    console.log(JSON.stringify({ msg, ingester: this.#name, ...fields }));
+  }
+}

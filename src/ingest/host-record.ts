@@ -1,0 +1,80 @@
+// A host as its HostIngester persists it. `status` is what getHostStatus reports (the lexicon's
+// active/idle/offline/throttled/banned); `lastError` says why, for operators.
+
+export type HostStatus = "active" | "idle" | "offline" | "throttled" | "banned";
+
+export type HostLimits = { eventsPerSecond: number; maxAccounts: number };
+
+export type HostRecord = {
+  hostname: string;
+  status: HostStatus;
+  /** Last upstream seq durably sequenced (the resume point), null for a host never read. */
+  cursor: number | null;
+  pinned: boolean;
+  limits: HostLimits;
+  failures: number;
+  lastError: string | null;
+  lastAttemptMs: number | null;
+  connectedSinceMs: number | null;
+  lastEventMs: number | null;
+  nextAttemptMs: number | null;
+  /** Set after an upstream FutureCursor: reconnecting would only repeat it. */
+  stopped: boolean;
+  counters: HostCounters;
+};
+
+export type HostCounters = { accepted: number; dropped: Record<string, number> };
+
+export const HOSTS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS hosts (
+  hostname TEXT PRIMARY KEY,
+  record TEXT NOT NULL
+);`;
+
+export function loadHosts(sql: SqlStorage): Map<string, HostRecord> {
+  const hosts = new Map<string, HostRecord>();
+  for (const row of sql.exec<{ hostname: string; record: string }>("SELECT hostname, record FROM hosts")) {
+    hosts.set(row.hostname, JSON.parse(row.record) as HostRecord);
+  }
+  return hosts;
+}
+
+export function saveHosts(storage: DurableObjectStorage, records: Iterable<HostRecord>): void {
+  storage.transactionSync(() => {
+    for (const r of records) {
+      storage.sql.exec("INSERT OR REPLACE INTO hosts (hostname, record) VALUES (?, ?)", r.hostname, JSON.stringify(r));
+    }
+  });
+}
+
+export function newHostRecord(hostname: string, limits: HostLimits, pinned: boolean): HostRecord {
+  return {
+    hostname,
+    status: "active",
+    cursor: null,
+    pinned,
+    limits,
+    failures: 0,
+    lastError: null,
+    lastAttemptMs: null,
+    connectedSinceMs: null,
+    lastEventMs: null,
+    nextAttemptMs: null,
+    stopped: false,
+    counters: { accepted: 0, dropped: {} },
+  };
+}
+
+/** What the ingester reports to the HostDirectory (and the admin host list shows). */
+export type HostReport = {
+  hostname: string;
+  status: HostStatus;
+  cursor: number | null;
+  accountCount: number;
+  lastError: string | null;
+  lastAttemptMs: number | null;
+  connectedSinceMs: number | null;
+  lastEventMs: number | null;
+  counters: HostCounters;
+  ingester: string;
+};
