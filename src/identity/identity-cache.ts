@@ -12,7 +12,13 @@ const RESOLVE_ATTEMPTS = 3;
 const RETRY_BASE_MS = 200;
 const MEMORY_ENTRIES = 50_000;
 
-type Stored = { did: string; pds: string | null; handle: string | null; key: string | null; fetched_ms: number };
+type Stored = {
+  did: string;
+  pds: string | null;
+  handle: string | null;
+  key: string | null;
+  fetched_ms: number;
+};
 
 export const IDENTITY_SCHEMA = `
 CREATE TABLE IF NOT EXISTS identity (
@@ -60,10 +66,17 @@ export class IdentityCache {
   }
 
   #load(did: string): { info: DidDocumentInfo; fetchedMs: number } | undefined {
-    const row = this.sql.exec<Stored>("SELECT did, pds, handle, key, fetched_ms FROM identity WHERE did = ?", did).toArray()[0];
+    const row = this.sql
+      .exec<Stored>("SELECT did, pds, handle, key, fetched_ms FROM identity WHERE did = ?", did)
+      .toArray()[0];
     if (!row) return undefined;
     const entry = {
-      info: { did: row.did, pdsEndpoint: row.pds, handle: row.handle, signingKey: row.key ? parseDidKey(row.key) : null },
+      info: {
+        did: row.did,
+        pdsEndpoint: row.pds,
+        handle: row.handle,
+        signingKey: row.key ? parseDidKey(row.key) : null,
+      },
       fetchedMs: row.fetched_ms,
     };
     this.#remember(did, entry);

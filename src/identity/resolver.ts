@@ -22,7 +22,8 @@ export function didDocumentUrl(did: string, opts: ResolverOptions): string {
       throw new ProtocolError("InvalidDidDocument", "did:web with a path or port is not supported");
     }
     const loopback = host.startsWith("localhost") || host.startsWith("127.0.0.1");
-    if (loopback && !opts.devMode) throw new ProtocolError("InvalidDidDocument", "did:web on loopback is refused");
+    if (loopback && !opts.devMode)
+      throw new ProtocolError("InvalidDidDocument", "did:web on loopback is refused");
     return `${loopback ? "http" : "https"}://${host}/.well-known/did.json`;
   }
   throw new ProtocolError("InvalidDidDocument", `unsupported DID method: ${did.slice(0, 40)}`);
@@ -54,6 +55,7 @@ export async function resolveDid(did: string, opts: ResolverOptions): Promise<Di
     throw new ProtocolError("InvalidDidDocument", `${did} document is not JSON`, { cause: err });
   }
   const info = parseDidDocument(doc);
-  if (info.did !== did) throw new ProtocolError("InvalidDidDocument", `document id ${info.did} is not ${did}`);
+  if (info.did !== did)
+    throw new ProtocolError("InvalidDidDocument", `document id ${info.did} is not ${did}`);
   return info;
 }

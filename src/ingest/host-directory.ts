@@ -24,7 +24,14 @@ CREATE TABLE IF NOT EXISTS hosts (
   report TEXT
 );`;
 
-type Row = { hostname: string; created_ms: number; banned: number; pinned: number; limits: string | null; report: string | null };
+type Row = {
+  hostname: string;
+  created_ms: number;
+  banned: number;
+  pinned: number;
+  limits: string | null;
+  report: string | null;
+};
 
 function toEntry(row: Row): HostEntry {
   const report: HostReport = row.report
@@ -59,7 +66,9 @@ export class HostDirectory extends DurableObject<Env> {
   }
 
   #row(hostname: string): Row | undefined {
-    return this.ctx.storage.sql.exec<Row>("SELECT * FROM hosts WHERE hostname = ?", hostname).toArray()[0];
+    return this.ctx.storage.sql
+      .exec<Row>("SELECT * FROM hosts WHERE hostname = ?", hostname)
+      .toArray()[0];
   }
 
   async getHost(hostname: string): Promise<HostEntry | null> {
@@ -68,21 +77,35 @@ export class HostDirectory extends DurableObject<Env> {
   }
 
   /** Registers a host on requestCrawl; returns what the crawl needs to know. */
-  async registerHost(hostname: string): Promise<{ entry: HostEntry; created: boolean; hostsCreatedLastDay: number }> {
+  async registerHost(
+    hostname: string,
+  ): Promise<{ entry: HostEntry; created: boolean; hostsCreatedLastDay: number }> {
     const now = Date.now();
     let created = false;
     if (!this.#row(hostname)) {
-      this.ctx.storage.sql.exec("INSERT INTO hosts (hostname, created_ms) VALUES (?, ?)", hostname, now);
+      this.ctx.storage.sql.exec(
+        "INSERT INTO hosts (hostname, created_ms) VALUES (?, ?)",
+        hostname,
+        now,
+      );
       created = true;
     }
     const recent =
-      this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM hosts WHERE created_ms > ?", now - 86_400_000).toArray()[0]?.n ?? 0;
+      this.ctx.storage.sql
+        .exec<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM hosts WHERE created_ms > ?",
+          now - 86_400_000,
+        )
+        .toArray()[0]?.n ?? 0;
     return { entry: toEntry(this.#row(hostname) as Row), created, hostsCreatedLastDay: recent };
   }
 
   /** Forgets a host registered by a crawl that then failed its checks. */
   async forgetHost(hostname: string): Promise<void> {
-    this.ctx.storage.sql.exec("DELETE FROM hosts WHERE hostname = ? AND report IS NULL AND banned = 0", hostname);
+    this.ctx.storage.sql.exec(
+      "DELETE FROM hosts WHERE hostname = ? AND report IS NULL AND banned = 0",
+      hostname,
+    );
   }
 
   async reportHosts(reports: HostReport[]): Promise<void> {
@@ -103,25 +126,46 @@ export class HostDirectory extends DurableObject<Env> {
   /** Hosts ordered by name, after `cursor` (a hostname), at most `limit`. */
   async listHosts(cursor: string | null, limit: number): Promise<HostEntry[]> {
     return this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM hosts WHERE hostname > ? ORDER BY hostname LIMIT ?", cursor ?? "", limit)
+      .exec<Row>(
+        "SELECT * FROM hosts WHERE hostname > ? ORDER BY hostname LIMIT ?",
+        cursor ?? "",
+        limit,
+      )
       .toArray()
       .map(toEntry);
   }
 
   async setBanned(hostname: string, banned: boolean): Promise<HostEntry> {
-    if (!this.#row(hostname)) this.ctx.storage.sql.exec("INSERT INTO hosts (hostname, created_ms) VALUES (?, ?)", hostname, Date.now());
-    this.ctx.storage.sql.exec("UPDATE hosts SET banned = ? WHERE hostname = ?", banned ? 1 : 0, hostname);
+    if (!this.#row(hostname))
+      this.ctx.storage.sql.exec(
+        "INSERT INTO hosts (hostname, created_ms) VALUES (?, ?)",
+        hostname,
+        Date.now(),
+      );
+    this.ctx.storage.sql.exec(
+      "UPDATE hosts SET banned = ? WHERE hostname = ?",
+      banned ? 1 : 0,
+      hostname,
+    );
     return toEntry(this.#row(hostname) as Row);
   }
 
   async setPinned(hostname: string, pinned: boolean): Promise<HostEntry | null> {
-    this.ctx.storage.sql.exec("UPDATE hosts SET pinned = ? WHERE hostname = ?", pinned ? 1 : 0, hostname);
+    this.ctx.storage.sql.exec(
+      "UPDATE hosts SET pinned = ? WHERE hostname = ?",
+      pinned ? 1 : 0,
+      hostname,
+    );
     const row = this.#row(hostname);
     return row ? toEntry(row) : null;
   }
 
   async setLimits(hostname: string, limits: HostLimits): Promise<HostEntry | null> {
-    this.ctx.storage.sql.exec("UPDATE hosts SET limits = ? WHERE hostname = ?", JSON.stringify(limits), hostname);
+    this.ctx.storage.sql.exec(
+      "UPDATE hosts SET limits = ? WHERE hostname = ?",
+      JSON.stringify(limits),
+      hostname,
+    );
     const row = this.#row(hostname);
     return row ? toEntry(row) : null;
   }

@@ -8,10 +8,10 @@ import type { IngestEvent } from "../sequence/hot-log";
 import { hostDirectoryStub, repoIndexStub, sequencerStub } from "../stubs";
 import { reconnectDelayMs } from "./backoff";
 import {
+  HOSTS_SCHEMA,
   type HostLimits,
   type HostRecord,
   type HostReport,
-  HOSTS_SCHEMA,
   loadHosts,
   newHostRecord,
   saveHosts,
@@ -54,7 +54,7 @@ type Session = {
   stallRetried: boolean;
 };
 
-export type CrawlOptions = { pinned: boolean; limits: HostLimits };
+export type CrawlOptions = { pinned: boolean; limits: HostLimits; cursor?: number | null };
 
 export class HostIngester extends DurableObject<Env> {
   readonly #config: Config;
@@ -75,11 +75,15 @@ export class HostIngester extends DurableObject<Env> {
     ctx.blockConcurrencyWhile(async () => {
       ctx.storage.sql.exec(HOSTS_SCHEMA);
       this.#hosts = loadHosts(ctx.storage.sql);
-      this.#identity = new IdentityCache(ctx.storage.sql, { plcUrl: this.#config.plcUrl, devMode: this.#config.devMode });
+      this.#identity = new IdentityCache(ctx.storage.sql, {
+        plcUrl: this.#config.plcUrl,
+        devMode: this.#config.devMode,
+      });
       this.#repos = new RepoStateStore(ctx.storage);
       this.#name = (await ctx.storage.get<string>("name")) ?? null;
       // after an eviction or deploy, sockets are gone: the watchdog reconnects soon
-      if (this.#hosts.size > 0 && (await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now() + 1_000);
+      if (this.#hosts.size > 0 && (await ctx.storage.getAlarm()) === null)
+        await ctx.storage.setAlarm(Date.now() + 1_000);
     });
   }
 
@@ -91,6 +95,7 @@ export class HostIngester extends DurableObject<Env> {
     let host = this.#hosts.get(hostname);
     if (!host) {
       host = newHostRecord(hostname, options.limits, options.pinned);
+      if (options.cursor !== undefined) host.cursor = options.cursor;
       this.#hosts.set(hostname, host);
       this.#log("host added", { hostname });
     }
@@ -115,6 +120,17 @@ export class HostIngester extends DurableObject<Env> {
     host.lastError = "banned by an admin";
     saveHosts(this.ctx.storage, [host]);
     this.#log("host banned", { hostname });
+  }
+
+  /** Hands a host over to another object (an admin pinned or unpinned it); returns its cursor. */
+  async release(hostname: string): Promise<number | null> {
+    const host = this.#hosts.get(hostname);
+    if (!host) return null;
+    await this.#flush();
+    this.#close(hostname, "moved to another ingester");
+    this.#hosts.delete(hostname);
+    this.ctx.storage.sql.exec("DELETE FROM hosts WHERE hostname = ?", hostname);
+    return host.cursor;
   }
 
   async unban(hostname: string): Promise<void> {
@@ -190,7 +206,10 @@ export class HostIngester extends DurableObject<Env> {
     try {
       ws = await openUpstream(host.hostname, host.cursor);
     } catch (err) {
-      this.#connectionFailed(host, `connect failed: ${String(err instanceof Error ? err.message : err)}`);
+      this.#connectionFailed(
+        host,
+        `connect failed: ${String(err instanceof Error ? err.message : err)}`,
+      );
       return;
     }
     const session: Session = {
@@ -210,7 +229,9 @@ export class HostIngester extends DurableObject<Env> {
     saveHosts(this.ctx.storage, [host]);
     this.#log("connected", { hostname: host.hostname, cursor: host.cursor });
     ws.addEventListener("message", (event) => this.#onMessage(host.hostname, session, event.data));
-    ws.addEventListener("close", (event) => this.#onClosed(host.hostname, session, `closed ${event.code} ${event.reason}`));
+    ws.addEventListener("close", (event) =>
+      this.#onClosed(host.hostname, session, `closed ${event.code} ${event.reason}`),
+    );
     ws.addEventListener("error", () => this.#onClosed(host.hostname, session, "socket error"));
   }
 
@@ -221,7 +242,11 @@ export class HostIngester extends DurableObject<Env> {
     if (host.failures >= this.#config.hostMaxFailures) {
       host.status = "offline";
       host.nextAttemptMs = null;
-      this.#log("host offline after repeated failures", { hostname: host.hostname, failures: host.failures, error });
+      this.#log("host offline after repeated failures", {
+        hostname: host.hostname,
+        failures: host.failures,
+        error,
+      });
     } else {
       host.nextAttemptMs = Date.now() + reconnectDelayMs(host.failures);
     }
@@ -263,7 +288,11 @@ export class HostIngester extends DurableObject<Env> {
     }
     if (session.queued >= MAX_QUEUED_FRAMES || this.#pendingBytes > MAX_PENDING_BYTES) {
       // stop reading rather than buffer without bound; the cursor brings us back here
-      this.#throttle(hostname, "validation is behind: stopped reading, will resume by cursor", 5_000);
+      this.#throttle(
+        hostname,
+        "validation is behind: stopped reading, will resume by cursor",
+        5_000,
+      );
       return;
     }
     session.queued++;
@@ -292,7 +321,8 @@ export class HostIngester extends DurableObject<Env> {
     const now = Date.now();
     host.lastEventMs = now;
     session.stallRetried = false;
-    if (frame.kind === "error") return this.#onUpstreamError(host, frame.body.error, frame.body.message);
+    if (frame.kind === "error")
+      return this.#onUpstreamError(host, frame.body.error, frame.body.message);
     if (frame.kind === "info") {
       host.lastError = `upstream #info ${frame.body.name}${frame.body.message ? `: ${frame.body.message}` : ""}`;
       this.#log("upstream info", { hostname, name: frame.body.name });
@@ -309,7 +339,11 @@ export class HostIngester extends DurableObject<Env> {
     session.bucket = taken.bucket;
     if (!taken.ok) {
       // this frame is not processed: reconnecting from processedThrough brings it back
-      this.#throttle(hostname, `over ${perSecond} events/s`, waitForTokens(taken.bucket, perSecond, perSecond));
+      this.#throttle(
+        hostname,
+        `over ${perSecond} events/s`,
+        waitForTokens(taken.bucket, perSecond, perSecond),
+      );
       return;
     }
     session.lastSeqOnSocket = seq;
@@ -320,18 +354,29 @@ export class HostIngester extends DurableObject<Env> {
       session.processedThrough = seq;
       return;
     }
-    const verdict = await validateEvent(frame, { hostname, nowMs: now, identity: this.#identity, repo });
+    const verdict = await validateEvent(frame, {
+      hostname,
+      nowMs: now,
+      identity: this.#identity,
+      repo,
+    });
     if (session.closing) return;
     if (verdict.accept) {
       if (verdict.next) this.#repos.set(verdict.next);
-      if (verdict.flag) this.#log("repo continuity mismatch", { hostname, did, flag: verdict.flag });
+      if (verdict.flag)
+        this.#log("repo continuity mismatch", { hostname, did, flag: verdict.flag });
       host.counters.accepted++;
       this.#pending.push({ host: hostname, upstreamSeq: seq, frame: bytes });
       this.#pendingBytes += bytes.byteLength;
       this.#scheduleFlush();
     } else {
       this.#countDrop(hostname, verdict.reason);
-      this.#log("dropped event", { hostname, did: verdict.did, reason: verdict.reason, detail: verdict.detail.slice(0, 200) });
+      this.#log("dropped event", {
+        hostname,
+        did: verdict.did,
+        reason: verdict.reason,
+        detail: verdict.detail.slice(0, 200),
+      });
     }
     session.processedThrough = seq;
   }
@@ -410,7 +455,10 @@ export class HostIngester extends DurableObject<Env> {
         // keep them, in order, ahead of anything newer; retried on the next flush
         this.#pending = events.concat(this.#pending);
         for (const e of events) this.#pendingBytes += e.frame.byteLength;
-        this.#log("sequencer append failed; will retry", { error: String(err), events: events.length });
+        this.#log("sequencer append failed; will retry", {
+          error: String(err),
+          events: events.length,
+        });
         setTimeout(() => void this.#flush(), 1_000);
         return;
       }
@@ -454,7 +502,10 @@ export class HostIngester extends DurableObject<Env> {
       if (host.status === "banned" || host.stopped) continue;
       if (host.status === "offline") continue;
       const due = host.nextAttemptMs === null || host.nextAttemptMs <= now;
-      if (due && (host.status === "active" || host.status === "throttled" || host.status === "idle")) {
+      if (
+        due &&
+        (host.status === "active" || host.status === "throttled" || host.status === "idle")
+      ) {
         if (host.status === "throttled") host.status = "active";
         await this.#connect(host);
       }
@@ -489,7 +540,9 @@ export class HostIngester extends DurableObject<Env> {
     this.#lastReportMs = now;
     const changedRepos = this.#repos.flush();
     try {
-      await hostDirectoryStub(this.env).reportHosts([...this.#hosts.values()].map((h) => this.#report(h)));
+      await hostDirectoryStub(this.env).reportHosts(
+        [...this.#hosts.values()].map((h) => this.#report(h)),
+      );
       await this.#pushRepoUpdates(changedRepos);
     } catch (err) {
       this.#log("reporting failed", { error: String(err) });

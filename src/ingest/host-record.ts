@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS hosts (
 
 export function loadHosts(sql: SqlStorage): Map<string, HostRecord> {
   const hosts = new Map<string, HostRecord>();
-  for (const row of sql.exec<{ hostname: string; record: string }>("SELECT hostname, record FROM hosts")) {
+  for (const row of sql.exec<{ hostname: string; record: string }>(
+    "SELECT hostname, record FROM hosts",
+  )) {
     hosts.set(row.hostname, JSON.parse(row.record) as HostRecord);
   }
   return hosts;
@@ -42,7 +44,11 @@ export function loadHosts(sql: SqlStorage): Map<string, HostRecord> {
 export function saveHosts(storage: DurableObjectStorage, records: Iterable<HostRecord>): void {
   storage.transactionSync(() => {
     for (const r of records) {
-      storage.sql.exec("INSERT OR REPLACE INTO hosts (hostname, record) VALUES (?, ?)", r.hostname, JSON.stringify(r));
+      storage.sql.exec(
+        "INSERT OR REPLACE INTO hosts (hostname, record) VALUES (?, ?)",
+        r.hostname,
+        JSON.stringify(r),
+      );
     }
   });
 }

@@ -9,13 +9,23 @@ export function fullBucket(burst: number, nowMs: number): TokenBucket {
   return { tokens: burst, atMs: nowMs };
 }
 
-export function refill(bucket: TokenBucket, nowMs: number, perSecond: number, burst: number): TokenBucket {
+export function refill(
+  bucket: TokenBucket,
+  nowMs: number,
+  perSecond: number,
+  burst: number,
+): TokenBucket {
   const tokens = Math.min(burst, bucket.tokens + ((nowMs - bucket.atMs) / 1000) * perSecond);
   return { tokens, atMs: nowMs };
 }
 
 /** Takes one token if there is one. */
-export function take(bucket: TokenBucket, nowMs: number, perSecond: number, burst: number): { ok: boolean; bucket: TokenBucket } {
+export function take(
+  bucket: TokenBucket,
+  nowMs: number,
+  perSecond: number,
+  burst: number,
+): { ok: boolean; bucket: TokenBucket } {
   const current = refill(bucket, nowMs, perSecond, burst);
   if (current.tokens < 1) return { ok: false, bucket: current };
   return { ok: true, bucket: { tokens: current.tokens - 1, atMs: nowMs } };

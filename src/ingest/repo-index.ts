@@ -28,10 +28,26 @@ CREATE TABLE IF NOT EXISTS repos (
   updated_ms INTEGER NOT NULL
 );`;
 
-type Row = { did: string; host: string; rev: string; head: string | null; active: number; status: string | null; updated_ms: number };
+type Row = {
+  did: string;
+  host: string;
+  rev: string;
+  head: string | null;
+  active: number;
+  status: string | null;
+  updated_ms: number;
+};
 
 function toEntry(row: Row): RepoEntry {
-  return { did: row.did, host: row.host, rev: row.rev, head: row.head, active: row.active === 1, status: row.status, updatedMs: row.updated_ms };
+  return {
+    did: row.did,
+    host: row.host,
+    rev: row.rev,
+    head: row.head,
+    active: row.active === 1,
+    status: row.status,
+    updatedMs: row.updated_ms,
+  };
 }
 
 export class RepoIndex extends DurableObject<Env> {
@@ -60,21 +76,33 @@ export class RepoIndex extends DurableObject<Env> {
   }
 
   async getRepo(did: string): Promise<RepoEntry | null> {
-    const row = this.ctx.storage.sql.exec<Row>("SELECT * FROM repos WHERE did = ?", did).toArray()[0];
+    const row = this.ctx.storage.sql
+      .exec<Row>("SELECT * FROM repos WHERE did = ?", did)
+      .toArray()[0];
     return row ? toEntry(row) : null;
   }
 
   /** Repos with a head commit, ordered by DID, after `cursor`. */
   async listRepos(cursor: string | null, limit: number): Promise<RepoEntry[]> {
     return this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM repos WHERE did > ? AND head IS NOT NULL ORDER BY did LIMIT ?", cursor ?? "", limit)
+      .exec<Row>(
+        "SELECT * FROM repos WHERE did > ? AND head IS NOT NULL ORDER BY did LIMIT ?",
+        cursor ?? "",
+        limit,
+      )
       .toArray()
       .map(toEntry);
   }
 
   /** Admin takedown/restore as seen by readers (the ingester enforces it on the stream). */
   async setStatus(did: string, active: boolean, status: string | null): Promise<RepoEntry | null> {
-    this.ctx.storage.sql.exec("UPDATE repos SET active = ?, status = ?, updated_ms = ? WHERE did = ?", active ? 1 : 0, status, Date.now(), did);
+    this.ctx.storage.sql.exec(
+      "UPDATE repos SET active = ?, status = ?, updated_ms = ? WHERE did = ?",
+      active ? 1 : 0,
+      status,
+      Date.now(),
+      did,
+    );
     return this.getRepo(did);
   }
 }

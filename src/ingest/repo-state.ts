@@ -82,7 +82,10 @@ export class RepoStateStore {
 
   /** Accounts of a host, counting unflushed ones (for the per-host account limit). */
   countForHost(host: string): number {
-    const stored = this.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM repos WHERE host = ?", host).toArray()[0]?.n ?? 0;
+    const stored =
+      this.storage.sql
+        .exec<{ n: number }>("SELECT COUNT(*) AS n FROM repos WHERE host = ?", host)
+        .toArray()[0]?.n ?? 0;
     let fresh = 0;
     for (const state of this.#dirty.values()) {
       if (state.host === host && !this.#isStored(state.did)) fresh++;

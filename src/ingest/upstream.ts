@@ -22,7 +22,9 @@ export async function openUpstream(hostname: string, cursor: number | null): Pro
   // loop guard: never subscribe to another relay (or to ourselves)
   if (res.headers.get("Server")?.toLowerCase().includes(RELAY_SERVER_MARKER)) {
     res.webSocket?.close(1000, "relay loop");
-    throw new UpstreamRefused(`${hostname} is a relay (Server: ${res.headers.get("Server")}); not subscribing`);
+    throw new UpstreamRefused(
+      `${hostname} is a relay (Server: ${res.headers.get("Server")}); not subscribing`,
+    );
   }
   const ws = res.webSocket;
   if (res.status !== 101 || !ws) {

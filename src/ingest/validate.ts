@@ -64,16 +64,27 @@ async function authorisedDocument(
     let doc = await ctx.identity.get(did, forceFresh);
     if (hostOf(doc) !== ctx.hostname && !forceFresh) doc = await ctx.identity.get(did, true);
     if (hostOf(doc) !== ctx.hostname) {
-      return { ok: false, verdict: drop(did, "WrongHost", `${did} names ${hostOf(doc) ?? "no PDS"}, not ${ctx.hostname}`) };
+      return {
+        ok: false,
+        verdict: drop(
+          did,
+          "WrongHost",
+          `${did} names ${hostOf(doc) ?? "no PDS"}, not ${ctx.hostname}`,
+        ),
+      };
     }
     return { ok: true, doc };
   } catch (err) {
-    if (err instanceof IdentityUnavailable) return { ok: false, verdict: drop(did, "IdentityUnavailable", err.message) };
+    if (err instanceof IdentityUnavailable)
+      return { ok: false, verdict: drop(did, "IdentityUnavailable", err.message) };
     return { ok: false, verdict: drop(did, "InvalidIdentity", String(err)) };
   }
 }
 
-async function verifySigned(checked: CheckedCommit, ctx: ValidationContext): Promise<Verdict | DidDocumentInfo> {
+async function verifySigned(
+  checked: CheckedCommit,
+  ctx: ValidationContext,
+): Promise<Verdict | DidDocumentInfo> {
   const authorised = await authorisedDocument(checked.did, ctx, false);
   if (!authorised.ok) return authorised.verdict;
   let doc = authorised.doc;
@@ -81,9 +92,14 @@ async function verifySigned(checked: CheckedCommit, ctx: ValidationContext): Pro
   const refreshed = await authorisedDocument(checked.did, ctx, true);
   if (!refreshed.ok) return refreshed.verdict;
   doc = refreshed.doc;
-  if (!doc.signingKey) return drop(checked.did, "NoSigningKey", `${checked.did} has no #atproto key`);
+  if (!doc.signingKey)
+    return drop(checked.did, "NoSigningKey", `${checked.did} has no #atproto key`);
   if (!verifyCommitSignature(checked.commit, doc.signingKey)) {
-    return drop(checked.did, "BadSignature", `commit ${checked.commitCid} is not signed by ${checked.did}'s key`);
+    return drop(
+      checked.did,
+      "BadSignature",
+      `commit ${checked.commitCid} is not signed by ${checked.did}'s key`,
+    );
   }
   return doc;
 }
@@ -92,7 +108,11 @@ function isRepoUsable(repo: RepoState | undefined): boolean {
   return !repo || (repo.active && !repo.relayTakedown);
 }
 
-function newRepoState(repo: RepoState | undefined, checked: CheckedCommit, hostname: string): RepoState {
+function newRepoState(
+  repo: RepoState | undefined,
+  checked: CheckedCommit,
+  hostname: string,
+): RepoState {
   return {
     did: checked.did,
     host: hostname,
@@ -119,13 +139,17 @@ function isVerdict(value: unknown): value is Verdict {
   return typeof value === "object" && value !== null && "accept" in value;
 }
 
-export async function validateEvent(frame: SequencedFrame, ctx: ValidationContext): Promise<Verdict> {
+export async function validateEvent(
+  frame: SequencedFrame,
+  ctx: ValidationContext,
+): Promise<Verdict> {
   switch (frame.kind) {
     case "commit": {
       const body = frame.body;
       const checked = stateless(body.repo, () => checkCommitEvent(body, ctx.nowMs));
       if (isVerdict(checked)) return checked;
-      if (!isRepoUsable(ctx.repo)) return drop(body.repo, "RepoInactive", `${body.repo} is not active`);
+      if (!isRepoUsable(ctx.repo))
+        return drop(body.repo, "RepoInactive", `${body.repo} is not active`);
       if (ctx.repo && body.rev <= ctx.repo.rev) {
         return drop(body.repo, "RevNotIncreasing", `rev ${body.rev} is not after ${ctx.repo.rev}`);
       }
@@ -133,18 +157,22 @@ export async function validateEvent(frame: SequencedFrame, ctx: ValidationContex
       if (isVerdict(signed)) return signed;
       const next = newRepoState(ctx.repo, checked, ctx.hostname);
       let flag: string | undefined;
-      if (ctx.repo && body.since !== ctx.repo.rev) flag = `since ${body.since} but last rev seen was ${ctx.repo.rev}`;
+      if (ctx.repo && body.since !== ctx.repo.rev)
+        flag = `since ${body.since} but last rev seen was ${ctx.repo.rev}`;
       else if (ctx.repo?.data && body.prevData && body.prevData.toString() !== ctx.repo.data) {
         flag = `prevData ${body.prevData} but last data seen was ${ctx.repo.data}`;
       }
       if (flag) next.flag = flag;
-      return flag ? { accept: true, did: body.repo, next, flag } : { accept: true, did: body.repo, next };
+      return flag
+        ? { accept: true, did: body.repo, next, flag }
+        : { accept: true, did: body.repo, next };
     }
     case "sync": {
       const body = frame.body;
       const checked = stateless(body.did, () => checkSyncEvent(body, ctx.nowMs));
       if (isVerdict(checked)) return checked;
-      if (!isRepoUsable(ctx.repo)) return drop(body.did, "RepoInactive", `${body.did} is not active`);
+      if (!isRepoUsable(ctx.repo))
+        return drop(body.did, "RepoInactive", `${body.did} is not active`);
       if (ctx.repo && body.rev < ctx.repo.rev) {
         return drop(body.did, "RevNotIncreasing", `sync rev ${body.rev} is before ${ctx.repo.rev}`);
       }
@@ -157,7 +185,8 @@ export async function validateEvent(frame: SequencedFrame, ctx: ValidationContex
     }
     case "identity": {
       const did = frame.body.did;
-      if (!isValidDid(did)) return drop(null, "InvalidEvent:InvalidSyntax", "identity event with an invalid DID");
+      if (!isValidDid(did))
+        return drop(null, "InvalidEvent:InvalidSyntax", "identity event with an invalid DID");
       // refresh before any later event of this DID is checked
       ctx.identity.invalidate(did);
       const authorised = await authorisedDocument(did, ctx, true);
@@ -166,7 +195,8 @@ export async function validateEvent(frame: SequencedFrame, ctx: ValidationContex
     }
     case "account": {
       const { did, active, status } = frame.body;
-      if (!isValidDid(did)) return drop(null, "InvalidEvent:InvalidSyntax", "account event with an invalid DID");
+      if (!isValidDid(did))
+        return drop(null, "InvalidEvent:InvalidSyntax", "account event with an invalid DID");
       const authorised = await authorisedDocument(did, ctx, false);
       if (!authorised.ok) return authorised.verdict;
       const base: RepoState = ctx.repo ?? {
@@ -180,7 +210,16 @@ export async function validateEvent(frame: SequencedFrame, ctx: ValidationContex
         relayTakedown: false,
         flag: null,
       };
-      return { accept: true, did, next: { ...base, host: ctx.hostname, active, status: active ? null : (status ?? "deactivated") } };
+      return {
+        accept: true,
+        did,
+        next: {
+          ...base,
+          host: ctx.hostname,
+          active,
+          status: active ? null : (status ?? "deactivated"),
+        },
+      };
     }
     default: {
       const unreachable: never = frame;

@@ -1,6 +1,11 @@
 import type { Env } from "../env";
+import { ADMIN_ROUTES, authorizeAdmin } from "./admin";
 import { SERVER_HEADER, XrpcError, xrpcError } from "./errors";
 import { handleHealth } from "./health";
+import { handleGetHostStatus, handleListHosts } from "./hosts";
+import { handleMetrics } from "./metrics";
+import { handleGetLatestCommit, handleGetRepoStatus, handleListRepos } from "./repos";
+import { handleRequestCrawl } from "./request-crawl";
 import { handleSubscribeRepos } from "./subscribe-repos";
 
 type Handler = (request: Request, env: Env) => Promise<Response>;
@@ -8,7 +13,21 @@ type Handler = (request: Request, env: Env) => Promise<Response>;
 const ROUTES: Record<string, Handler> = {
   "/xrpc/_health": (_request, env) => handleHealth(env),
   "/xrpc/com.atproto.sync.subscribeRepos": handleSubscribeRepos,
+  "/xrpc/com.atproto.sync.requestCrawl": handleRequestCrawl,
+  "/xrpc/com.atproto.sync.listHosts": handleListHosts,
+  "/xrpc/com.atproto.sync.getHostStatus": handleGetHostStatus,
+  "/xrpc/com.atproto.sync.listRepos": handleListRepos,
+  "/xrpc/com.atproto.sync.getRepoStatus": handleGetRepoStatus,
+  "/xrpc/com.atproto.sync.getLatestCommit": handleGetLatestCommit,
+  "/metrics": (_request, env) => handleMetrics(env),
 };
+
+for (const [path, handler] of Object.entries(ADMIN_ROUTES)) {
+  ROUTES[path] = async (request, env) => {
+    authorizeAdmin(request, env);
+    return handler(request, env);
+  };
+}
 
 /** Routes a request to its handler; every answer carries the relay's Server header (loop guard). */
 export async function route(request: Request, env: Env): Promise<Response> {
