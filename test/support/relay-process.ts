@@ -1,0 +1,128 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+// freehose under `wrangler dev` (local workerd, local Durable Objects and R2), as a child
+// process with its state in a directory that outlives it, so a test can stop and restart the
+// relay on the same data.
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
+
+export type RelayOptions = {
+  plcUrl: string;
+  persistDir?: string;
+  port?: number;
+  vars?: Record<string, string>;
+  /** Print wrangler's output (npm start does; tests keep it for failure messages). */
+  echo?: boolean;
+};
+
+export type RelayProcess = {
+  url: string;
+  wsUrl: string;
+  port: number;
+  persistDir: string;
+  output: () => string;
+  stop(): Promise<void>;
+};
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address
+          ? resolve(address.port)
+          : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
+  const port = options.port ?? (await freePort());
+  const persistDir = options.persistDir ?? mkdtempSync(join(tmpdir(), "freehose-"));
+  const vars: Record<string, string> = {
+    DEV_MODE: "true",
+    PLC_URL: options.plcUrl,
+    ...options.vars,
+  };
+  const args = [
+    "dev",
+    "--port",
+    String(port),
+    "--ip",
+    "127.0.0.1",
+    "--inspector-port",
+    String(await freePort()),
+    "--persist-to",
+    persistDir,
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    "warn",
+  ];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const child: ChildProcess = spawn(WRANGLER, args, {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > 200_000) output = output.slice(-100_000);
+    if (options.echo) process.stdout.write(chunk);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+    const timer = setTimeout(() => {
+      try {
+        if (child.pid) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }, 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    if (child.exitCode !== null)
+      throw new Error(`wrangler dev exited (${child.exitCode}):\n${output.slice(-3000)}`);
+    try {
+      const res = await fetch(`${url}/xrpc/_health`);
+      if (res.ok) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`wrangler dev did not become healthy:\n${output.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return { url, wsUrl: `ws://127.0.0.1:${port}`, port, persistDir, output: () => output, stop };
+}
+
+export async function requestCrawl(relayUrl: string, hostname: string): Promise<Response> {
+  return fetch(`${relayUrl}/xrpc/com.atproto.sync.requestCrawl`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ hostname }),
+  });
+}
