@@ -36,3 +36,5 @@ async function main(): Promise<void> {
 }
 
 await main();
+
+export {};

@@ -1,3 +1,6 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { AtpAgent } from "@atproto/api";
 import { TestPds, TestPlc } from "@atproto/dev-env";
 
@@ -12,6 +15,9 @@ export type PdsHost = {
   hostname: string;
   url: string;
   pds: TestPds;
+  /** Where the PDS keeps its data: a restart on the same directory continues its seq. */
+  dataDirectory: string;
+  blobDirectory: string;
   accounts: Account[];
 };
 
@@ -34,27 +40,44 @@ export async function createAccount(host: PdsHost, name: string): Promise<Accoun
   return account;
 }
 
-/** Starts a PDS (optionally on a fixed port and data directory, so it can be restarted). */
+/** Starts a PDS on the given data directories (and port, if given, to restart one). */
 export async function startPds(
   plcUrl: string,
+  dataDirectory: string,
+  blobDirectory: string,
   port?: number,
-  dataDirectory?: string,
 ): Promise<TestPds> {
   return TestPds.create({
     didPlcUrl: plcUrl,
+    dataDirectory,
+    blobstoreDiskLocation: blobDirectory,
     ...(port ? { port } : {}),
-    ...(dataDirectory ? { dataDirectory } : {}),
     // no crawlers: the tests and `npm start` call requestCrawl themselves
     crawlers: [],
   });
+}
+
+/** Stops a PDS and starts it again on the same port and data: its seq continues. */
+export async function restartPds(host: PdsHost, plcUrl: string): Promise<void> {
+  await host.pds.close();
+  host.pds = await startPds(plcUrl, host.dataDirectory, host.blobDirectory, host.pds.port);
 }
 
 export async function startPdsNetwork(options: NetworkOptions): Promise<PdsNetwork> {
   const plc = await TestPlc.create({});
   const hosts: PdsHost[] = [];
   for (let i = 0; i < options.pdsCount; i++) {
-    const pds = await startPds(plc.url, options.pdsPorts?.[i]);
-    const host: PdsHost = { hostname: `localhost:${pds.port}`, url: pds.url, pds, accounts: [] };
+    const dataDirectory = mkdtempSync(join(tmpdir(), "freehose-pds-"));
+    const blobDirectory = mkdtempSync(join(tmpdir(), "freehose-blobs-"));
+    const pds = await startPds(plc.url, dataDirectory, blobDirectory, options.pdsPorts?.[i]);
+    const host: PdsHost = {
+      hostname: `localhost:${pds.port}`,
+      url: pds.url,
+      pds,
+      dataDirectory,
+      blobDirectory,
+      accounts: [],
+    };
     hosts.push(host);
     for (let a = 0; a < options.accountsPerPds; a++) await createAccount(host, `user${i}x${a}`);
   }
