@@ -18,24 +18,27 @@ export default defineConfig({
       },
       {
         plugins: [
-          cloudflareTest({
+          cloudflareTest(({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: {
+                PLC_URL: inject("plcUrl"),
                 DEV_MODE: "true",
                 ADMIN_TOKEN: "test-admin-token",
                 // small segments and a small consumer budget so tests cross those edges quickly
                 SEGMENT_MAX_BYTES: "200000",
                 CONSUMER_MAX_BACKLOG_BYTES: "3000000",
                 CONSUMER_MIN_BYTES_PER_SECOND: "1000000",
+                HOST_IDLE_AFTER_SECONDS: "3",
+                HOST_STALL_AFTER_SECONDS: "2",
               },
             },
-          }),
+          })),
         ],
         test: {
           name: "workers",
           include: ["test/workers/**/*.test.ts"],
-          globalSetup: ["test/workers/global-setup.ts"],
+          globalSetup: ["test/support/workers-global-setup.ts"],
           testTimeout: 60_000,
         },
       },

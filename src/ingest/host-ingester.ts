@@ -47,9 +47,6 @@ type Session = {
   chain: Promise<void>;
   queued: number;
   lastSeqOnSocket: number;
-  /** Highest upstream seq fully processed (accepted into `pending` or dropped). */
-  processedThrough: number | null;
-  bucket: TokenBucket;
   closing: boolean;
   stallRetried: boolean;
 };
@@ -60,6 +57,14 @@ export class HostIngester extends DurableObject<Env> {
   readonly #config: Config;
   #hosts = new Map<string, HostRecord>();
   readonly #sessions = new Map<string, Session>();
+  /**
+   * Per host, the highest upstream seq fully processed (accepted into `#pending` or dropped).
+   * Kept across reconnects: a reconnect resumes from here, the persisted cursor only moves here
+   * once the Sequencer has acknowledged what is pending.
+   */
+  readonly #processed = new Map<string, number>();
+  /** Per host, kept across reconnects so that a throttled host cannot reset its budget. */
+  readonly #buckets = new Map<string, TokenBucket>();
   #identity!: IdentityCache;
   #repos!: RepoStateStore;
   #pending: IngestEvent[] = [];
@@ -129,6 +134,7 @@ export class HostIngester extends DurableObject<Env> {
     await this.#flush();
     this.#close(hostname, "moved to another ingester");
     this.#hosts.delete(hostname);
+    this.#processed.delete(hostname);
     this.ctx.storage.sql.exec("DELETE FROM hosts WHERE hostname = ?", hostname);
     return host.cursor;
   }
@@ -146,6 +152,7 @@ export class HostIngester extends DurableObject<Env> {
     const host = this.#hosts.get(hostname);
     if (!host) return;
     this.#close(hostname, "cursor reset");
+    this.#processed.delete(hostname);
     host.cursor = null;
     host.stopped = false;
     host.status = host.status === "banned" ? "banned" : "active";
@@ -203,8 +210,9 @@ export class HostIngester extends DurableObject<Env> {
     }
     host.lastAttemptMs = Date.now();
     let ws: WebSocket;
+    const cursor = this.#processed.get(host.hostname) ?? host.cursor;
     try {
-      ws = await openUpstream(host.hostname, host.cursor);
+      ws = await openUpstream(host.hostname, cursor);
     } catch (err) {
       this.#connectionFailed(
         host,
@@ -216,9 +224,7 @@ export class HostIngester extends DurableObject<Env> {
       ws,
       chain: Promise.resolve(),
       queued: 0,
-      lastSeqOnSocket: host.cursor ?? -1,
-      processedThrough: host.cursor,
-      bucket: fullBucket(host.limits.eventsPerSecond * RATE_BURST_SECONDS, Date.now()),
+      lastSeqOnSocket: cursor ?? -1,
       closing: false,
       stallRetried: false,
     };
@@ -227,7 +233,7 @@ export class HostIngester extends DurableObject<Env> {
     host.lastEventMs = Date.now();
     if (host.status !== "banned") host.status = "active";
     saveHosts(this.ctx.storage, [host]);
-    this.#log("connected", { hostname: host.hostname, cursor: host.cursor });
+    this.#log("connected", { hostname: host.hostname, cursor });
     ws.addEventListener("message", (event) => this.#onMessage(host.hostname, session, event.data));
     ws.addEventListener("close", (event) =>
       this.#onClosed(host.hostname, session, `closed ${event.code} ${event.reason}`),
@@ -335,10 +341,16 @@ export class HostIngester extends DurableObject<Env> {
       return;
     }
     const perSecond = host.limits.eventsPerSecond;
-    const taken = take(session.bucket, now, perSecond, perSecond * RATE_BURST_SECONDS);
-    session.bucket = taken.bucket;
+    const burst = perSecond * RATE_BURST_SECONDS;
+    const taken = take(
+      this.#buckets.get(hostname) ?? fullBucket(burst, now),
+      now,
+      perSecond,
+      burst,
+    );
+    this.#buckets.set(hostname, taken.bucket);
     if (!taken.ok) {
-      // this frame is not processed: reconnecting from processedThrough brings it back
+      // this frame is not processed: reconnecting from #processed brings it back
       this.#throttle(
         hostname,
         `over ${perSecond} events/s`,
@@ -351,7 +363,7 @@ export class HostIngester extends DurableObject<Env> {
     const repo = this.#repos.get(did);
     if (!repo && this.#repos.countForHost(hostname) >= host.limits.maxAccounts) {
       this.#countDrop(hostname, "AccountLimit");
-      session.processedThrough = seq;
+      this.#processed.set(hostname, seq);
       return;
     }
     const verdict = await validateEvent(frame, {
@@ -378,7 +390,7 @@ export class HostIngester extends DurableObject<Env> {
         detail: verdict.detail.slice(0, 200),
       });
     }
-    session.processedThrough = seq;
+    this.#processed.set(hostname, seq);
   }
 
   #onUpstreamError(host: HostRecord, error: string, message?: string): void {
@@ -442,10 +454,7 @@ export class HostIngester extends DurableObject<Env> {
     // every frame processed before this point is either in `events` or was dropped, so once the
     // Sequencer acknowledges, each host's cursor can move to what had been processed
     const events = this.#pending;
-    const processed = new Map<string, number>();
-    for (const [hostname, session] of this.#sessions) {
-      if (session.processedThrough !== null) processed.set(hostname, session.processedThrough);
-    }
+    const processed = new Map(this.#processed);
     this.#pending = [];
     this.#pendingBytes = 0;
     if (events.length > 0) {

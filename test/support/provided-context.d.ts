@@ -1,0 +1,9 @@
+// Values the workerd project's global setup provides to tests (and to the pool's bindings).
+declare module "vitest" {
+  export interface ProvidedContext {
+    plcUrl: string;
+    upstreamControlUrl: string;
+  }
+}
+
+export {};

@@ -1,0 +1,186 @@
+import { abortAllDurableObjects, env, runDurableObjectAlarm, SELF } from "cloudflare:test";
+import { describe, expect, inject, it } from "vitest";
+import { readConfig } from "../../src/config";
+import { ingesterObjectName } from "../../src/ingest/partition";
+import { iterateRecords } from "../../src/log/records";
+import { decodeTrailer, TRAILER_BYTES } from "../../src/log/segment";
+import { decodeFrame } from "../../src/protocol/frame";
+import { hostIngesterStub, sequencerStub } from "../../src/stubs";
+import { RELAY } from "./support";
+
+// HostIngester against scripted upstreams (test/support/scripted-pds.ts) that send real signed
+// commits, and hostile ones, over real WebSockets on loopback.
+
+const control = inject("upstreamControlUrl");
+
+type Host = { id: string; hostname: string; did: string };
+
+async function newHost(): Promise<Host> {
+  return (await (await fetch(`${control}/pds`, { method: "POST" })).json()) as Host;
+}
+
+async function crawl(hostname: string): Promise<Response> {
+  return SELF.fetch(`${RELAY}/xrpc/com.atproto.sync.requestCrawl`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ hostname }),
+  });
+}
+
+function ingester(hostname: string) {
+  return hostIngesterStub(env, ingesterObjectName(hostname, false, readConfig(env).ingestShards));
+}
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (ok(value)) return value;
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Every relayed commit of `did`, in relay order, as [relay seq, rev]. */
+async function relayedCommits(did: string): Promise<[number, string][]> {
+  const out: [number, string][] = [];
+  let after = 0;
+  for (;;) {
+    const read = await sequencerStub(env).readLog(after, 4_000_000);
+    let records: Uint8Array;
+    if (read.kind === "hot") {
+      records = read.records;
+    } else if (read.kind === "segment") {
+      const bytes = new Uint8Array(await (await env.EVENT_LOG.get(read.key))!.arrayBuffer());
+      records = bytes.subarray(
+        0,
+        decodeTrailer(bytes.subarray(bytes.byteLength - TRAILER_BYTES)).indexOffset,
+      );
+    } else {
+      break;
+    }
+    for (const record of iterateRecords(records)) {
+      if (record.seq <= after) continue;
+      const frame = decodeFrame(record.frame);
+      if (frame.kind === "commit" && frame.body.repo === did)
+        out.push([record.seq, frame.body.rev]);
+      after = record.seq;
+    }
+  }
+  return out;
+}
+
+async function push(host: Host, count: number): Promise<number[]> {
+  const res = await fetch(`${control}/pds/${host.id}/good?count=${count}`, { method: "POST" });
+  return ((await res.json()) as { seqs: number[] }).seqs;
+}
+
+async function sequencedThrough(
+  hostname: string,
+  upstreamSeq: number,
+  timeoutMs = 20_000,
+): Promise<void> {
+  await until(
+    `${hostname} sequenced through ${upstreamSeq}`,
+    async () => {
+      await ingester(hostname).flush();
+      return sequencerStub(env).getHostCursor(hostname);
+    },
+    (cursor) => (cursor ?? 0) >= upstreamSeq,
+    timeoutMs,
+  );
+}
+
+describe("HostIngester", () => {
+  it("drops forged, foreign, backwards, malformed and oversized events, counts why, and keeps serving", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    const script = (await (
+      await fetch(`${control}/pds/${host.id}/hostile`, { method: "POST" })
+    ).json()) as {
+      goodSeqs: number[];
+      drops: Record<string, number>;
+    };
+    const last = Math.max(...script.goodSeqs);
+    await sequencedThrough(host.hostname, last);
+    const report = await ingester(host.hostname).getHost(host.hostname);
+    expect(report?.counters.dropped).toEqual(script.drops);
+    expect(report?.counters.accepted).toBe(2);
+    expect((await relayedCommits(host.did)).length).toBe(2);
+
+    // good events after the bad ones still flow
+    const more = await push(host, 3);
+    await sequencedThrough(host.hostname, Math.max(...more));
+    const commits = await relayedCommits(host.did);
+    expect(commits.length).toBe(5);
+    const revs = commits.map(([, rev]) => rev);
+    expect([...revs].sort()).toEqual(revs);
+  });
+
+  it("throttles a host over its rate limit without losing or buffering its events", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    // default limit: 50 events/s with a 2 s burst; send 250 at once
+    const seqs = await push(host, 250);
+    await until(
+      "the host to be throttled",
+      () => ingester(host.hostname).getHost(host.hostname),
+      (r) => r?.status === "throttled" || (r?.lastError ?? "").includes("throttled"),
+    );
+    await sequencedThrough(host.hostname, Math.max(...seqs), 30_000).catch(async (err) => {
+      throw new Error(
+        `${err}; host: ${JSON.stringify(await ingester(host.hostname).getHost(host.hostname))}`,
+      );
+    });
+    const commits = await relayedCommits(host.did);
+    expect(commits.length).toBe(250);
+    expect(new Set(commits.map(([, rev]) => rev)).size).toBe(250);
+  });
+
+  it("resumes from its persisted cursor after being aborted mid-stream: no loss, no duplicate", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await sequencedThrough(host.hostname, Math.max(...(await push(host, 40))));
+    const pending = push(host, 60);
+    await new Promise((r) => setTimeout(r, 30));
+    await abortAllDurableObjects();
+    const last = Math.max(...(await pending));
+    // the watchdog alarm reconnects from the persisted cursor
+    await until(
+      "the ingester to reconnect",
+      () => runDurableObjectAlarm(ingester(host.hostname)),
+      () => true,
+    );
+    await sequencedThrough(host.hostname, last, 30_000);
+    const commits = await relayedCommits(host.did);
+    expect(commits.length).toBe(100);
+    expect(new Set(commits.map(([, rev]) => rev)).size).toBe(100);
+  });
+
+  it("disconnects a silent host (idle, no open socket) and loses nothing while it sleeps", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await sequencedThrough(host.hostname, Math.max(...(await push(host, 5))));
+    // HOST_IDLE_AFTER_SECONDS is 3 in this project's config
+    await new Promise((r) => setTimeout(r, 3_300));
+    await runDurableObjectAlarm(ingester(host.hostname));
+    const report = await ingester(host.hostname).getHost(host.hostname);
+    expect(report).toMatchObject({ status: "idle", connectedSinceMs: null });
+    const upstream = (await (await fetch(`${control}/pds/${host.id}`)).json()) as {
+      subscribers: number;
+    };
+    expect(upstream.subscribers).toBe(0);
+
+    const whileAsleep = await push(host, 7);
+    // the host's requestCrawl ping wakes it; it catches up by cursor
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await sequencedThrough(host.hostname, Math.max(...whileAsleep));
+    expect((await relayedCommits(host.did)).length).toBe(12);
+  });
+});
