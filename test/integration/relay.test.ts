@@ -1,6 +1,7 @@
 import { IdResolver } from "@atproto/identity";
 import { type Event, Firehose, MemoryRunner } from "@atproto/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { validateXrpcOutput } from "../../src/protocol/lexicon";
 import { runActivity } from "../support/activity";
 import { type PdsHost, type PdsNetwork, restartPds, startPdsNetwork } from "../support/pds-network";
 import { type RelayProcess, requestCrawl, startRelay } from "../support/relay-process";
@@ -163,6 +164,39 @@ describe("freehose end to end", () => {
       verifiedRevs.size,
       `commits verified by @atproto/sync (of ${commits} relayed)`,
     ).toBeGreaterThanOrEqual(commits - 1);
+  });
+
+  it("answers the host and repo endpoints as their lexicons define them", async () => {
+    const get = async (path: string) => (await fetch(`${relay.url}/xrpc/${path}`)).json();
+    const host = network.hosts[0] as PdsHost;
+    const did = host.accounts[0]?.did as string;
+    // the ingesters publish host and repo state every few seconds
+    await settle(11_000);
+    const outputs: [string, unknown][] = [
+      ["com.atproto.sync.listHosts", await get("com.atproto.sync.listHosts")],
+      [
+        "com.atproto.sync.getHostStatus",
+        await get(`com.atproto.sync.getHostStatus?hostname=${host.hostname}`),
+      ],
+      ["com.atproto.sync.listRepos", await get("com.atproto.sync.listRepos")],
+      ["com.atproto.sync.getRepoStatus", await get(`com.atproto.sync.getRepoStatus?did=${did}`)],
+      [
+        "com.atproto.sync.getLatestCommit",
+        await get(`com.atproto.sync.getLatestCommit?did=${did}`),
+      ],
+    ];
+    for (const [nsid, output] of outputs)
+      expect(
+        () => validateXrpcOutput(nsid, output),
+        `${nsid}: ${JSON.stringify(output)}`,
+      ).not.toThrow();
+    const repos = outputs[2]?.[1] as { repos: { did: string }[] };
+    expect(repos.repos.length).toBe(network.hosts.flatMap((h) => h.accounts).length);
+    expect(outputs[1]?.[1]).toMatchObject({
+      hostname: host.hostname,
+      status: "active",
+      accountCount: host.accounts.length,
+    });
   });
 
   it("a consumer that reconnects with cursor=N gets exactly the rest", async () => {
