@@ -22,7 +22,8 @@ export type ProtocolErrorName =
   | "MissingBlock"
   | "LexiconViolation"
   | "InvalidMstProof"
-  | "FutureRev";
+  | "FutureRev"
+  | "InvalidDataModel";
 
 export class ProtocolError extends Error {
   override readonly name: ProtocolErrorName;

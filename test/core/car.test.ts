@@ -1,10 +1,10 @@
+import { sha256 } from "@noble/hashes/sha2.js";
+import * as Digest from "multiformats/hashes/digest";
 import { describe, expect, it } from "vitest";
 import { readCar, writeCar } from "../../src/protocol/car";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { CID, cidForDagCbor, cidForRaw } from "../../src/protocol/cid";
 import { ProtocolError } from "../../src/protocol/errors";
-import { sha256 } from "@noble/hashes/sha2.js";
-import * as Digest from "multiformats/hashes/digest";
 
 function errorName(fn: () => unknown): string {
   try {
@@ -23,7 +23,15 @@ const bCid = cidForRaw(b);
 
 describe("CAR reader", () => {
   it("round-trips roots and blocks", () => {
-    const car = readCar(writeCar([aCid], [[aCid, a], [bCid, b]]));
+    const car = readCar(
+      writeCar(
+        [aCid],
+        [
+          [aCid, a],
+          [bCid, b],
+        ],
+      ),
+    );
     expect(car.roots.map(String)).toEqual([aCid.toString()]);
     expect([...car.blocks.keys()]).toEqual([aCid.toString(), bCid.toString()]);
     expect(Buffer.from(car.blocks.get(bCid.toString())!).toString()).toBe("raw bytes");
@@ -41,7 +49,9 @@ describe("CAR reader", () => {
     const v2 = encodeDagCbor({ version: 2, roots: [aCid] });
     expect(errorName(() => readCar(new Uint8Array([v2.length, ...v2])))).toBe("InvalidCar");
     expect(errorName(() => readCar(new Uint8Array([0x80, 0x00])))).toBe("InvalidCar");
-    expect(errorName(() => readCar(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])))).toBe("InvalidCar");
+    expect(errorName(() => readCar(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])))).toBe(
+      "InvalidCar",
+    );
   });
 
   it("caps the number of blocks and the total size (CarTooLarge)", () => {
@@ -59,6 +69,8 @@ describe("CAR reader", () => {
     const sha1ish = CID.createV1(0x71, Digest.create(0x11, sha256(a).subarray(0, 20)));
     expect(errorName(() => readCar(writeCar([aCid], [[sha1ish, a]])))).toBe("InvalidCid");
     const v0 = CID.createV0(Digest.create(0x12, sha256(a)));
-    expect(errorName(() => readCar(writeCar([aCid], [[v0 as unknown as CID, a]])))).toBe("InvalidCid");
+    expect(errorName(() => readCar(writeCar([aCid], [[v0 as unknown as CID, a]])))).toBe(
+      "InvalidCid",
+    );
   });
 });

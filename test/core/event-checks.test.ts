@@ -42,34 +42,84 @@ describe("checkCommitEvent", () => {
     ["tooBig", (b) => ({ ...b, tooBig: true }), "TooBig"],
     ["rebase", (b) => ({ ...b, rebase: true }), "InvalidCommit"],
     ["blocks over the limit", (b) => ({ ...b, blocks: new Uint8Array(2_000_001) }), "TooBig"],
-    ["too many ops", (b) => ({ ...b, ops: Array.from({ length: 201 }, () => b.ops[0]!) }), "TooBig"],
-    ["commit CID that is not the CAR root", (b) => ({ ...b, commit: b.ops[0]!.cid! }), "InvalidCommit"],
-    ["repo that is not the commit's DID", (b) => ({ ...b, repo: "did:plc:someoneelsexxxxxxxxxxxxx" }), "InvalidCommit"],
+    [
+      "too many ops",
+      (b) => ({ ...b, ops: Array.from({ length: 201 }, () => b.ops[0]!) }),
+      "TooBig",
+    ],
+    [
+      "commit CID that is not the CAR root",
+      (b) => ({ ...b, commit: b.ops[0]!.cid! }),
+      "InvalidCommit",
+    ],
+    [
+      "repo that is not the commit's DID",
+      (b) => ({ ...b, repo: "did:plc:someoneelsexxxxxxxxxxxxx" }),
+      "InvalidCommit",
+    ],
     ["rev that is not the commit's rev", (b) => ({ ...b, rev: "2222222222222" }), "InvalidCommit"],
-    ["op cid missing from blocks", (b) => ({ ...b, ops: [{ ...b.ops[0]!, cid: cidForDagCbor(encodeDagCbor({ x: 1 })) }] }), "MissingBlock"],
+    [
+      "op cid missing from blocks",
+      (b) => ({ ...b, ops: [{ ...b.ops[0]!, cid: cidForDagCbor(encodeDagCbor({ x: 1 })) }] }),
+      "MissingBlock",
+    ],
     ["bad op path", (b) => ({ ...b, ops: [{ ...b.ops[0]!, path: "no-slash" }] }), "InvalidSyntax"],
-    ["delete with a cid", (b) => ({ ...b, ops: [{ ...b.ops[0]!, action: "delete" }] }), "InvalidCommit"],
+    [
+      "delete with a cid",
+      (b) => ({ ...b, ops: [{ ...b.ops[0]!, action: "delete" }] }),
+      "InvalidCommit",
+    ],
   ])("rejects %s", (_what, mutate, name) => {
     expect(errorName(() => checkCommitEvent(mutate(body), Date.now()))).toBe(name);
   });
 
   it("rejects a rev more than five minutes in the future (FutureRev)", () => {
     const future = tidFor((Date.now() + 10 * 60_000) * 1000);
-    const commit = { did: DID, version: 3, data: body.commit, rev: future, prev: null, sig: new Uint8Array(64) };
+    const commit = {
+      did: DID,
+      version: 3,
+      data: body.commit,
+      rev: future,
+      prev: null,
+      sig: new Uint8Array(64),
+    };
     const block = encodeDagCbor(commit);
     const cid = cidForDagCbor(block);
     const blocks = writeCar([cid], [[cid, block]]);
-    expect(errorName(() => checkCommitEvent({ ...body, rev: future, commit: cid, blocks, ops: [] }, Date.now()))).toBe("FutureRev");
+    expect(
+      errorName(() =>
+        checkCommitEvent({ ...body, rev: future, commit: cid, blocks, ops: [] }, Date.now()),
+      ),
+    ).toBe("FutureRev");
   });
 });
 
 describe("checkSyncEvent", () => {
   it("accepts blocks that carry the commit and rejects oversized ones", () => {
-    const block = encodeDagCbor({ did: DID, version: 3, data: body.commit, rev: body.rev, prev: null, sig: new Uint8Array(64) });
+    const block = encodeDagCbor({
+      did: DID,
+      version: 3,
+      data: body.commit,
+      rev: body.rev,
+      prev: null,
+      sig: new Uint8Array(64),
+    });
     const cid = cidForDagCbor(block);
-    const sync = { seq: 1, did: DID, rev: body.rev, time: "2024-01-01T00:00:00.000Z", blocks: writeCar([cid], [[cid, block]]) };
+    const sync = {
+      seq: 1,
+      did: DID,
+      rev: body.rev,
+      time: "2024-01-01T00:00:00.000Z",
+      blocks: writeCar([cid], [[cid, block]]),
+    };
     expect(checkSyncEvent(sync, Date.now()).commitCid.toString()).toBe(cid.toString());
-    expect(errorName(() => checkSyncEvent({ ...sync, blocks: new Uint8Array(10_001) }, Date.now()))).toBe("TooBig");
-    expect(errorName(() => checkSyncEvent({ ...sync, did: "did:plc:otherotherotherotherother" }, Date.now()))).toBe("InvalidCommit");
+    expect(
+      errorName(() => checkSyncEvent({ ...sync, blocks: new Uint8Array(10_001) }, Date.now())),
+    ).toBe("TooBig");
+    expect(
+      errorName(() =>
+        checkSyncEvent({ ...sync, did: "did:plc:otherotherotherotherother" }, Date.now()),
+      ),
+    ).toBe("InvalidCommit");
   });
 });

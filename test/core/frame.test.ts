@@ -6,7 +6,13 @@ import { decodeCommit, verifyCommitSignature } from "../../src/protocol/commit";
 import { parseDidKey } from "../../src/protocol/did-key";
 import { ProtocolError } from "../../src/protocol/errors";
 import { checkCommitEvent } from "../../src/protocol/event-checks";
-import { decodeFrame, encodeErrorFrame, encodeFrame, encodeInfoFrame, type Frame } from "../../src/protocol/frame";
+import {
+  decodeFrame,
+  encodeErrorFrame,
+  encodeFrame,
+  encodeInfoFrame,
+  type Frame,
+} from "../../src/protocol/frame";
 import { MAX_FRAME_BYTES } from "../../src/protocol/limits";
 import { readFrameSeq, rewriteFrameSeq } from "../../src/protocol/seq-rewrite";
 import { type ReferenceCommit, referenceCommits } from "../support/reference-frames";
@@ -37,7 +43,13 @@ describe("frames made by the reference implementation", () => {
       const frame = decodeFrame(c.frame);
       expect(frame.kind).toBe("commit");
       if (frame.kind !== "commit") return;
-      expect(frame.body).toMatchObject({ seq: c.seq, repo: DID, rev: c.rev, tooBig: false, rebase: false });
+      expect(frame.body).toMatchObject({
+        seq: c.seq,
+        repo: DID,
+        rev: c.rev,
+        tooBig: false,
+        rebase: false,
+      });
       expect(frame.body.ops).toHaveLength(3);
       const checked = checkCommitEvent(frame.body, Date.now());
       expect(verifyCommitSignature(checked.commit, parseDidKey(keyDid))).toBe(true);
@@ -58,8 +70,20 @@ describe("frames made by the reference implementation", () => {
 
 describe("frame codec", () => {
   const others: Frame[] = [
-    { kind: "identity", body: { seq: 5, did: DID, time: "2024-01-01T00:00:00.000Z", handle: "alice.test" } },
-    { kind: "account", body: { seq: 6, did: DID, time: "2024-01-01T00:00:00.000Z", active: false, status: "deactivated" } },
+    {
+      kind: "identity",
+      body: { seq: 5, did: DID, time: "2024-01-01T00:00:00.000Z", handle: "alice.test" },
+    },
+    {
+      kind: "account",
+      body: {
+        seq: 6,
+        did: DID,
+        time: "2024-01-01T00:00:00.000Z",
+        active: false,
+        status: "deactivated",
+      },
+    },
     { kind: "info", body: { name: "OutdatedCursor", message: "too old" } },
     { kind: "error", body: { error: "FutureCursor", message: "ahead" } },
   ];
@@ -69,8 +93,14 @@ describe("frame codec", () => {
   });
 
   it("encodes info and error frames", () => {
-    expect(decodeFrame(encodeInfoFrame("OutdatedCursor"))).toEqual({ kind: "info", body: { name: "OutdatedCursor" } });
-    expect(decodeFrame(encodeErrorFrame("ConsumerTooSlow", "bye"))).toEqual({ kind: "error", body: { error: "ConsumerTooSlow", message: "bye" } });
+    expect(decodeFrame(encodeInfoFrame("OutdatedCursor"))).toEqual({
+      kind: "info",
+      body: { name: "OutdatedCursor" },
+    });
+    expect(decodeFrame(encodeErrorFrame("ConsumerTooSlow", "bye"))).toEqual({
+      kind: "error",
+      body: { error: "ConsumerTooSlow", message: "bye" },
+    });
   });
 
   it("gives each malformed frame its specific error", () => {
@@ -78,10 +108,24 @@ describe("frame codec", () => {
     expect(errorName(() => decodeFrame(good.subarray(0, good.length - 10)))).toBe("InvalidCbor");
     expect(errorName(() => decodeFrame(new Uint8Array([...good, 0x00])))).toBe("TrailingBytes");
     // removed event types are not relayed
-    expect(errorName(() => decodeFrame(rebuild({ op: 1, t: "#handle" }, { seq: 1, did: DID, handle: "x.test", time: "t" })))).toBe("UnknownFrameType");
+    expect(
+      errorName(() =>
+        decodeFrame(
+          rebuild({ op: 1, t: "#handle" }, { seq: 1, did: DID, handle: "x.test", time: "t" }),
+        ),
+      ),
+    ).toBe("UnknownFrameType");
     expect(errorName(() => decodeFrame(rebuild({ op: 2, t: "#commit" }, {})))).toBe("InvalidFrame");
-    expect(errorName(() => decodeFrame(rebuild({ op: 1, t: "#identity" }, { seq: "1", did: DID, time: "t" })))).toBe("InvalidFrame");
-    expect(errorName(() => decodeFrame(rebuild({ op: 1, t: "#account" }, { seq: 1, did: DID, time: "t" })))).toBe("InvalidFrame");
+    expect(
+      errorName(() =>
+        decodeFrame(rebuild({ op: 1, t: "#identity" }, { seq: "1", did: DID, time: "t" })),
+      ),
+    ).toBe("InvalidFrame");
+    expect(
+      errorName(() =>
+        decodeFrame(rebuild({ op: 1, t: "#account" }, { seq: 1, did: DID, time: "t" })),
+      ),
+    ).toBe("InvalidFrame");
     expect(errorName(() => decodeFrame(new Uint8Array(MAX_FRAME_BYTES + 1)))).toBe("TooBig");
   });
 });
@@ -93,22 +137,33 @@ function rebuild(header: unknown, body: unknown): Uint8Array {
 }
 
 describe("seq rewrite", () => {
-  it.each([1, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 20_000_000_000, Number.MAX_SAFE_INTEGER])(
-    "rewrites to %d changing nothing else",
-    (seq) => {
-      const original = commits[2]!.frame;
-      const rewritten = rewriteFrameSeq(original, seq);
-      expect(readFrameSeq(rewritten)).toBe(seq);
-      const before = decodeFrame(original);
-      const after = decodeFrame(rewritten);
-      expect({ ...after.body, seq: 0 }).toEqual({ ...before.body, seq: 0 });
-      // still canonical: our encoder produces exactly these bytes
-      expect(Buffer.from(encodeFrame(after)).equals(Buffer.from(rewritten))).toBe(true);
-    },
-  );
+  it.each([
+    1,
+    23,
+    24,
+    255,
+    256,
+    65_535,
+    65_536,
+    2 ** 32 - 1,
+    2 ** 32,
+    20_000_000_000,
+    Number.MAX_SAFE_INTEGER,
+  ])("rewrites to %d changing nothing else", (seq) => {
+    const original = commits[2]!.frame;
+    const rewritten = rewriteFrameSeq(original, seq);
+    expect(readFrameSeq(rewritten)).toBe(seq);
+    const before = decodeFrame(original);
+    const after = decodeFrame(rewritten);
+    expect({ ...after.body, seq: 0 }).toEqual({ ...before.body, seq: 0 });
+    // still canonical: our encoder produces exactly these bytes
+    expect(Buffer.from(encodeFrame(after)).equals(Buffer.from(rewritten))).toBe(true);
+  });
 
   it("has no seq to rewrite in #info frames", () => {
     expect(readFrameSeq(encodeInfoFrame("OutdatedCursor"))).toBeNull();
-    expect(errorName(() => rewriteFrameSeq(encodeInfoFrame("OutdatedCursor"), 5))).toBe("InvalidFrame");
+    expect(errorName(() => rewriteFrameSeq(encodeInfoFrame("OutdatedCursor"), 5))).toBe(
+      "InvalidFrame",
+    );
   });
 });

@@ -14,7 +14,12 @@ import { referenceCommits } from "../support/reference-frames";
 let seeds: Uint8Array[] = [];
 
 beforeAll(async () => {
-  const commits = await referenceCommits("did:plc:fuzzfuzzfuzzfuzzfuzzfuzz", await Secp256k1Keypair.create(), 4, 2);
+  const commits = await referenceCommits(
+    "did:plc:fuzzfuzzfuzzfuzzfuzzfuzz",
+    await Secp256k1Keypair.create(),
+    4,
+    2,
+  );
   seeds = commits.map((c) => c.frame);
 });
 
@@ -32,9 +37,17 @@ function mutate(input: Uint8Array, random: () => number): Uint8Array {
     case 1:
       return bytes.subarray(0, at);
     case 2:
-      return new Uint8Array([...bytes.subarray(0, at), Math.floor(random() * 256), ...bytes.subarray(at)]);
+      return new Uint8Array([
+        ...bytes.subarray(0, at),
+        Math.floor(random() * 256),
+        ...bytes.subarray(at),
+      ]);
     case 3:
-      return new Uint8Array([...bytes.subarray(0, at), ...bytes.subarray(at, at + 16), ...bytes.subarray(at)]);
+      return new Uint8Array([
+        ...bytes.subarray(0, at),
+        ...bytes.subarray(at, at + 16),
+        ...bytes.subarray(at),
+      ]);
     default:
       bytes[at] = Math.floor(random() * 256);
       return bytes;
@@ -46,7 +59,10 @@ function exercise(bytes: Uint8Array): void {
     try {
       fn();
     } catch (err) {
-      if (!(err instanceof ProtocolError)) throw new Error(`non-protocol error ${String(err)} for ${Buffer.from(bytes).toString("hex").slice(0, 200)}`);
+      if (!(err instanceof ProtocolError))
+        throw new Error(
+          `non-protocol error ${String(err)} for ${Buffer.from(bytes).toString("hex").slice(0, 200)}`,
+        );
     }
   };
   attempt(() => {

@@ -1,6 +1,12 @@
 import { cborEncode } from "@atproto/common";
 import type { Keypair } from "@atproto/crypto";
-import { blocksToCarFile, MemoryBlockstore, Repo, type RecordWriteOp, WriteOpAction } from "@atproto/repo";
+import {
+  blocksToCarFile,
+  MemoryBlockstore,
+  type RecordWriteOp,
+  Repo,
+  WriteOpAction,
+} from "@atproto/repo";
 
 // Real #commit frames made by the reference implementation: a repo built with @atproto/repo,
 // commits signed by an @atproto/crypto keypair, blocks written by its CAR writer and the frame
@@ -47,7 +53,11 @@ export async function referenceCommits(
         action: WriteOpAction.Create,
         collection: "app.bsky.feed.post",
         rkey: rkey(n),
-        record: { $type: "app.bsky.feed.post", text: `reference post number ${n} `.repeat(3), createdAt: new Date(Date.UTC(2024, 0, 1, 0, 0, n)).toISOString() },
+        record: {
+          $type: "app.bsky.feed.post",
+          text: `reference post number ${n} `.repeat(3),
+          createdAt: new Date(Date.UTC(2024, 0, 1, 0, 0, n)).toISOString(),
+        },
       });
     }
     const commit = await repo.formatCommit(writes, keypair);
@@ -71,7 +81,12 @@ export async function referenceCommits(
       blobs: [],
       time: new Date(Date.UTC(2024, 0, 1, 0, 0, i)).toISOString(),
     };
-    out.push({ frame: concat(cborEncode({ op: 1, t: "#commit" }), cborEncode(body)), did, rev: commit.rev, seq });
+    out.push({
+      frame: concat(cborEncode({ op: 1, t: "#commit" }), cborEncode(body)),
+      did,
+      rev: commit.rev,
+      seq,
+    });
     repo = await repo.applyCommit(commit);
   }
   return out;
@@ -81,7 +96,8 @@ function findRecordCid(blocks: import("@atproto/repo").BlockMap, write: RecordWr
   if (write.action === WriteOpAction.Delete) return null;
   const encoded = cborEncode(write.record);
   for (const [cid, bytes] of blocks.entries().map((e) => [e.cid, e.bytes] as const)) {
-    if (bytes.length === encoded.length && Buffer.from(bytes).equals(Buffer.from(encoded))) return cid;
+    if (bytes.length === encoded.length && Buffer.from(bytes).equals(Buffer.from(encoded)))
+      return cid;
   }
   throw new Error("record block not found");
 }
