@@ -1,61 +1,111 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import type { HostLimits, HostReport, HostStatus } from "./host-record";
+import type { HostCounters, HostLimits, HostReport, HostStatus } from "./host-record";
 
-// The registry of every host the relay knows, for listHosts/getHostStatus and the admin: one
-// object, because hosts are few (thousands) and change rarely; ingesters report their hosts'
-// status and counters in one call per watchdog tick, not per event. Bans, pins and limits set by
-// an admin live here and are handed to the ingester on every crawl.
+// The registry of every host the relay knows, for listHosts/getHostStatus/metrics and the admin.
+// One object, because hosts are few (thousands) and change rarely: ingesters report their hosts'
+// status and counters once per watchdog tick (one call for all the hosts of an object), never
+// per event. Bans, pins and limits are an admin's decisions and live only here; the ingester is
+// told of them on every crawl and when an admin changes them.
 
-export type HostEntry = HostReport & {
+export type HostEntry = {
+  hostname: string;
+  /** What getHostStatus reports; `banned` overrides whatever the ingester last said. */
+  status: HostStatus;
+  /** Last upstream seq durably sequenced (the resume point); null for a host never read. */
+  cursor: number | null;
+  accountCount: number;
+  lastError: string | null;
+  lastAttemptMs: number | null;
+  connectedSinceMs: number | null;
+  lastEventMs: number | null;
+  counters: HostCounters;
+  /** The HostIngester object that last reported this host ("" before the first report). */
+  ingester: string;
   banned: boolean;
   pinned: boolean;
+  /** Admin-set limits; null means the defaults for new hosts. */
   limits: HostLimits | null;
-  createdMs: number;
+  firstSeenMs: number;
+  reportedMs: number | null;
 };
 
+export type RegisterOutcome =
+  | { kind: "registered"; entry: HostEntry; created: boolean }
+  | { kind: "banned"; entry: HostEntry }
+  | { kind: "tooManyNewHosts"; maxNewHostsPerDay: number };
+
+export type HostTotals = {
+  hostsByStatus: Record<string, number>;
+  accepted: number;
+  droppedByReason: Record<string, number>;
+};
+
+const DAY_MS = 86_400_000;
+
+// `seen_order` gives listHosts the order its lexicon recommends (first seen, oldest first) and a
+// stable cursor that does not move when hosts are added.
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS hosts (
+CREATE TABLE IF NOT EXISTS host_directory (
   hostname TEXT PRIMARY KEY,
-  created_ms INTEGER NOT NULL,
+  seen_order INTEGER NOT NULL UNIQUE,
+  first_seen_ms INTEGER NOT NULL,
   banned INTEGER NOT NULL DEFAULT 0,
   pinned INTEGER NOT NULL DEFAULT 0,
   limits TEXT,
-  report TEXT
+  status TEXT NOT NULL DEFAULT 'idle',
+  cursor INTEGER,
+  account_count INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  last_attempt_ms INTEGER,
+  connected_since_ms INTEGER,
+  last_event_ms INTEGER,
+  accepted INTEGER NOT NULL DEFAULT 0,
+  dropped TEXT NOT NULL DEFAULT '{}',
+  ingester TEXT NOT NULL DEFAULT '',
+  reported_ms INTEGER
 );`;
 
 type Row = {
   hostname: string;
-  created_ms: number;
+  seen_order: number;
+  first_seen_ms: number;
   banned: number;
   pinned: number;
   limits: string | null;
-  report: string | null;
+  status: string;
+  cursor: number | null;
+  account_count: number;
+  last_error: string | null;
+  last_attempt_ms: number | null;
+  connected_since_ms: number | null;
+  last_event_ms: number | null;
+  accepted: number;
+  dropped: string;
+  ingester: string;
+  reported_ms: number | null;
 };
 
 function toEntry(row: Row): HostEntry {
-  const report: HostReport = row.report
-    ? (JSON.parse(row.report) as HostReport)
-    : {
-        hostname: row.hostname,
-        status: "idle",
-        cursor: null,
-        accountCount: 0,
-        lastError: null,
-        lastAttemptMs: null,
-        connectedSinceMs: null,
-        lastEventMs: null,
-        counters: { accepted: 0, dropped: {} },
-        ingester: "",
-      };
-  const status: HostStatus = row.banned ? "banned" : report.status;
   return {
-    ...report,
-    status,
+    hostname: row.hostname,
+    status: row.banned ? "banned" : (row.status as HostStatus),
+    cursor: row.cursor,
+    accountCount: row.account_count,
+    lastError: row.last_error,
+    lastAttemptMs: row.last_attempt_ms,
+    connectedSinceMs: row.connected_since_ms,
+    lastEventMs: row.last_event_ms,
+    counters: {
+      accepted: row.accepted,
+      dropped: JSON.parse(row.dropped) as Record<string, number>,
+    },
+    ingester: row.ingester,
     banned: row.banned === 1,
     pinned: row.pinned === 1,
     limits: row.limits ? (JSON.parse(row.limits) as HostLimits) : null,
-    createdMs: row.created_ms,
+    firstSeenMs: row.first_seen_ms,
+    reportedMs: row.reported_ms,
   };
 }
 
@@ -67,8 +117,23 @@ export class HostDirectory extends DurableObject<Env> {
 
   #row(hostname: string): Row | undefined {
     return this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM hosts WHERE hostname = ?", hostname)
+      .exec<Row>("SELECT * FROM host_directory WHERE hostname = ?", hostname)
       .toArray()[0];
+  }
+
+  #insert(hostname: string, nowMs: number): void {
+    this.ctx.storage.sql.exec(
+      `INSERT INTO host_directory (hostname, seen_order, first_seen_ms)
+       VALUES (?, (SELECT COALESCE(MAX(seen_order), 0) + 1 FROM host_directory), ?)`,
+      hostname,
+      nowMs,
+    );
+  }
+
+  #entry(hostname: string): HostEntry {
+    const row = this.#row(hostname);
+    if (!row) throw new Error(`host ${hostname} vanished from the directory`);
+    return toEntry(row);
   }
 
   async getHost(hostname: string): Promise<HostEntry | null> {
@@ -76,97 +141,125 @@ export class HostDirectory extends DurableObject<Env> {
     return row ? toEntry(row) : null;
   }
 
-  /** Registers a host on requestCrawl; returns what the crawl needs to know. */
-  async registerHost(
-    hostname: string,
-  ): Promise<{ entry: HostEntry; created: boolean; hostsCreatedLastDay: number }> {
-    const now = Date.now();
-    let created = false;
-    if (!this.#row(hostname)) {
-      this.ctx.storage.sql.exec(
-        "INSERT INTO hosts (hostname, created_ms) VALUES (?, ?)",
-        hostname,
-        now,
-      );
-      created = true;
+  /**
+   * requestCrawl's registration, decided in one step so two crawls cannot race past the checks:
+   * a banned host is refused, a known host is returned as it is, and a new host is admitted only
+   * while fewer than `maxNewHostsPerDay` hosts were first seen in the last 24 hours.
+   */
+  async registerHost(hostname: string, maxNewHostsPerDay: number): Promise<RegisterOutcome> {
+    const known = this.#row(hostname);
+    if (known) {
+      const entry = toEntry(known);
+      return entry.banned
+        ? { kind: "banned", entry }
+        : { kind: "registered", entry, created: false };
     }
+    const now = Date.now();
     const recent =
       this.ctx.storage.sql
         .exec<{ n: number }>(
-          "SELECT COUNT(*) AS n FROM hosts WHERE created_ms > ?",
-          now - 86_400_000,
+          "SELECT COUNT(*) AS n FROM host_directory WHERE first_seen_ms > ?",
+          now - DAY_MS,
         )
         .toArray()[0]?.n ?? 0;
-    return { entry: toEntry(this.#row(hostname) as Row), created, hostsCreatedLastDay: recent };
+    if (recent >= maxNewHostsPerDay) return { kind: "tooManyNewHosts", maxNewHostsPerDay };
+    this.#insert(hostname, now);
+    return { kind: "registered", entry: this.#entry(hostname), created: true };
   }
 
-  /** Forgets a host registered by a crawl that then failed its checks. */
-  async forgetHost(hostname: string): Promise<void> {
-    this.ctx.storage.sql.exec(
-      "DELETE FROM hosts WHERE hostname = ? AND report IS NULL AND banned = 0",
-      hostname,
-    );
-  }
-
+  /** The ingesters' periodic report: status, cursor and counters of each of their hosts. */
   async reportHosts(reports: HostReport[]): Promise<void> {
-    const sql = this.ctx.storage.sql;
+    const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       for (const r of reports) {
-        sql.exec(
-          `INSERT INTO hosts (hostname, created_ms, report) VALUES (?, ?, ?)
-           ON CONFLICT(hostname) DO UPDATE SET report = excluded.report`,
+        if (!this.#row(r.hostname)) this.#insert(r.hostname, now);
+        this.ctx.storage.sql.exec(
+          `UPDATE host_directory SET status = ?, cursor = ?, account_count = ?, last_error = ?,
+             last_attempt_ms = ?, connected_since_ms = ?, last_event_ms = ?, accepted = ?,
+             dropped = ?, ingester = ?, reported_ms = ?
+           WHERE hostname = ?`,
+          r.status,
+          r.cursor,
+          r.accountCount,
+          r.lastError,
+          r.lastAttemptMs,
+          r.connectedSinceMs,
+          r.lastEventMs,
+          r.counters.accepted,
+          JSON.stringify(r.counters.dropped),
+          r.ingester,
+          now,
           r.hostname,
-          Date.now(),
-          JSON.stringify(r),
         );
       }
     });
   }
 
-  /** Hosts ordered by name, after `cursor` (a hostname), at most `limit`. */
-  async listHosts(cursor: string | null, limit: number): Promise<HostEntry[]> {
-    return this.ctx.storage.sql
+  /** Hosts in the order they were first seen, after `cursor` (an opaque position), at most `limit`. */
+  async listHosts(
+    cursor: number | null,
+    limit: number,
+  ): Promise<{ hosts: HostEntry[]; cursor: number | null }> {
+    const rows = this.ctx.storage.sql
       .exec<Row>(
-        "SELECT * FROM hosts WHERE hostname > ? ORDER BY hostname LIMIT ?",
-        cursor ?? "",
+        "SELECT * FROM host_directory WHERE seen_order > ? ORDER BY seen_order LIMIT ?",
+        cursor ?? 0,
         limit,
       )
-      .toArray()
-      .map(toEntry);
+      .toArray();
+    const last = rows.at(-1);
+    return {
+      hosts: rows.map(toEntry),
+      cursor: rows.length === limit && last ? last.seen_order : null,
+    };
   }
 
+  /** Bans (or unbans) a host, registering it first if needed: a ban can precede any crawl. */
   async setBanned(hostname: string, banned: boolean): Promise<HostEntry> {
-    if (!this.#row(hostname))
-      this.ctx.storage.sql.exec(
-        "INSERT INTO hosts (hostname, created_ms) VALUES (?, ?)",
-        hostname,
-        Date.now(),
-      );
+    if (!this.#row(hostname)) this.#insert(hostname, Date.now());
     this.ctx.storage.sql.exec(
-      "UPDATE hosts SET banned = ? WHERE hostname = ?",
+      "UPDATE host_directory SET banned = ? WHERE hostname = ?",
       banned ? 1 : 0,
       hostname,
     );
-    return toEntry(this.#row(hostname) as Row);
+    return this.#entry(hostname);
   }
 
   async setPinned(hostname: string, pinned: boolean): Promise<HostEntry | null> {
     this.ctx.storage.sql.exec(
-      "UPDATE hosts SET pinned = ? WHERE hostname = ?",
+      "UPDATE host_directory SET pinned = ? WHERE hostname = ?",
       pinned ? 1 : 0,
       hostname,
     );
-    const row = this.#row(hostname);
-    return row ? toEntry(row) : null;
+    return this.getHost(hostname);
   }
 
   async setLimits(hostname: string, limits: HostLimits): Promise<HostEntry | null> {
     this.ctx.storage.sql.exec(
-      "UPDATE hosts SET limits = ? WHERE hostname = ?",
+      "UPDATE host_directory SET limits = ? WHERE hostname = ?",
       JSON.stringify(limits),
       hostname,
     );
-    const row = this.#row(hostname);
-    return row ? toEntry(row) : null;
+    return this.getHost(hostname);
+  }
+
+  /** Sums for /metrics, computed here so only a few numbers cross the RPC. */
+  async totals(): Promise<HostTotals> {
+    const hostsByStatus: Record<string, number> = {};
+    const droppedByReason: Record<string, number> = {};
+    let accepted = 0;
+    for (const row of this.ctx.storage.sql.exec<{
+      banned: number;
+      status: string;
+      accepted: number;
+      dropped: string;
+    }>("SELECT banned, status, accepted, dropped FROM host_directory")) {
+      const status = row.banned ? "banned" : row.status;
+      hostsByStatus[status] = (hostsByStatus[status] ?? 0) + 1;
+      accepted += row.accepted;
+      for (const [reason, n] of Object.entries(JSON.parse(row.dropped) as Record<string, number>))
+        droppedByReason[reason] = (droppedByReason[reason] ?? 0) + n;
+    }
+    return { hostsByStatus, accepted, droppedByReason };
   }
 }

@@ -2,9 +2,13 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 
 // DID -> host, rev, head commit and status, for listRepos, getRepoStatus and getLatestCommit.
-// Sharded by a hash of the DID (partition.ts repoIndexShard): lookups for different accounts land
-// on different objects, so no single object answers every query of the network, while each
-// ingester sends one coalesced update per shard per reporting tick rather than one per event.
+//
+// Sharded by a hash of the DID (partition.ts repoIndexShard, REPO_INDEX_SHARDS objects) because
+// reads are the load here: every getRepoStatus/getLatestCommit of the network would otherwise
+// queue on one single-threaded object (~1,000 requests/s each, DESIGN.md). A lookup touches only
+// its DID's shard, so read capacity grows with the shard count; only listRepos visits every
+// shard, once per page. Writes stay cheap: ingesters coalesce repo changes and send one update
+// per shard per reporting tick, never one per event.
 
 export type RepoUpdate = {
   did: string;
@@ -15,16 +19,20 @@ export type RepoUpdate = {
   status: string | null;
 };
 
-export type RepoEntry = RepoUpdate & { updatedMs: number };
+/** A repo as readers see it: a relay takedown overrides what the host says. */
+export type RepoEntry = RepoUpdate & { takendown: boolean; updatedMs: number };
 
+// Upstream state (written by ingesters) and the relay's own takedown (written by the admin) are
+// separate columns, so a later report from the host can never undo a takedown.
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS repos (
+CREATE TABLE IF NOT EXISTS repo_index (
   did TEXT PRIMARY KEY,
   host TEXT NOT NULL,
   rev TEXT NOT NULL,
   head TEXT,
   active INTEGER NOT NULL,
   status TEXT,
+  takendown INTEGER NOT NULL DEFAULT 0,
   updated_ms INTEGER NOT NULL
 );`;
 
@@ -35,17 +43,20 @@ type Row = {
   head: string | null;
   active: number;
   status: string | null;
+  takendown: number;
   updated_ms: number;
 };
 
 function toEntry(row: Row): RepoEntry {
+  const takendown = row.takendown === 1;
   return {
     did: row.did,
     host: row.host,
     rev: row.rev,
     head: row.head,
-    active: row.active === 1,
-    status: row.status,
+    active: !takendown && row.active === 1,
+    status: takendown ? "takendown" : row.status,
+    takendown,
     updatedMs: row.updated_ms,
   };
 }
@@ -56,13 +67,18 @@ export class RepoIndex extends DurableObject<Env> {
     ctx.storage.sql.exec(SCHEMA);
   }
 
+  /** An ingester's coalesced changes for the DIDs of this shard, in one transaction. */
   async applyRepoUpdates(updates: RepoUpdate[]): Promise<void> {
     const sql = this.ctx.storage.sql;
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       for (const u of updates) {
         sql.exec(
-          "INSERT OR REPLACE INTO repos (did, host, rev, head, active, status, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+          `INSERT INTO repo_index (did, host, rev, head, active, status, updated_ms)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(did) DO UPDATE SET host = excluded.host, rev = excluded.rev,
+             head = excluded.head, active = excluded.active, status = excluded.status,
+             updated_ms = excluded.updated_ms`,
           u.did,
           u.host,
           u.rev,
@@ -77,16 +93,19 @@ export class RepoIndex extends DurableObject<Env> {
 
   async getRepo(did: string): Promise<RepoEntry | null> {
     const row = this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM repos WHERE did = ?", did)
+      .exec<Row>("SELECT * FROM repo_index WHERE did = ?", did)
       .toArray()[0];
     return row ? toEntry(row) : null;
   }
 
-  /** Repos with a head commit, ordered by DID, after `cursor`. */
+  /**
+   * Repos that have a commit (listRepos requires head and rev), ordered by DID, after `cursor`.
+   * The Worker merges the pages of all shards; each shard answers at most `limit`.
+   */
   async listRepos(cursor: string | null, limit: number): Promise<RepoEntry[]> {
     return this.ctx.storage.sql
       .exec<Row>(
-        "SELECT * FROM repos WHERE did > ? AND head IS NOT NULL ORDER BY did LIMIT ?",
+        "SELECT * FROM repo_index WHERE did > ? AND head IS NOT NULL AND rev != '' ORDER BY did LIMIT ?",
         cursor ?? "",
         limit,
       )
@@ -94,12 +113,11 @@ export class RepoIndex extends DurableObject<Env> {
       .map(toEntry);
   }
 
-  /** Admin takedown/restore as seen by readers (the ingester enforces it on the stream). */
-  async setStatus(did: string, active: boolean, status: string | null): Promise<RepoEntry | null> {
+  /** The relay's own takedown (admin), kept apart from the host's status. */
+  async setTakedown(did: string, takendown: boolean): Promise<RepoEntry | null> {
     this.ctx.storage.sql.exec(
-      "UPDATE repos SET active = ?, status = ?, updated_ms = ? WHERE did = ?",
-      active ? 1 : 0,
-      status,
+      "UPDATE repo_index SET takendown = ?, updated_ms = ? WHERE did = ?",
+      takendown ? 1 : 0,
       Date.now(),
       did,
     );

@@ -132,3 +132,24 @@ describe("signed commits made by the reference implementation", () => {
     expect(() => decodeCommit(encodeDagCbor(noSig))).toThrow(/sig/);
   });
 });
+
+describe("verification of frequently used keys", () => {
+  it.each([
+    ["secp256k1", () => Secp256k1Keypair.create()],
+    ["p256", () => P256Keypair.create()],
+  ] as const)("%s: stays correct once the key's table is precomputed", async (_c, create) => {
+    const keypair = await create();
+    const key = parseDidKey(keypair.did());
+    const other = parseDidKey((await create()).did());
+    for (let i = 0; i < 20; i++) {
+      const message = encodeDagCbor({ i });
+      const sig = await keypair.sign(message);
+      expect(verifySignature(key, message, sig)).toBe(true);
+      expect(verifySignature(key, encodeDagCbor({ i: i + 1 }), sig)).toBe(false);
+      expect(verifySignature(other, message, sig)).toBe(false);
+      const flipped = new Uint8Array(sig);
+      flipped[40] = (flipped[40] as number) ^ 1;
+      expect(verifySignature(key, message, flipped)).toBe(false);
+    }
+  });
+});

@@ -1,52 +1,94 @@
 import { describe, expect, it } from "vitest";
-import { checkHostname } from "../../src/ingest/hostname";
+import { checkHostname, hostBaseUrl } from "../../src/ingest/hostname";
 
-describe("requestCrawl hostname policy", () => {
+function refusal(hostname: string, devMode: boolean): string | null {
+  const checked = checkHostname(hostname, devMode);
+  return checked.ok ? null : checked.reason;
+}
+
+describe("requestCrawl hostname policy outside DEV_MODE", () => {
   it.each([
-    "10.0.0.1",
-    "169.254.169.254",
-    "127.0.0.1",
-    "localhost",
-    "[::1]",
-    "::1",
-    "192.168.1.10",
-    "localhost:2583",
-    "127.0.0.1:2583",
-    "printer.local",
-    "metadata.google.internal",
-    "pds.example.com:8443",
-    "singlelabel",
-    "pds.example.com/path",
-    "user@pds.example.com",
-    "",
-    "-bad-.example.com",
-  ])("refuses %s outside DEV_MODE", (hostname) => {
-    expect(checkHostname(hostname, false).ok).toBe(false);
+    ["10.0.0.1", "IpLiteral"],
+    ["169.254.169.254", "IpLiteral"],
+    ["192.168.1.10", "IpLiteral"],
+    ["0.0.0.0", "IpLiteral"],
+    ["127.1", "IpLiteral"],
+    ["2130706433.", "IpLiteral"],
+    ["0x7f000001.0x1", "IpLiteral"],
+    ["[::1]", "IpLiteral"],
+    ["[::1]:2583", "IpLiteral"],
+    ["::1", "IpLiteral"],
+    ["[fe80::1]", "IpLiteral"],
+    ["fd00::1", "IpLiteral"],
+    ["https://10.0.0.1/", "IpLiteral"],
+    ["localhost", "Loopback"],
+    ["LOCALHOST.", "Loopback"],
+    ["127.0.0.1", "Loopback"],
+    ["localhost:2583", "Loopback"],
+    ["127.0.0.1:2583", "Loopback"],
+    ["pds.localhost", "ReservedDomain"],
+    ["printer.local", "ReservedDomain"],
+    ["metadata.google.internal", "ReservedDomain"],
+    ["router.home.arpa", "ReservedDomain"],
+    ["pds.example.com:8443", "PortNotAllowed"],
+    ["singlelabel", "Malformed"],
+    ["pds.example.com/path", "Malformed"],
+    ["user@pds.example.com", "Malformed"],
+    ["pds.example.com?x=1", "Malformed"],
+    ["", "Malformed"],
+    ["   ", "Malformed"],
+    ["-bad-.example.com", "Malformed"],
+    ["under_score.example.com", "Malformed"],
+    ["a..b.com", "Malformed"],
+    [`${"a".repeat(64)}.example.com`, "Malformed"],
+    [`${"abcdefghi.".repeat(26)}com`, "Malformed"],
+    ["pds.example.com:99999", "Malformed"],
+  ])("refuses %s (%s)", (hostname, reason) => {
+    expect(refusal(hostname, false)).toBe(reason);
   });
 
-  it.each(["pds.example.com", "PDS.Example.COM.", "https://pds.example.com/", "bsky.network"])(
-    "accepts %s",
-    (hostname) => {
-      const checked = checkHostname(hostname, false);
-      expect(checked.ok).toBe(true);
-      if (checked.ok) expect(checked.hostname).toBe(checked.hostname.toLowerCase());
-    },
-  );
+  it.each([
+    ["pds.example.com", "pds.example.com"],
+    ["PDS.Example.COM.", "pds.example.com"],
+    ["https://pds.example.com/", "pds.example.com"],
+    ["  bsky.network ", "bsky.network"],
+    ["morel.us-east.host.bsky.network", "morel.us-east.host.bsky.network"],
+    ["xn--bcher-kva.de", "xn--bcher-kva.de"],
+  ])("normalises %s to %s", (hostname, expected) => {
+    const checked = checkHostname(hostname, false);
+    expect(checked).toEqual({ ok: true, hostname: expected, loopback: false });
+  });
+});
 
-  it("DEV_MODE allows loopback with a port, and only that", () => {
+describe("requestCrawl hostname policy in DEV_MODE", () => {
+  it("allows loopback with a port, reached over plain http and ws", () => {
     expect(checkHostname("localhost:2583", true)).toEqual({
       ok: true,
       hostname: "localhost:2583",
       loopback: true,
     });
-    expect(checkHostname("127.0.0.1:2583", true)).toEqual({
+    expect(checkHostname("LocalHost.:2583", true)).toEqual({
       ok: true,
-      hostname: "127.0.0.1:2583",
+      hostname: "localhost:2583",
       loopback: true,
     });
-    expect(checkHostname("localhost", true).ok).toBe(false);
-    expect(checkHostname("10.0.0.1", true).ok).toBe(false);
-    expect(checkHostname("169.254.169.254", true).ok).toBe(false);
-    expect(checkHostname("[::1]:2583", true).ok).toBe(false);
+    expect(checkHostname("127.0.0.1:2583", true)).toMatchObject({ hostname: "127.0.0.1:2583" });
+    expect(hostBaseUrl("localhost:2583", "http")).toBe("http://localhost:2583");
+    expect(hostBaseUrl("localhost:2583", "ws")).toBe("ws://localhost:2583");
+    expect(hostBaseUrl("pds.example.com", "http")).toBe("https://pds.example.com");
+    expect(hostBaseUrl("pds.example.com", "ws")).toBe("wss://pds.example.com");
+  });
+
+  it.each([
+    ["localhost", "Loopback"],
+    ["127.0.0.1", "Loopback"],
+    ["localhost:0", "Malformed"],
+    ["10.0.0.1", "IpLiteral"],
+    ["10.0.0.1:2583", "IpLiteral"],
+    ["169.254.169.254", "IpLiteral"],
+    ["[::1]:2583", "IpLiteral"],
+    ["pds.example.com:8443", "PortNotAllowed"],
+  ])("still refuses %s (%s)", (hostname, reason) => {
+    expect(refusal(hostname, true)).toBe(reason);
   });
 });

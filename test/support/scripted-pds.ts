@@ -45,6 +45,8 @@ export class ScriptedPlc {
       res.writeHead(doc ? 200 : 404, { "Content-Type": "application/json" });
       res.end(JSON.stringify(doc ?? { message: "DID not registered" }));
     });
+    // benchmarks keep the event loop busy for seconds: do not let idle keep-alives reset
+    this.server.keepAliveTimeout = 120_000;
     await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
     this.url = `http://localhost:${(this.server.address() as AddressInfo).port}`;
   }

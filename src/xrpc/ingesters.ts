@@ -1,0 +1,34 @@
+import type { Config } from "../config";
+import type { Env } from "../env";
+import type { HostEntry } from "../ingest/host-directory";
+import type { HostLimits } from "../ingest/host-record";
+import { ingesterObjectName } from "../ingest/partition";
+import { hostIngesterStub } from "../stubs";
+
+// How the Worker reaches a host's HostIngester: the partition rule (ingest/partition.ts) applied
+// to the directory's pin, and the limits an admin set or the defaults for new hosts.
+
+export function defaultLimits(config: Config): HostLimits {
+  return { eventsPerSecond: config.newHostEventsPerSecond, maxAccounts: config.newHostMaxAccounts };
+}
+
+export function ingesterOf(
+  env: Env,
+  config: Config,
+  entry: Pick<HostEntry, "hostname" | "pinned">,
+) {
+  return hostIngesterStub(
+    env,
+    ingesterObjectName(entry.hostname, entry.pinned, config.ingestShards),
+  );
+}
+
+/** Starts or resumes a registered host's ingestion; shared by requestCrawl and the admin. */
+export function startIngesting(env: Env, config: Config, entry: HostEntry, cursor?: number | null) {
+  const objectName = ingesterObjectName(entry.hostname, entry.pinned, config.ingestShards);
+  return hostIngesterStub(env, objectName).crawl(objectName, entry.hostname, {
+    pinned: entry.pinned,
+    limits: entry.limits ?? defaultLimits(config),
+    ...(cursor !== undefined ? { cursor } : {}),
+  });
+}
