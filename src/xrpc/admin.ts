@@ -1,193 +1,211 @@
-import { readConfig } from "../config";
+import type { Config } from "../config";
 import type { Env } from "../env";
-import { ingesterObjectName, repoIndexShard } from "../ingest/partition";
+import type { HostEntry } from "../ingest/host-directory";
+import { normaliseHostname } from "../ingest/hostname";
 import { encodeFrame } from "../protocol/frame";
 import { isValidDid } from "../protocol/syntax";
-import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../stubs";
+import { hostDirectoryStub, sequencerStub } from "../stubs";
 import { json, XrpcError } from "./errors";
-import { intParam, requireMethod } from "./params";
-import { startIngesting } from "./request-crawl";
+import { ingesterOf, startIngesting } from "./ingesters";
+import {
+  intParam,
+  positionCursorParam,
+  readJsonObject,
+  requireMethod,
+  stringField,
+  type XrpcHandler,
+} from "./params";
+import { repoIndexFor } from "./repo-lookup";
 
 // Admin endpoints, all under /admin/ and all behind `Authorization: Bearer <ADMIN_TOKEN>`.
-// With no ADMIN_TOKEN configured they are disabled (403), so a fresh deploy is never open.
-// Every action is logged as one JSON line.
+// With no ADMIN_TOKEN configured they are disabled (403), so a fresh deploy is never open; a
+// missing or wrong token is 401. Every action that changes something is logged as one JSON line.
+//
+//   GET  /admin/hosts?limit&cursor         every host with status, last error, counters, lag
+//   POST /admin/hosts/ban        {hostname} disconnects it at once; requestCrawl refuses it
+//   POST /admin/hosts/unban      {hostname} lifts the ban and resumes ingestion
+//   POST /admin/hosts/reset-cursor {hostname} after a PDS reset its seq: resume live
+//   POST /admin/hosts/limits     {hostname, eventsPerSecond, maxAccounts}
+//   POST /admin/hosts/pin        {hostname, pinned?} an ingester object of its own (or not)
+//   POST /admin/repos/takedown   {did}      stops relaying the account, emits #account
+//   POST /admin/repos/restore    {did}      undoes a takedown, emits #account
 
+const DEFAULT_LIST_LIMIT = 200;
+const MAX_LIST_LIMIT = 1000;
+
+/** Compares in time independent of where the strings differ (the token is a secret). */
 function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++)
+    diff |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0);
   return diff === 0;
 }
 
-export function authorizeAdmin(request: Request, env: Env): void {
-  const token = readConfig(env).adminToken;
-  if (!token)
+export function authorizeAdmin(request: Request, config: Config): void {
+  if (!config.adminToken)
     throw new XrpcError(
       403,
       "AdminDisabled",
-      "admin endpoints are disabled: set the ADMIN_TOKEN secret",
+      "admin endpoints are disabled: set the ADMIN_TOKEN secret to enable them",
     );
   const header = request.headers.get("Authorization") ?? "";
   const given = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : "";
-  if (!constantTimeEqual(given, token)) {
+  if (!constantTimeEqual(given, config.adminToken))
     throw new XrpcError(401, "AuthenticationRequired", "a valid admin bearer token is required");
-  }
-}
-
-async function body(request: Request): Promise<Record<string, unknown>> {
-  try {
-    const value = (await request.json()) as unknown;
-    if (typeof value === "object" && value !== null && !Array.isArray(value))
-      return value as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw new XrpcError(400, "InvalidRequest", "body must be a JSON object");
-}
-
-function str(input: Record<string, unknown>, key: string): string {
-  const v = input[key];
-  if (typeof v !== "string" || v === "")
-    throw new XrpcError(400, "InvalidRequest", `${key} is required`);
-  return v;
 }
 
 function audit(action: string, fields: Record<string, unknown>): void {
   console.log(JSON.stringify({ msg: "admin action", action, ...fields }));
 }
 
-async function ingesterFor(env: Env, hostname: string) {
-  const entry = await hostDirectoryStub(env).getHost(hostname);
-  if (!entry) throw new XrpcError(404, "HostNotFound", `${hostname} is not known to this relay`);
-  const name = ingesterObjectName(hostname, entry.pinned, readConfig(env).ingestShards);
-  return { entry, ingester: hostIngesterStub(env, name) };
+async function hostnameInput(request: Request, config: Config): Promise<string> {
+  requireMethod(request, "POST");
+  const input = await readJsonObject(request);
+  return normaliseHostname(stringField(input, "hostname"), config.devMode);
 }
 
-type AdminHandler = (request: Request, env: Env) => Promise<Response>;
+async function knownHost(env: Env, hostname: string): Promise<HostEntry> {
+  const entry = await hostDirectoryStub(env).getHost(hostname);
+  if (!entry) throw new XrpcError(404, "HostNotFound", `${hostname} is not known to this relay`);
+  return entry;
+}
 
-const listHosts: AdminHandler = async (request, env) => {
+/** The admin view of a host: everything the directory knows, plus how long it has been quiet. */
+function adminHostView(entry: HostEntry, nowMs: number) {
+  return {
+    ...entry,
+    // ms since the last event accepted from the host (the relay cannot know the host's own head)
+    lagMs: entry.lastEventMs === null ? null : nowMs - entry.lastEventMs,
+  };
+}
+
+const listHosts: XrpcHandler = async (request, env) => {
   requireMethod(request, "GET");
   const url = new URL(request.url);
-  const limit = intParam(url, "limit", 1, 1000, 200);
-  const hosts = await hostDirectoryStub(env).listHosts(url.searchParams.get("cursor"), limit);
+  const limit = intParam(url, "limit", 1, MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT);
+  const page = await hostDirectoryStub(env).listHosts(positionCursorParam(url), limit);
   const now = Date.now();
-  return json({
-    hosts: hosts.map((h) => ({ ...h, lagMs: h.lastEventMs ? now - h.lastEventMs : null })),
-    cursor: hosts.length === limit ? hosts[hosts.length - 1]?.hostname : undefined,
-  });
+  const body: { hosts: ReturnType<typeof adminHostView>[]; cursor?: string } = {
+    hosts: page.hosts.map((h) => adminHostView(h, now)),
+  };
+  if (page.cursor !== null) body.cursor = String(page.cursor);
+  return json(body);
 };
 
-const banHost: AdminHandler = async (request, env) => {
-  requireMethod(request, "POST");
-  const hostname = str(await body(request), "hostname").toLowerCase();
-  await hostDirectoryStub(env).setBanned(hostname, true);
-  const entry = await hostDirectoryStub(env).getHost(hostname);
-  if (entry) {
-    const name = ingesterObjectName(hostname, entry.pinned, readConfig(env).ingestShards);
-    await hostIngesterStub(env, name).ban(hostname);
-  }
+const banHost: XrpcHandler = async (request, env, config) => {
+  const hostname = await hostnameInput(request, config);
+  const entry = await hostDirectoryStub(env).setBanned(hostname, true);
+  await ingesterOf(env, config, entry).ban(hostname);
   audit("ban host", { hostname });
   return json({ hostname, status: "banned" });
 };
 
-const unbanHost: AdminHandler = async (request, env) => {
-  requireMethod(request, "POST");
-  const hostname = str(await body(request), "hostname").toLowerCase();
-  const { ingester } = await ingesterFor(env, hostname);
-  await hostDirectoryStub(env).setBanned(hostname, false);
-  await ingester.unban(hostname);
-  audit("unban host", { hostname });
-  return json({ hostname, status: "idle" });
+const unbanHost: XrpcHandler = async (request, env, config) => {
+  const hostname = await hostnameInput(request, config);
+  await knownHost(env, hostname);
+  const entry = await hostDirectoryStub(env).setBanned(hostname, false);
+  await ingesterOf(env, config, entry).unban(hostname);
+  const report = await startIngesting(env, config, entry);
+  audit("unban host", { hostname, status: report.status });
+  return json({ hostname, status: report.status });
 };
 
-const resetCursor: AdminHandler = async (request, env) => {
-  requireMethod(request, "POST");
-  const hostname = str(await body(request), "hostname").toLowerCase();
-  const { ingester } = await ingesterFor(env, hostname);
+const resetCursor: XrpcHandler = async (request, env, config) => {
+  const hostname = await hostnameInput(request, config);
+  const entry = await knownHost(env, hostname);
+  // the Sequencer first: it drops events at or below its cursor for the host as duplicates, and
+  // a PDS that reset its seq sends lower seqs from now on
   await sequencerStub(env).resetHostCursor(hostname);
-  await ingester.resetCursor(hostname);
+  await ingesterOf(env, config, entry).resetCursor(hostname);
   audit("reset host cursor", { hostname });
   return json({ hostname, cursor: null });
 };
 
-const setLimits: AdminHandler = async (request, env) => {
+function positiveInteger(input: Record<string, unknown>, key: string, min: number): number {
+  const value = input[key];
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min)
+    throw new XrpcError(400, "InvalidRequest", `${key} must be an integer >= ${min}`);
+  return value;
+}
+
+const setLimits: XrpcHandler = async (request, env, config) => {
   requireMethod(request, "POST");
-  const input = await body(request);
-  const hostname = str(input, "hostname").toLowerCase();
-  const eventsPerSecond = input.eventsPerSecond;
-  const maxAccounts = input.maxAccounts;
-  if (
-    typeof eventsPerSecond !== "number" ||
-    eventsPerSecond < 1 ||
-    typeof maxAccounts !== "number" ||
-    maxAccounts < 0
-  ) {
-    throw new XrpcError(
-      400,
-      "InvalidRequest",
-      "eventsPerSecond (>= 1) and maxAccounts (>= 0) are required numbers",
-    );
-  }
-  const { ingester } = await ingesterFor(env, hostname);
-  const limits = { eventsPerSecond, maxAccounts };
+  const input = await readJsonObject(request);
+  const hostname = normaliseHostname(stringField(input, "hostname"), config.devMode);
+  const limits = {
+    eventsPerSecond: positiveInteger(input, "eventsPerSecond", 1),
+    maxAccounts: positiveInteger(input, "maxAccounts", 0),
+  };
+  const entry = await knownHost(env, hostname);
   await hostDirectoryStub(env).setLimits(hostname, limits);
-  await ingester.setLimits(hostname, limits);
+  await ingesterOf(env, config, entry).setLimits(hostname, limits);
   audit("set host limits", { hostname, ...limits });
   return json({ hostname, limits });
 };
 
-const pinHost: AdminHandler = async (request, env) => {
+const pinHost: XrpcHandler = async (request, env, config) => {
   requireMethod(request, "POST");
-  const input = await body(request);
-  const hostname = str(input, "hostname").toLowerCase();
+  const input = await readJsonObject(request);
+  const hostname = normaliseHostname(stringField(input, "hostname"), config.devMode);
+  if (input.pinned !== undefined && typeof input.pinned !== "boolean")
+    throw new XrpcError(400, "InvalidRequest", "pinned must be a boolean");
   const pinned = input.pinned !== false;
-  const { entry, ingester } = await ingesterFor(env, hostname);
+  const entry = await knownHost(env, hostname);
   if (entry.pinned === pinned) return json({ hostname, pinned });
-  const cursor = await ingester.release(hostname);
-  const updated = await hostDirectoryStub(env).setPinned(hostname, pinned);
-  if (updated && !updated.banned) await startIngesting(env, updated, cursor);
+  // hand the host over with its cursor: the old object stops, the new one resumes from there
+  const cursor = await ingesterOf(env, config, entry).release(hostname);
+  const moved = await hostDirectoryStub(env).setPinned(hostname, pinned);
+  if (moved && !moved.banned) await startIngesting(env, config, moved, cursor);
   audit(pinned ? "pin host" : "unpin host", { hostname, cursor });
   return json({ hostname, pinned });
 };
 
-async function setTakedown(request: Request, env: Env, takendown: boolean): Promise<Response> {
+async function setTakedown(
+  request: Request,
+  env: Env,
+  config: Config,
+  takendown: boolean,
+): Promise<Response> {
   requireMethod(request, "POST");
-  const did = str(await body(request), "did");
+  const did = stringField(await readJsonObject(request), "did");
   if (!isValidDid(did)) throw new XrpcError(400, "InvalidRequest", "did is not a valid DID");
-  const shard = repoIndexShard(did, readConfig(env).repoIndexShards);
-  const repo = await repoIndexStub(env, shard).getRepo(did);
-  if (!repo) throw new XrpcError(404, "RepoNotFound", `${did} is not known to this relay`);
-  const { ingester } = await ingesterFor(env, repo.host);
-  await ingester.setRelayTakedown(did, repo.host, takendown);
-  await repoIndexStub(env, shard).setStatus(did, !takendown, takendown ? "takendown" : null);
+  const index = repoIndexFor(env, config, did);
+  const known = await index.getRepo(did);
+  if (!known) throw new XrpcError(404, "RepoNotFound", `${did} is not known to this relay`);
+  const host = await knownHost(env, known.host);
+  // the ingester enforces it on the stream, the index answers readers
+  await ingesterOf(env, config, host).setRelayTakedown(did, known.host, takendown);
+  const repo = (await index.setTakedown(did, takendown)) ?? known;
   // consumers learn of it through the stream, like any other status change
+  const time = new Date().toISOString();
   const frame = encodeFrame({
     kind: "account",
-    body: takendown
-      ? { seq: 0, did, time: new Date().toISOString(), active: false, status: "takendown" }
-      : { seq: 0, did, time: new Date().toISOString(), active: true },
+    body: repo.active
+      ? { seq: 0, did, time, active: true }
+      : { seq: 0, did, time, active: false, ...(repo.status ? { status: repo.status } : {}) },
   });
   const appended = await sequencerStub(env).emitRelayEvent(frame);
   audit(takendown ? "take down account" : "restore account", {
     did,
-    host: repo.host,
+    host: known.host,
     seq: appended.lastSeq,
   });
   return json({
     did,
-    active: !takendown,
-    status: takendown ? "takendown" : undefined,
+    active: repo.active,
+    ...(repo.status && !repo.active ? { status: repo.status } : {}),
     seq: appended.lastSeq,
   });
 }
 
-export const ADMIN_ROUTES: Record<string, AdminHandler> = {
+/** Admin routes by path; the router checks `authorizeAdmin` before any of them runs. */
+export const ADMIN_ROUTES: Record<string, XrpcHandler> = {
   "/admin/hosts": listHosts,
   "/admin/hosts/ban": banHost,
   "/admin/hosts/unban": unbanHost,
   "/admin/hosts/reset-cursor": resetCursor,
   "/admin/hosts/limits": setLimits,
   "/admin/hosts/pin": pinHost,
-  "/admin/repos/takedown": (request, env) => setTakedown(request, env, true),
-  "/admin/repos/restore": (request, env) => setTakedown(request, env, false),
+  "/admin/repos/takedown": (request, env, config) => setTakedown(request, env, config, true),
+  "/admin/repos/restore": (request, env, config) => setTakedown(request, env, config, false),
 };

@@ -1,9 +1,9 @@
 import type { Config } from "../config";
 import type { Env } from "../env";
 import type { HostEntry } from "../ingest/host-directory";
-import type { HostLimits } from "../ingest/host-record";
+import type { HostLimits, HostReport } from "../ingest/host-record";
 import { ingesterObjectName } from "../ingest/partition";
-import { hostIngesterStub } from "../stubs";
+import { hostDirectoryStub, hostIngesterStub } from "../stubs";
 
 // How the Worker reaches a host's HostIngester: the partition rule (ingest/partition.ts) applied
 // to the directory's pin, and the limits an admin set or the defaults for new hosts.
@@ -23,12 +23,23 @@ export function ingesterOf(
   );
 }
 
-/** Starts or resumes a registered host's ingestion; shared by requestCrawl and the admin. */
-export function startIngesting(env: Env, config: Config, entry: HostEntry, cursor?: number | null) {
+/**
+ * Starts or resumes a registered host's ingestion (requestCrawl, admin unban and pin), and puts
+ * the ingester's answer in the directory at once: the caller sees the host's new status in
+ * getHostStatus now, not at the ingester's next reporting tick.
+ */
+export async function startIngesting(
+  env: Env,
+  config: Config,
+  entry: HostEntry,
+  cursor?: number | null,
+): Promise<HostReport> {
   const objectName = ingesterObjectName(entry.hostname, entry.pinned, config.ingestShards);
-  return hostIngesterStub(env, objectName).crawl(objectName, entry.hostname, {
+  const report = await hostIngesterStub(env, objectName).crawl(objectName, entry.hostname, {
     pinned: entry.pinned,
     limits: entry.limits ?? defaultLimits(config),
     ...(cursor !== undefined ? { cursor } : {}),
   });
+  await hostDirectoryStub(env).reportHosts([report]);
+  return report;
 }

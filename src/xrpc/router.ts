@@ -1,18 +1,24 @@
+import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { ADMIN_ROUTES, authorizeAdmin } from "./admin";
 import { SERVER_HEADER, XrpcError, xrpcError } from "./errors";
+import { handleGetHostStatus } from "./get-host-status";
+import { handleGetLatestCommit } from "./get-latest-commit";
+import { handleGetRepoStatus } from "./get-repo-status";
 import { handleHealth } from "./health";
-import { handleGetHostStatus, handleListHosts } from "./hosts";
+import { handleListHosts } from "./list-hosts";
+import { handleListRepos } from "./list-repos";
 import { handleMetrics } from "./metrics";
-import { handleGetLatestCommit, handleGetRepoStatus, handleListRepos } from "./repos";
+import type { XrpcHandler } from "./params";
 import { handleRequestCrawl } from "./request-crawl";
 import { handleSubscribeRepos } from "./subscribe-repos";
 
-type Handler = (request: Request, env: Env) => Promise<Response>;
+// Plain functions over Request/Response: a path picks a handler, the handler gets the typed
+// configuration, and every answer leaves with the relay's Server header (the loop guard).
 
-const ROUTES: Record<string, Handler> = {
+const ROUTES: Record<string, XrpcHandler> = {
   "/xrpc/_health": (_request, env) => handleHealth(env),
-  "/xrpc/com.atproto.sync.subscribeRepos": handleSubscribeRepos,
+  "/xrpc/com.atproto.sync.subscribeRepos": (request, env) => handleSubscribeRepos(request, env),
   "/xrpc/com.atproto.sync.requestCrawl": handleRequestCrawl,
   "/xrpc/com.atproto.sync.listHosts": handleListHosts,
   "/xrpc/com.atproto.sync.getHostStatus": handleGetHostStatus,
@@ -23,34 +29,46 @@ const ROUTES: Record<string, Handler> = {
 };
 
 for (const [path, handler] of Object.entries(ADMIN_ROUTES)) {
-  ROUTES[path] = async (request, env) => {
-    authorizeAdmin(request, env);
-    return handler(request, env);
+  ROUTES[path] = (request, env, config) => {
+    authorizeAdmin(request, config);
+    return handler(request, env, config);
   };
 }
 
-/** Routes a request to its handler; every answer carries the relay's Server header (loop guard). */
-export async function route(request: Request, env: Env): Promise<Response> {
+function withServerHeader(response: Response): Response {
+  // a WebSocket upgrade's response cannot be copied; its headers went out with the handshake
+  if (response.status === 101 || response.headers.get("Server") === SERVER_HEADER)
+    return response;
+  const copy = new Response(response.body, response);
+  copy.headers.set("Server", SERVER_HEADER);
+  return copy;
+}
+
+function notFound(pathname: string): Response {
+  // unknown XRPC methods answer as the reference implementations do
+  if (pathname.startsWith("/xrpc/"))
+    return xrpcError(501, "MethodNotImplemented", `${pathname.slice(6)} is not implemented`);
+  if (pathname === "/")
+    return new Response("freehose: an atproto relay. Health: /xrpc/_health\n", {
+      headers: { "Content-Type": "text/plain", Server: SERVER_HEADER },
+    });
+  return xrpcError(404, "NotFound", `no route for ${pathname}`);
+}
+
+/**
+ * Routes a request to its handler. `config` defaults to the Worker's own (`readConfig(env)`);
+ * tests pass another one to exercise, e.g., the production hostname policy or a disabled admin.
+ */
+export async function route(
+  request: Request,
+  env: Env,
+  config: Config = readConfig(env),
+): Promise<Response> {
   const url = new URL(request.url);
   const handler = ROUTES[url.pathname];
-  if (!handler) {
-    if (url.pathname.startsWith("/xrpc/"))
-      return xrpcError(501, "MethodNotImplemented", `${url.pathname.slice(6)} is not implemented`);
-    if (url.pathname === "/")
-      return new Response("freehose: an atproto relay. See /xrpc/_health\n", {
-        headers: { Server: SERVER_HEADER },
-      });
-    return xrpcError(404, "NotFound", `no route for ${url.pathname}`);
-  }
+  if (!handler) return notFound(url.pathname);
   try {
-    const response = await handler(request, env);
-    if (response.status === 101) return response;
-    if (!response.headers.has("Server")) {
-      const copy = new Response(response.body, response);
-      copy.headers.set("Server", SERVER_HEADER);
-      return copy;
-    }
-    return response;
+    return withServerHeader(await handler(request, env, config));
   } catch (err) {
     if (err instanceof XrpcError) return err.toResponse();
     console.error(

@@ -3,6 +3,10 @@ declare module "vitest" {
   export interface ProvidedContext {
     plcUrl: string;
     upstreamControlUrl: string;
+    /** test/support/xrpc-test-servers.ts */
+    lexiconUrl: string;
+    relayLikeHostname: string;
+    notPdsHostname: string;
   }
 }
 
