@@ -6,7 +6,7 @@ import { benchFrame, figure } from "./support";
 // Replay to one consumer from a cursor far back: the events sit in sealed R2 segments, read in
 // aligned windows through the Cache API, sent as WebSocket messages through the Worker.
 it("replay throughput from R2 segments", async () => {
-  const total = Number(process.env.REPLAY_EVENTS ?? 200_000);
+  const total = 200_000;
   const sequencer = sequencerStub(env);
   const frames = Array.from({ length: 1000 }, (_, i) => benchFrame(i + 1, 1500));
   for (let upstream = 0; upstream < total; ) {
