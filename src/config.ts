@@ -17,6 +17,8 @@ export interface Config {
   newHostMaxAccounts: number;
   segmentMaxBytes: number;
   segmentMaxAgeMs: number;
+  ingestBatchWindowMs: number;
+  fanoutDeliveryIntervalMs: number;
   consumerMinBytesPerSecond: number;
   consumerMaxBacklogBytes: number;
 }
@@ -36,9 +38,9 @@ export function readConfig(env: Env): Config {
     adminToken: env.ADMIN_TOKEN || undefined,
     firstSeq: Math.max(1, positiveInt(env.FIRST_SEQ, 1, "FIRST_SEQ")),
     replayWindowMs: positiveInt(env.REPLAY_WINDOW_HOURS, 72, "REPLAY_WINDOW_HOURS") * 3_600_000,
-    ingestShards: Math.max(1, positiveInt(env.INGEST_SHARDS, 16, "INGEST_SHARDS")),
+    ingestShards: Math.max(1, positiveInt(env.INGEST_SHARDS, 4, "INGEST_SHARDS")),
     repoIndexShards: Math.max(1, positiveInt(env.REPO_INDEX_SHARDS, 16, "REPO_INDEX_SHARDS")),
-    fanoutShards: Math.max(1, positiveInt(env.FANOUT_SHARDS, 4, "FANOUT_SHARDS")),
+    fanoutShards: Math.max(1, positiveInt(env.FANOUT_SHARDS, 2, "FANOUT_SHARDS")),
     hostIdleAfterMs:
       positiveInt(env.HOST_IDLE_AFTER_SECONDS, 900, "HOST_IDLE_AFTER_SECONDS") * 1000,
     hostStallAfterMs:
@@ -53,6 +55,15 @@ export function readConfig(env: Env): Config {
     segmentMaxBytes: positiveInt(env.SEGMENT_MAX_BYTES, 16 * 1024 * 1024, "SEGMENT_MAX_BYTES"),
     segmentMaxAgeMs:
       positiveInt(env.SEGMENT_MAX_AGE_SECONDS, 600, "SEGMENT_MAX_AGE_SECONDS") * 1000,
+    ingestBatchWindowMs: Math.max(
+      1,
+      positiveInt(env.INGEST_BATCH_WINDOW_MS, 50, "INGEST_BATCH_WINDOW_MS"),
+    ),
+    fanoutDeliveryIntervalMs: positiveInt(
+      env.FANOUT_DELIVERY_INTERVAL_MS,
+      25,
+      "FANOUT_DELIVERY_INTERVAL_MS",
+    ),
     consumerMinBytesPerSecond: Math.max(
       1,
       positiveInt(

@@ -27,6 +27,8 @@ export interface Env {
   NEW_HOST_MAX_ACCOUNTS?: string;
   SEGMENT_MAX_BYTES?: string;
   SEGMENT_MAX_AGE_SECONDS?: string;
+  INGEST_BATCH_WINDOW_MS?: string;
+  FANOUT_DELIVERY_INTERVAL_MS?: string;
   CONSUMER_MIN_BYTES_PER_SECOND?: string;
   CONSUMER_MAX_BACKLOG_BYTES?: string;
 }

@@ -29,8 +29,6 @@ import { validateEvent } from "./validate";
 // Sequencer has acknowledged the batch. The alarm is the watchdog: reconnects after drops and
 // evictions, notices stalls, puts silent hosts to sleep (idle) and wakes them for a sweep.
 
-/** Accepted events are sent to the Sequencer at most this long after they arrive. */
-const BATCH_WINDOW_MS = 75;
 const BATCH_MAX_BYTES = 1_000_000;
 /** Frames waiting for validation per host before the socket is dropped (resume by cursor). */
 const MAX_QUEUED_FRAMES = 500;
@@ -436,7 +434,7 @@ export class HostIngester extends DurableObject<Env> {
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = null;
       void this.#flush();
-    }, BATCH_WINDOW_MS);
+    }, this.#config.ingestBatchWindowMs);
   }
 
   async #flush(): Promise<void> {

@@ -28,8 +28,27 @@ export type LogState = {
   writable: boolean;
 };
 
-/** Deliveries queued for one Fanout before it is left to catch up from storage instead. */
-const MAX_PENDING_DELIVERIES = 32;
+/** Bytes queued for one Fanout before it is left to catch up from storage instead. */
+const MAX_QUEUED_DELIVERY_BYTES = 16 * 1024 * 1024;
+
+type DeliveryQueue = {
+  parts: Uint8Array[];
+  bytes: number;
+  firstSeq: number;
+  lastSeq: number;
+  running: boolean;
+  lastSentMs: number;
+};
+
+function concatParts(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.byteLength;
+  }
+  return out;
+}
 /** Alarm period for sealing by age and retention when nothing else triggers them. */
 const MAINTENANCE_INTERVAL_MS = 30_000;
 
@@ -45,7 +64,7 @@ export class Sequencer extends DurableObject<Env> {
   #hotBytes = 0;
   #sealing: Promise<SealOutcome> | null = null;
   #fanouts = new Set<string>();
-  #pendingDeliveries = new Map<string, { chain: Promise<void>; count: number }>();
+  readonly #deliveryQueues = new Map<string, DeliveryQueue>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -184,34 +203,67 @@ export class Sequencer extends DurableObject<Env> {
   }
 
   /**
-   * Feeds every registered Fanout, in order per Fanout, without making appends wait for them.
-   * A Fanout that falls MAX_PENDING_DELIVERIES behind is skipped: it notices the gap in seqs
-   * and catches up from storage, so memory here stays bounded.
+   * Feeds every registered Fanout, in order, without making appends wait for them. Each Fanout
+   * has at most one delivery in flight, at most one per FANOUT_DELIVERY_INTERVAL_MS; batches
+   * appended meanwhile are merged into its next delivery (every RPC is a billed request, so
+   * under load one delivery carries many batches). Past MAX_QUEUED_DELIVERY_BYTES the queue is
+   * dropped: the Fanout notices the gap in seqs and catches up from storage, so memory here
+   * stays bounded.
    */
   #deliver(records: Uint8Array, firstSeq: number, lastSeq: number): void {
     for (const name of this.#fanouts) {
-      const pending = this.#pendingDeliveries.get(name) ?? { chain: Promise.resolve(), count: 0 };
-      if (pending.count >= MAX_PENDING_DELIVERIES) continue;
-      pending.count++;
-      pending.chain = pending.chain
-        .then(async () => {
-          const stub = fanoutStub(this.env, name);
-          const { consumers } = await stub.deliver(records, firstSeq, lastSeq);
-          if (consumers === 0) this.#unregisterFanout(name);
-        })
-        .catch((err: unknown) => {
+      let queue = this.#deliveryQueues.get(name);
+      if (!queue) {
+        queue = { parts: [], bytes: 0, firstSeq, lastSeq, running: false, lastSentMs: 0 };
+        this.#deliveryQueues.set(name, queue);
+      }
+      if (queue.bytes + records.byteLength > MAX_QUEUED_DELIVERY_BYTES) {
+        queue.parts = [];
+        queue.bytes = 0;
+      }
+      if (queue.parts.length === 0) queue.firstSeq = firstSeq;
+      queue.parts.push(records);
+      queue.bytes += records.byteLength;
+      queue.lastSeq = lastSeq;
+      if (!queue.running) void this.#drainDeliveries(name, queue);
+    }
+  }
+
+  async #drainDeliveries(name: string, queue: DeliveryQueue): Promise<void> {
+    queue.running = true;
+    try {
+      while (queue.parts.length > 0) {
+        const wait = queue.lastSentMs + this.#config.fanoutDeliveryIntervalMs - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const parts = queue.parts;
+        const { firstSeq, lastSeq, bytes } = queue;
+        queue.parts = [];
+        queue.bytes = 0;
+        queue.lastSentMs = Date.now();
+        const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatParts(parts, bytes);
+        try {
+          const { consumers } = await fanoutStub(this.env, name).deliver(
+            records,
+            firstSeq,
+            lastSeq,
+          );
+          if (consumers === 0) {
+            this.#unregisterFanout(name);
+            return;
+          }
+        } catch (err) {
           console.warn(
             JSON.stringify({ msg: "fanout delivery failed", fanout: name, error: String(err) }),
           );
-        })
-        .finally(() => {
-          pending.count--;
-        });
-      this.#pendingDeliveries.set(name, pending);
+        }
+      }
+    } finally {
+      queue.running = false;
     }
   }
 
   #unregisterFanout(name: string): void {
+    this.#deliveryQueues.delete(name);
     if (!this.#fanouts.delete(name)) return;
     this.ctx.storage.sql.exec("DELETE FROM fanouts WHERE name = ?", name);
   }

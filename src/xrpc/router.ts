@@ -37,8 +37,7 @@ for (const [path, handler] of Object.entries(ADMIN_ROUTES)) {
 
 function withServerHeader(response: Response): Response {
   // a WebSocket upgrade's response cannot be copied; its headers went out with the handshake
-  if (response.status === 101 || response.headers.get("Server") === SERVER_HEADER)
-    return response;
+  if (response.status === 101 || response.headers.get("Server") === SERVER_HEADER) return response;
   const copy = new Response(response.body, response);
   copy.headers.set("Server", SERVER_HEADER);
   return copy;

@@ -115,7 +115,11 @@ describe("admin host actions", () => {
   it("sets a host's limits and pins it to an object of its own, keeping its cursor", async () => {
     const host = await crawledHostWithCommits(2);
     await expectXrpcError(
-      await post("/admin/hosts/limits", { hostname: host.hostname, eventsPerSecond: 0 }, ADMIN_HEADERS),
+      await post(
+        "/admin/hosts/limits",
+        { hostname: host.hostname, eventsPerSecond: 0 },
+        ADMIN_HEADERS,
+      ),
       400,
       "InvalidRequest",
     );
@@ -134,7 +138,10 @@ describe("admin host actions", () => {
       limits,
     });
     // the pinned object carries on from the cursor: new events only, none twice
-    await waitUntil("the pinned object subscribed", async () => (await upstreamSubscribers(host)) === 1);
+    await waitUntil(
+      "the pinned object subscribed",
+      async () => (await upstreamSubscribers(host)) === 1,
+    );
     await pushCommits(host, 2);
     const pinned = ingesterFor(host.hostname, true);
     await waitUntil(

@@ -54,14 +54,18 @@ export function requestCrawl(hostname: string, config?: Config): Promise<Respons
     : SELF.fetch(`${RELAY}/xrpc/com.atproto.sync.requestCrawl`, init);
 }
 
-/** Asserts a query's output against its lexicon (validated in Node, see xrpc-test-servers.ts). */
-export async function expectLexiconValid(nsid: string, value: unknown): Promise<void> {
+/** What the lexicon says of a query's output: null when valid (validated in Node). */
+export async function lexiconError(nsid: string, value: unknown): Promise<string | null> {
   const res = await fetch(inject("lexiconUrl"), {
     method: "POST",
     body: JSON.stringify({ nsid, value }),
   });
-  const verdict = (await res.json()) as { ok: boolean; error: string | null };
-  expect(verdict.error, `${nsid} output ${JSON.stringify(value)}`).toBeNull();
+  return ((await res.json()) as { ok: boolean; error: string | null }).error;
+}
+
+/** Asserts a query's output against its lexicon (src/lexicons, see xrpc-test-servers.ts). */
+export async function expectLexiconValid(nsid: string, value: unknown): Promise<void> {
+  expect(await lexiconError(nsid, value), `${nsid} output ${JSON.stringify(value)}`).toBeNull();
 }
 
 export async function expectXrpcError(
@@ -98,10 +102,7 @@ export async function upstreamSubscribers(host: ScriptedHost): Promise<number> {
 }
 
 export function ingesterFor(hostname: string, pinned = false) {
-  return hostIngesterStub(
-    env,
-    ingesterObjectName(hostname, pinned, readConfig(env).ingestShards),
-  );
+  return hostIngesterStub(env, ingesterObjectName(hostname, pinned, readConfig(env).ingestShards));
 }
 
 export async function waitUntil(
