@@ -30,6 +30,8 @@ export default defineConfig({
                 CONSUMER_MAX_BACKLOG_BYTES: "3000000",
                 CONSUMER_MIN_BYTES_PER_SECOND: "1000000",
                 HOST_IDLE_AFTER_SECONDS: "3",
+                // more index shards than the default, so paging across shards is exercised
+                REPO_INDEX_SHARDS: "8",
                 HOST_STALL_AFTER_SECONDS: "2",
               },
             },

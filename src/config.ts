@@ -18,6 +18,7 @@ export interface Config {
   segmentMaxBytes: number;
   segmentMaxAgeMs: number;
   ingestBatchWindowMs: number;
+  hostReportIntervalMs: number;
   fanoutDeliveryIntervalMs: number;
   consumerMinBytesPerSecond: number;
   consumerMaxBacklogBytes: number;
@@ -39,7 +40,7 @@ export function readConfig(env: Env): Config {
     firstSeq: Math.max(1, positiveInt(env.FIRST_SEQ, 1, "FIRST_SEQ")),
     replayWindowMs: positiveInt(env.REPLAY_WINDOW_HOURS, 72, "REPLAY_WINDOW_HOURS") * 3_600_000,
     ingestShards: Math.max(1, positiveInt(env.INGEST_SHARDS, 4, "INGEST_SHARDS")),
-    repoIndexShards: Math.max(1, positiveInt(env.REPO_INDEX_SHARDS, 16, "REPO_INDEX_SHARDS")),
+    repoIndexShards: Math.max(1, positiveInt(env.REPO_INDEX_SHARDS, 4, "REPO_INDEX_SHARDS")),
     fanoutShards: Math.max(1, positiveInt(env.FANOUT_SHARDS, 2, "FANOUT_SHARDS")),
     hostIdleAfterMs:
       positiveInt(env.HOST_IDLE_AFTER_SECONDS, 900, "HOST_IDLE_AFTER_SECONDS") * 1000,
@@ -57,11 +58,13 @@ export function readConfig(env: Env): Config {
       positiveInt(env.SEGMENT_MAX_AGE_SECONDS, 600, "SEGMENT_MAX_AGE_SECONDS") * 1000,
     ingestBatchWindowMs: Math.max(
       1,
-      positiveInt(env.INGEST_BATCH_WINDOW_MS, 50, "INGEST_BATCH_WINDOW_MS"),
+      positiveInt(env.INGEST_BATCH_WINDOW_MS, 100, "INGEST_BATCH_WINDOW_MS"),
     ),
+    hostReportIntervalMs:
+      positiveInt(env.HOST_REPORT_INTERVAL_SECONDS, 30, "HOST_REPORT_INTERVAL_SECONDS") * 1000,
     fanoutDeliveryIntervalMs: positiveInt(
       env.FANOUT_DELIVERY_INTERVAL_MS,
-      25,
+      50,
       "FANOUT_DELIVERY_INTERVAL_MS",
     ),
     consumerMinBytesPerSecond: Math.max(

@@ -37,7 +37,6 @@ const MAX_PENDING_BYTES = 8_000_000;
 const WATCHDOG_INTERVAL_MS = 30_000;
 /** How often an idle host is woken to catch up by cursor, in case its requestCrawl ping is lost. */
 const IDLE_SWEEP_INTERVAL_MS = 30 * 60 * 1000;
-const REPORT_INTERVAL_MS = 10_000;
 const RATE_BURST_SECONDS = 2;
 
 type Session = {
@@ -48,6 +47,12 @@ type Session = {
   closing: boolean;
   stallRetried: boolean;
 };
+
+function newestCursor(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.max(a, b);
+}
 
 export type CrawlOptions = { pinned: boolean; limits: HostLimits; cursor?: number | null };
 
@@ -208,7 +213,11 @@ export class HostIngester extends DurableObject<Env> {
     }
     host.lastAttemptMs = Date.now();
     let ws: WebSocket;
-    const cursor = this.#processed.get(host.hostname) ?? host.cursor;
+    // the Sequencer's record of this host is authoritative (our own cursor is persisted lazily)
+    const sequenced = await sequencerStub(this.env)
+      .getHostCursor(host.hostname)
+      .catch(() => null);
+    const cursor = newestCursor(this.#processed.get(host.hostname) ?? host.cursor, sequenced);
     try {
       ws = await openUpstream(host.hostname, cursor);
     } catch (err) {
@@ -470,15 +479,12 @@ export class HostIngester extends DurableObject<Env> {
         return;
       }
     }
-    const changed: HostRecord[] = [];
+    // The Sequencer now holds these events and their upstream seqs (it dedupes by them), so our
+    // own copy of the cursor is written lazily, with the next report: rows written are billed.
     for (const [hostname, seq] of processed) {
       const host = this.#hosts.get(hostname);
-      if (host && host.cursor !== seq) {
-        host.cursor = seq;
-        changed.push(host);
-      }
+      if (host) host.cursor = seq;
     }
-    if (changed.length > 0) saveHosts(this.ctx.storage, changed);
     void this.#reportAll(false);
   }
 
@@ -543,8 +549,9 @@ export class HostIngester extends DurableObject<Env> {
 
   async #reportAll(force: boolean): Promise<void> {
     const now = Date.now();
-    if (!force && now - this.#lastReportMs < REPORT_INTERVAL_MS) return;
+    if (!force && now - this.#lastReportMs < this.#config.hostReportIntervalMs) return;
     this.#lastReportMs = now;
+    saveHosts(this.ctx.storage, this.#hosts.values());
     const changedRepos = this.#repos.flush();
     try {
       await hostDirectoryStub(this.env).reportHosts(
@@ -581,7 +588,7 @@ export class HostIngester extends DurableObject<Env> {
     );
   }
 
-  /** Pushes host and repo state out now (tests; the alarm does it every REPORT_INTERVAL_MS). */
+  /** Pushes host and repo state out now (tests; it happens every HOST_REPORT_INTERVAL_SECONDS). */
   async publishState(): Promise<void> {
     await this.#flush();
     await this.#reportAll(true);

@@ -113,7 +113,7 @@ async function settle(ms = 1500): Promise<void> {
 
 beforeAll(async () => {
   network = await startPdsNetwork({ pdsCount: 2, accountsPerPds: 3 });
-  relay = await startRelay({ plcUrl: network.plcUrl });
+  relay = await startRelay({ plcUrl: network.plcUrl, vars: { HOST_REPORT_INTERVAL_SECONDS: "3" } });
   for (const host of network.hosts) {
     await subscribePds(host).ready;
     const res = await requestCrawl(relay.url, host.hostname);
@@ -171,7 +171,7 @@ describe("freehose end to end", () => {
     const host = network.hosts[0] as PdsHost;
     const did = host.accounts[0]?.did as string;
     // the ingesters publish host and repo state every few seconds
-    await settle(11_000);
+    await settle(5_000);
     const outputs: [string, unknown][] = [
       ["com.atproto.sync.listHosts", await get("com.atproto.sync.listHosts")],
       [
@@ -221,7 +221,11 @@ describe("freehose end to end", () => {
     await relay.stop();
     // the PDS hosts keep writing while the relay is down
     await runActivity(network, { actions: 20, seed: 11 });
-    relay = await startRelay({ plcUrl: network.plcUrl, persistDir: relay.persistDir });
+    relay = await startRelay({
+      plcUrl: network.plcUrl,
+      persistDir: relay.persistDir,
+      vars: { HOST_REPORT_INTERVAL_SECONDS: "3" },
+    });
     // a PDS pings its crawlers when it writes after a quiet spell; do the same
     for (const host of network.hosts)
       expect((await requestCrawl(relay.url, host.hostname)).status).toBe(200);

@@ -14,15 +14,22 @@ export type ActivityKind =
   | "handle"
   | "deactivate";
 
+/**
+ * The run stops at the first of `actions`, `durationMs` or `signal`; at least one is required.
+ * The same seed gives the same sequence of actions (the PDS's own timestamps and keys differ).
+ */
 export type ActivityOptions = {
-  /** Number of actions; each is one write on one PDS. */
-  actions: number;
   seed: number;
-  /** Pause between actions (0 = as fast as the PDS takes them). */
+  /** Number of actions; each is one write on one PDS (two for deactivate + reactivate). */
+  actions?: number;
+  durationMs?: number;
+  signal?: AbortSignal;
+  /** Steady pace; without it, as fast as the PDS takes them. */
+  eventsPerSecond?: number;
+  /** Pause after every action, on top of any pacing. */
   pauseMs?: number;
   /** Allow the rare actions (handle change, deactivate/reactivate). */
   rare?: boolean;
-  signal?: AbortSignal;
 };
 
 /** mulberry32: small, fast, good enough to make runs repeatable. */
@@ -38,6 +45,19 @@ export function seededRandom(seed: number): () => number {
 }
 
 type Post = { uri: string; cid: string; author: Account };
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
 
 export async function runActivity(
   network: PdsNetwork,
@@ -55,10 +75,16 @@ export async function runActivity(
     handle: 0,
     deactivate: 0,
   };
+  if (options.actions === undefined && options.durationMs === undefined && !options.signal)
+    throw new Error("runActivity needs actions, durationMs or signal to know when to stop");
   const posts: Post[] = [];
   let handleChanges = 0;
-  for (let i = 0; i < options.actions; i++) {
-    if (options.signal?.aborted) break;
+  const started = Date.now();
+  const intervalMs = options.eventsPerSecond ? 1000 / options.eventsPerSecond : 0;
+  const deadline = options.durationMs === undefined ? Infinity : started + options.durationMs;
+  for (let i = 0; i < (options.actions ?? Infinity); i++) {
+    await sleep(started + i * intervalMs - Date.now(), options.signal);
+    if (options.signal?.aborted || Date.now() >= deadline) break;
     const actor = pick(accounts);
     const roll = random();
     if (posts.length === 0 || roll < 0.35) {
@@ -104,7 +130,7 @@ export async function runActivity(
       await actor.agent.com.atproto.server.activateAccount();
       counts.deactivate++;
     }
-    if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
+    if (options.pauseMs) await sleep(options.pauseMs, options.signal);
   }
   return counts;
 }

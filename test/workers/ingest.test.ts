@@ -133,7 +133,7 @@ describe("HostIngester", () => {
       () => ingester(host.hostname).getHost(host.hostname),
       (r) => r?.status === "throttled" || (r?.lastError ?? "").includes("throttled"),
     );
-    await sequencedThrough(host.hostname, Math.max(...seqs), 30_000).catch(async (err) => {
+    await sequencedThrough(host.hostname, Math.max(...seqs), 60_000).catch(async (err) => {
       throw new Error(
         `${err}; host: ${JSON.stringify(await ingester(host.hostname).getHost(host.hostname))}`,
       );
