@@ -66,6 +66,8 @@ export class HostIngester extends DurableObject<Env> {
    * once the Sequencer has acknowledged what is pending.
    */
   readonly #processed = new Map<string, number>();
+  /** Hosts whose cursor or counters changed since they were last written. */
+  readonly #dirtyHosts = new Set<string>();
   /** Per host, kept across reconnects so that a throttled host cannot reset its budget. */
   readonly #buckets = new Map<string, TokenBucket>();
   #identity!: IdentityCache;
@@ -385,6 +387,7 @@ export class HostIngester extends DurableObject<Env> {
       if (verdict.flag)
         this.#log("repo continuity mismatch", { hostname, did, flag: verdict.flag });
       host.counters.accepted++;
+      this.#dirtyHosts.add(hostname);
       this.#pending.push({ host: hostname, upstreamSeq: seq, frame: bytes });
       this.#pendingBytes += bytes.byteLength;
       this.#scheduleFlush();
@@ -430,6 +433,7 @@ export class HostIngester extends DurableObject<Env> {
     const host = this.#hosts.get(hostname);
     if (!host) return;
     host.counters.dropped[reason] = (host.counters.dropped[reason] ?? 0) + 1;
+    this.#dirtyHosts.add(hostname);
   }
 
   // ---- batching to the Sequencer ------------------------------------------------------------
@@ -483,7 +487,10 @@ export class HostIngester extends DurableObject<Env> {
     // own copy of the cursor is written lazily, with the next report: rows written are billed.
     for (const [hostname, seq] of processed) {
       const host = this.#hosts.get(hostname);
-      if (host) host.cursor = seq;
+      if (host && host.cursor !== seq) {
+        host.cursor = seq;
+        this.#dirtyHosts.add(hostname);
+      }
     }
     void this.#reportAll(false);
   }
@@ -502,6 +509,7 @@ export class HostIngester extends DurableObject<Env> {
           host.status = "idle";
           host.lastError = null;
           host.nextAttemptMs = now + IDLE_SWEEP_INTERVAL_MS;
+          this.#dirtyHosts.add(host.hostname);
           this.#log("host idle: disconnected to save cost", { hostname: host.hostname, silentMs });
         } else if (silentMs >= this.#config.hostStallAfterMs && !session.stallRetried) {
           // a socket can die without a close event; reconnect once to be sure it is just quiet
@@ -523,7 +531,6 @@ export class HostIngester extends DurableObject<Env> {
         await this.#connect(host);
       }
     }
-    saveHosts(this.ctx.storage, this.#hosts.values());
     await this.#reportAll(true);
     const next = this.#nextAlarm(now);
     if (next !== null) await this.ctx.storage.setAlarm(next);
@@ -551,7 +558,10 @@ export class HostIngester extends DurableObject<Env> {
     const now = Date.now();
     if (!force && now - this.#lastReportMs < this.#config.hostReportIntervalMs) return;
     this.#lastReportMs = now;
-    saveHosts(this.ctx.storage, this.#hosts.values());
+    // only hosts whose cursor or counters moved: a quiet host costs no row write
+    const dirty = [...this.#dirtyHosts].flatMap((h) => this.#hosts.get(h) ?? []);
+    this.#dirtyHosts.clear();
+    if (dirty.length > 0) saveHosts(this.ctx.storage, dirty);
     const changedRepos = this.#repos.flush();
     try {
       await hostDirectoryStub(this.env).reportHosts(

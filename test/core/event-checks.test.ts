@@ -1,23 +1,23 @@
-import { Secp256k1Keypair } from "@atproto/crypto";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { writeCar } from "../../src/protocol/car";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { cidForDagCbor } from "../../src/protocol/cid";
 import { ProtocolError } from "../../src/protocol/errors";
 import { checkCommitEvent, checkSyncEvent } from "../../src/protocol/event-checks";
-import { type CommitBody, decodeFrame } from "../../src/protocol/frame";
-import { referenceCommits } from "../support/reference-frames";
+import { type CommitBody, decodeFrame, type Frame, type SyncBody } from "../../src/protocol/frame";
+import { loadCapturedFrames } from "../fixtures/captured";
 import { tidFor } from "../support/scripted-pds";
 
-const DID = "did:plc:eventchecksdidxxxxxxxxxx";
-let body: CommitBody;
-
-beforeAll(async () => {
-  const [commit] = await referenceCommits(DID, await Secp256k1Keypair.create(), 1, 2);
-  const frame = decodeFrame(commit!.frame);
-  if (frame.kind !== "commit") throw new Error("not a commit");
-  body = frame.body;
-});
+// Real frames captured from the reference PDS (test/fixtures), and single changes to them.
+const frames = loadCapturedFrames().map((c) => decodeFrame(c.bytes));
+const commits = frames.filter((f): f is Extract<Frame, { kind: "commit" }> => f.kind === "commit");
+const syncs = frames.filter((f): f is Extract<Frame, { kind: "sync" }> => f.kind === "sync");
+const body: CommitBody = (() => {
+  const found = commits.find((f) => f.body.ops.length > 1 && f.body.ops[0]?.action === "create");
+  if (!found) throw new Error("no captured multi-op commit");
+  return found.body;
+})();
+const DID = body.repo;
 
 function errorName(fn: () => unknown): string {
   try {
@@ -30,6 +30,17 @@ function errorName(fn: () => unknown): string {
 }
 
 describe("checkCommitEvent", () => {
+  it("accepts every #commit captured from the reference PDS, and every #sync", () => {
+    expect(commits.length).toBeGreaterThan(10);
+    expect(syncs.length).toBeGreaterThan(1);
+    for (const f of commits) {
+      const checked = checkCommitEvent(f.body, Date.now());
+      expect(checked.commitCid.toString()).toBe(f.body.commit.toString());
+      expect(checked.commit.did).toBe(f.body.repo);
+    }
+    for (const f of syncs) expect(checkSyncEvent(f.body, Date.now()).did).toBe(f.body.did);
+  });
+
   it("accepts a real commit", () => {
     const checked = checkCommitEvent(body, Date.now());
     expect(checked).toMatchObject({ did: DID, rev: body.rev });
@@ -121,5 +132,20 @@ describe("checkSyncEvent", () => {
         checkSyncEvent({ ...sync, did: "did:plc:otherotherotherotherother" }, Date.now()),
       ),
     ).toBe("InvalidCommit");
+  });
+
+  it("rejects a real #sync changed in one field", () => {
+    const real = syncs[0]?.body as SyncBody;
+    const rootOnly = writeCar([body.commit], []);
+    const cases: [SyncBody, string][] = [
+      [{ ...real, rev: "notatid" }, "InvalidSyntax"],
+      [{ ...real, did: "did:nope" }, "InvalidSyntax"],
+      [{ ...real, rev: tidFor((Date.now() + 10 * 60_000) * 1000) }, "FutureRev"],
+      [{ ...real, rev: "2222222222222" }, "InvalidCommit"],
+      [{ ...real, blocks: rootOnly }, "MissingBlock"],
+      [{ ...real, blocks: real.blocks.subarray(0, real.blocks.byteLength - 1) }, "InvalidCar"],
+    ];
+    for (const [changed, name] of cases)
+      expect(errorName(() => checkSyncEvent(changed, Date.now()))).toBe(name);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AtpAgent } from "@atproto/api";
@@ -6,7 +6,10 @@ import { TestPds, TestPlc } from "@atproto/dev-env";
 
 // A small atproto network on loopback, made of the reference implementation: one PLC directory
 // and N reference PDS hosts (@atproto/dev-env), with accounts logged in and ready to write.
-// Used by the integration tests, by `npm start` and by benchmarks. Needs no network.
+// Used by the integration tests, by `npm start`, by benchmarks and by fixture capture. Needs no
+// network: PLC and PDSes listen on loopback with dynamic ports, handles are `.test` service
+// handles (no DNS or HTTPS resolution), blobs and data go to temporary directories, and the PDSes
+// have no crawlers to ping.
 
 export type Account = { did: string; handle: string; password: string; agent: AtpAgent };
 
@@ -28,7 +31,15 @@ export type PdsNetwork = {
   close(): Promise<void>;
 };
 
-export type NetworkOptions = { pdsCount: number; accountsPerPds: number; pdsPorts?: number[] };
+export type NetworkOptions = {
+  pdsCount: number;
+  /** Accounts created on each PDS at start (default DEFAULT_ACCOUNTS_PER_PDS); more with createAccount. */
+  accountsPerPds?: number;
+  /** Fixed ports (to restart a network on the same ports); dynamic when absent. */
+  pdsPorts?: number[];
+};
+
+export const DEFAULT_ACCOUNTS_PER_PDS = 2;
 
 export async function createAccount(host: PdsHost, name: string): Promise<Account> {
   const agent = new AtpAgent({ service: host.url });
@@ -79,7 +90,8 @@ export async function startPdsNetwork(options: NetworkOptions): Promise<PdsNetwo
       accounts: [],
     };
     hosts.push(host);
-    for (let a = 0; a < options.accountsPerPds; a++) await createAccount(host, `user${i}x${a}`);
+    for (let a = 0; a < (options.accountsPerPds ?? DEFAULT_ACCOUNTS_PER_PDS); a++)
+      await createAccount(host, `user${i}x${a}`);
   }
   return {
     plcUrl: plc.url,
@@ -88,6 +100,10 @@ export async function startPdsNetwork(options: NetworkOptions): Promise<PdsNetwo
     async close() {
       for (const host of hosts) await host.pds.close().catch(() => undefined);
       await plc.close().catch(() => undefined);
+      for (const host of hosts) {
+        rmSync(host.dataDirectory, { recursive: true, force: true });
+        rmSync(host.blobDirectory, { recursive: true, force: true });
+      }
     },
   };
 }

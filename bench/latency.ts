@@ -1,0 +1,39 @@
+import WebSocket from "ws";
+import { emit, liveConsumer, percentile, startLive, waitUntil } from "./live-harness";
+import { reportRatio } from "./report";
+
+// Host send -> consumer receipt, p50/p99, through freehose vs. directly from the host, at a
+// steady 200 events/s (the relay's batching windows are part of what is measured).
+export default async function main(): Promise<void> {
+  const setup = await startLive(2, 1000);
+  try {
+    const sentAt = new Map<string, number>();
+    const viaRelay = liveConsumer(
+      `${setup.relay.wsUrl}/xrpc/com.atproto.sync.subscribeRepos`,
+      sentAt,
+    );
+    const direct = setup.hosts.map((h) =>
+      liveConsumer(`${h.url.replace("http", "ws")}/xrpc/com.atproto.sync.subscribeRepos`, sentAt),
+    );
+    await Promise.all([viaRelay.ready, ...direct.map((d) => d.ready)]);
+    const total = await emit(setup, 200, sentAt);
+    await waitUntil(() => viaRelay.received >= total, 60_000);
+    const directLatencies = direct.flatMap((d) => d.latenciesMs);
+    for (const p of [50, 99]) {
+      reportRatio(
+        `latency p${p} (freehose vs directly from the host, 200 events/s)`,
+        percentile(viaRelay.latenciesMs, p),
+        percentile(directLatencies, p),
+        "ms",
+      );
+    }
+    console.log(
+      `latency added by freehose: p50 ${(percentile(viaRelay.latenciesMs, 50) - percentile(directLatencies, 50)).toFixed(1)} ms, p99 ${(percentile(viaRelay.latenciesMs, 99) - percentile(directLatencies, 99)).toFixed(1)} ms (INGEST_BATCH_WINDOW_MS 100 + FANOUT_DELIVERY_INTERVAL_MS 50 by default)`,
+    );
+    viaRelay.close();
+    for (const d of direct) d.close();
+    void WebSocket;
+  } finally {
+    await setup.close();
+  }
+}
