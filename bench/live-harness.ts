@@ -33,6 +33,7 @@ export async function startLive(hostCount: number, framesPerHost: number): Promi
   }
   const relay = await startRelay({
     plcUrl: plc.url,
+    logLevel: process.env.FREEHOSE_BENCH_LOG === "1" ? "log" : "warn",
     vars: {
       NEW_HOST_EVENTS_PER_SECOND: "1000000",
       NEW_HOST_MAX_ACCOUNTS: "1000000",

@@ -4,6 +4,7 @@ import type { Env } from "../env";
 import { IdentityCache } from "../identity/identity-cache";
 import { ProtocolError } from "../protocol/errors";
 import { decodeFrame, type Frame, frameDid, isSequencedFrame } from "../protocol/frame";
+import { readFrameSeq } from "../protocol/seq-rewrite";
 import type { IngestEvent } from "../sequence/hot-log";
 import { hostDirectoryStub, repoIndexStub, sequencerStub } from "../stubs";
 import { reconnectDelayMs } from "./backoff";
@@ -301,6 +302,8 @@ export class HostIngester extends DurableObject<Env> {
       this.#countDrop(hostname, "InvalidEvent:TextFrame");
       return;
     }
+    const bytes = new Uint8Array(data);
+    this.#notePosition(hostname, bytes);
     if (session.queued >= MAX_QUEUED_FRAMES || this.#pendingBytes > MAX_PENDING_BYTES) {
       // stop reading rather than buffer without bound; the cursor brings us back here
       this.#throttle(
@@ -311,13 +314,27 @@ export class HostIngester extends DurableObject<Env> {
       return;
     }
     session.queued++;
-    const bytes = new Uint8Array(data);
     session.chain = session.chain
       .then(() => this.#handleFrame(hostname, session, bytes))
       .catch((err: unknown) => this.#log("frame handling failed", { hostname, error: String(err) }))
       .finally(() => {
         session.queued--;
       });
+  }
+
+  /**
+   * A host subscribed at its current offset has no cursor until a frame is processed; if we
+   * stopped reading before that, reconnecting "live" would skip what it already sent. So the
+   * first frame we receive fixes the resume point just before it (a shallow read of its seq).
+   */
+  #notePosition(hostname: string, bytes: Uint8Array): void {
+    if (this.#processed.has(hostname) || this.#hosts.get(hostname)?.cursor != null) return;
+    try {
+      const seq = readFrameSeq(bytes);
+      if (seq !== null && seq > 0) this.#processed.set(hostname, seq - 1);
+    } catch {
+      // a malformed first frame: the next one sets the position
+    }
   }
 
   async #handleFrame(hostname: string, session: Session, bytes: Uint8Array): Promise<void> {

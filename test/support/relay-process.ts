@@ -19,6 +19,8 @@ export type RelayOptions = {
   vars?: Record<string, string>;
   /** Print wrangler's output (npm start does; tests keep it for failure messages). */
   echo?: boolean;
+  /** wrangler's log level; "log" shows the relay's own JSON log lines. */
+  logLevel?: "warn" | "info" | "log" | "debug";
 };
 
 export type RelayProcess = {
@@ -64,7 +66,7 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
     persistDir,
     "--show-interactive-dev-session=false",
     "--log-level",
-    "warn",
+    options.logLevel ?? "warn",
   ];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child: ChildProcess = spawn(WRANGLER, args, {

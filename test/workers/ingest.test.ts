@@ -143,6 +143,21 @@ describe("HostIngester", () => {
     expect(new Set(commits.map(([, rev]) => rev)).size).toBe(250);
   });
 
+  it("a new host that floods faster than validation is read again from its first event, not from the live offset", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await ingester(host.hostname).setLimits(host.hostname, {
+      eventsPerSecond: 1_000_000,
+      maxAccounts: 10,
+    });
+    // more frames at once than an ingester queues (500): it stops reading before processing any
+    const seqs = await push(host, 800);
+    await sequencedThrough(host.hostname, Math.max(...seqs), 60_000);
+    const commits = await relayedCommits(host.did);
+    expect(commits.length).toBe(800);
+    expect(new Set(commits.map(([, rev]) => rev)).size).toBe(800);
+  });
+
   it("resumes from its persisted cursor after being aborted mid-stream: no loss, no duplicate", async () => {
     const host = await newHost();
     expect((await crawl(host.hostname)).status).toBe(200);
