@@ -17,7 +17,11 @@ export type LiveSetup = {
 };
 
 /** Starts `hostCount` hosts with one account each and `framesPerHost` pre-signed commits. */
-export async function startLive(hostCount: number, framesPerHost: number): Promise<LiveSetup> {
+export async function startLive(
+  hostCount: number,
+  framesPerHost: number,
+  vars: Record<string, string> = {},
+): Promise<LiveSetup> {
   const plc = new ScriptedPlc();
   await plc.start();
   const hosts: ScriptedPds[] = [];
@@ -39,6 +43,7 @@ export async function startLive(hostCount: number, framesPerHost: number): Promi
       NEW_HOST_MAX_ACCOUNTS: "1000000",
       INGEST_SHARDS: String(Math.min(4, hostCount)),
       CONSUMER_MIN_BYTES_PER_SECOND: String(1024 * 1024 * 1024),
+      ...vars,
     },
   });
   for (const host of hosts) {

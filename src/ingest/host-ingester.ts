@@ -309,7 +309,7 @@ export class HostIngester extends DurableObject<Env> {
       this.#throttle(
         hostname,
         "validation is behind: stopped reading, will resume by cursor",
-        5_000,
+        1_000,
       );
       return;
     }
