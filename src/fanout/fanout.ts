@@ -119,21 +119,32 @@ export class Fanout extends DurableObject<Env> {
     this.#recent.push({ records, firstSeq, lastSeq });
     const sockets = this.ctx.getWebSockets();
     for (const ws of sockets) {
-      const att = ws.deserializeAttachment() as Attachment | null;
-      if (!att?.live || lastSeq <= att.cursor) continue;
-      if (firstSeq > att.cursor + 1) {
-        ws.serializeAttachment({ cursor: att.cursor, live: false } satisfies Attachment);
-        void this.#backfill(ws);
-        continue;
-      }
-      this.#sendRecords(ws, records, att.cursor);
-      ws.serializeAttachment({ cursor: lastSeq, live: true } satisfies Attachment);
-      const budget = this.#budgets.get(ws);
-      if (budget && budget.backlogBytes > this.#maxBacklogBytes) {
-        this.#closeWithError(ws, "ConsumerTooSlow", "consumer is not keeping up with the stream");
+      // one consumer's broken socket must not cost the others this batch
+      try {
+        this.#deliverTo(ws, records, firstSeq, lastSeq);
+      } catch (err) {
+        console.warn(JSON.stringify({ msg: "send to consumer failed", error: String(err) }));
       }
     }
     return { consumers: sockets.length };
+  }
+
+  #deliverTo(ws: WebSocket, records: Uint8Array, firstSeq: number, lastSeq: number): void {
+    if (ws.readyState !== WS_OPEN) return;
+    const att = ws.deserializeAttachment() as Attachment | null;
+    if (!att?.live || lastSeq <= att.cursor) return;
+    if (firstSeq > att.cursor + 1) {
+      // this Fanout missed a delivery: fill the gap from storage, then rejoin
+      ws.serializeAttachment({ cursor: att.cursor, live: false } satisfies Attachment);
+      void this.#backfill(ws);
+      return;
+    }
+    this.#sendRecords(ws, records, att.cursor);
+    ws.serializeAttachment({ cursor: lastSeq, live: true } satisfies Attachment);
+    const budget = this.#budgets.get(ws);
+    if (budget && budget.backlogBytes > this.#maxBacklogBytes) {
+      this.#closeWithError(ws, "ConsumerTooSlow", "consumer is not keeping up with the stream");
+    }
   }
 
   /** Sends the frames of `records` with seq > afterSeq; returns the last seq sent. */
