@@ -9,6 +9,7 @@ import {
   MAX_COMMIT_OPS,
   MAX_SYNC_BLOCKS_BYTES,
 } from "./limits";
+import { checkCommitOps } from "./mst";
 import { isValidDid, isValidRepoPath, isValidTid, tidTimestampMs } from "./syntax";
 
 export type CheckedCommit = {
@@ -70,7 +71,10 @@ function readSignedCommit(
  * - `blocks` is a CAR whose every block hashes to its CID, whose one root is `commit`,
  *   and which holds the signed commit, whose `did` and `rev` match the event;
  * - every op names a valid `collection/rkey` path, and every create/update op's record block
- *   is present (sync 1.1: a relay must be able to check the ops against the tree).
+ *   is present (sync 1.1: a relay must be able to check the ops against the tree);
+ * - when the commit carries `prevData` (sync 1.1), the MST proof in `blocks` shows every op
+ *   in the new tree, and inverting the ops yields `prevData` (mst.ts). Commits without
+ *   `prevData` (PDS versions before sync 1.1) send no proof and are not held to one.
  * It does not check the signature (needs the DID document), rev ordering, `since`/`prevData`
  * continuity or whether the sending host holds the account: those need state or the network
  * and are done by the ingester, which calls this first because it is the cheap part.
@@ -109,6 +113,16 @@ export function checkCommitEvent(body: CommitBody, nowMs: number): CheckedCommit
       throw new ProtocolError(
         "MissingBlock",
         `record block ${op.cid} of ${op.path} is not in blocks`,
+      );
+    }
+  }
+  if (body.prevData) {
+    const proof = checkCommitOps(checked.commit.data, body.ops, checked.blocks.blocks);
+    if (!proof.ok) throw new ProtocolError("InvalidMstProof", proof.reason);
+    if (proof.previousRoot && !proof.previousRoot.equals(body.prevData)) {
+      throw new ProtocolError(
+        "InvalidMstProof",
+        `the ops invert to ${proof.previousRoot}, not to prevData ${body.prevData}`,
       );
     }
   }
