@@ -7,6 +7,7 @@ import {
   TRAILER_BYTES,
   wholeRecordsPrefix,
 } from "../log/segment";
+import { concatBytes } from "../protocol/bytes";
 
 // Reads sealed segments from R2 in fixed, aligned windows so that every reader asks for the
 // same byte ranges and the edge cache (Cache API) can serve them: segments are immutable, so a
@@ -75,7 +76,7 @@ export class SegmentReader {
       const windowLength = Math.min(WINDOW_BYTES, end - windowStart);
       const window = await cachedRange(this.bucket, key, windowStart, windowLength);
       const fresh = window.subarray(offset - windowStart);
-      const bytes = carry.byteLength === 0 ? fresh : concat(carry, fresh);
+      const bytes = carry.byteLength === 0 ? fresh : concatBytes([carry, fresh]);
       const whole = wholeRecordsPrefix(bytes);
       if (whole.byteLength > 0) yield whole;
       carry = bytes.slice(whole.byteLength);
@@ -83,11 +84,4 @@ export class SegmentReader {
     }
     if (carry.byteLength > 0) throw new Error(`segment ${key} ends inside a record`);
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a, 0);
-  out.set(b, a.byteLength);
-  return out;
 }

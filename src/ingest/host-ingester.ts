@@ -20,7 +20,7 @@ import {
 import { isLoopbackHostname } from "./hostname";
 import { repoIndexShard } from "./partition";
 import { fullBucket, type TokenBucket, take, waitForTokens } from "./rate-limit";
-import { type RepoState, RepoStateStore } from "./repo-state";
+import { type RepoState, RepoStateStore, unseenRepo } from "./repo-state";
 import { openUpstream } from "./upstream";
 import { validateEvent } from "./validate";
 
@@ -147,7 +147,7 @@ export class HostIngester extends DurableObject<Env> {
 
   async unban(hostname: string): Promise<void> {
     const host = this.#hosts.get(hostname);
-    if (!host || host.status !== "banned") return;
+    if (host?.status !== "banned") return;
     host.status = "idle";
     host.lastError = null;
     saveHosts(this.ctx.storage, [host]);
@@ -175,17 +175,7 @@ export class HostIngester extends DurableObject<Env> {
 
   /** Marks an account taken down (or restored) by the relay: its commits stop flowing. */
   async setRelayTakedown(did: string, hostname: string, takendown: boolean): Promise<void> {
-    const repo = this.#repos.get(did) ?? {
-      did,
-      host: hostname,
-      rev: "",
-      head: null,
-      data: null,
-      active: true,
-      status: null,
-      relayTakedown: false,
-      flag: null,
-    };
+    const repo = this.#repos.get(did) ?? unseenRepo(did, hostname);
     this.#repos.set({ ...repo, relayTakedown: takendown });
     this.#repos.flush();
   }

@@ -19,6 +19,21 @@ export type RepoState = {
   flag: string | null;
 };
 
+/** What is known of an account before any of its commits has been seen. */
+export function unseenRepo(did: string, host: string): RepoState {
+  return {
+    did,
+    host,
+    rev: "",
+    head: null,
+    data: null,
+    active: true,
+    status: null,
+    relayTakedown: false,
+    flag: null,
+  };
+}
+
 export const REPO_SCHEMA = `
 CREATE TABLE IF NOT EXISTS repos (
   did TEXT PRIMARY KEY,

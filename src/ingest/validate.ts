@@ -6,7 +6,7 @@ import { ProtocolError } from "../protocol/errors";
 import { type CheckedCommit, checkCommitEvent, checkSyncEvent } from "../protocol/event-checks";
 import type { SequencedFrame } from "../protocol/frame";
 import { isValidDid } from "../protocol/syntax";
-import type { RepoState } from "./repo-state";
+import { type RepoState, unseenRepo } from "./repo-state";
 
 // What an event must prove before the relay forwards it, given the state the ingester holds.
 // Checked, in order (cheap first):
@@ -199,17 +199,7 @@ export async function validateEvent(
         return drop(null, "InvalidEvent:InvalidSyntax", "account event with an invalid DID");
       const authorised = await authorisedDocument(did, ctx, false);
       if (!authorised.ok) return authorised.verdict;
-      const base: RepoState = ctx.repo ?? {
-        did,
-        host: ctx.hostname,
-        rev: "",
-        head: null,
-        data: null,
-        active: true,
-        status: null,
-        relayTakedown: false,
-        flag: null,
-      };
+      const base: RepoState = ctx.repo ?? unseenRepo(did, ctx.hostname);
       return {
         accept: true,
         did,

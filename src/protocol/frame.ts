@@ -1,3 +1,4 @@
+import { concatBytes } from "./bytes";
 import { decodeDagCborFirst, encodeDagCbor } from "./cbor";
 import { CID } from "./cid";
 import { ProtocolError } from "./errors";
@@ -259,19 +260,12 @@ const KIND_TO_TYPE: Record<Exclude<FrameKind, "error">, string> = {
   info: "#info",
 };
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a, 0);
-  out.set(b, a.byteLength);
-  return out;
-}
-
 /** Encodes a frame canonically (optional fields that are absent are left out). */
 export function encodeFrame(frame: Frame): Uint8Array {
   const header = frame.kind === "error" ? { op: -1 } : { op: 1, t: KIND_TO_TYPE[frame.kind] };
   const body: Fields = {};
   for (const [k, v] of Object.entries(frame.body)) if (v !== undefined) body[k] = v;
-  return concat(encodeDagCbor(header), encodeDagCbor(body));
+  return concatBytes([encodeDagCbor(header), encodeDagCbor(body)]);
 }
 
 export function encodeErrorFrame(error: string, message?: string): Uint8Array {

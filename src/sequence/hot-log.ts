@@ -1,4 +1,5 @@
 import { encodeRecords, type LogRecord, recordsAfter } from "../log/records";
+import { concatBytes } from "../protocol/bytes";
 import { rewriteFrameSeq } from "../protocol/seq-rewrite";
 
 // The Sequencer's SQLite tables and the functions over them. One row per batch in `hot_log`
@@ -224,16 +225,6 @@ export function readLog(
     // starts beyond afterSeq + 1, i.e. the log has a hole, which appends never create
     return { kind: "trimmed", trimmedThrough: segment ? segment.first_seq - 1 : headSeq };
   }
-  const records = parts.length === 1 ? (parts[0] as Uint8Array) : concat(parts, total);
+  const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
   return { kind: "hot", records, lastSeq };
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
 }

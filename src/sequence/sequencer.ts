@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { segmentKey } from "../log/segment";
+import { concatBytes } from "../protocol/bytes";
 import { fanoutStub } from "../stubs";
 import {
   type AppendResult,
@@ -40,15 +41,6 @@ type DeliveryQueue = {
   lastSentMs: number;
 };
 
-function concatParts(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
-}
 /** Alarm period for sealing by age and retention when nothing else triggers them. */
 const MAINTENANCE_INTERVAL_MS = 30_000;
 
@@ -236,11 +228,11 @@ export class Sequencer extends DurableObject<Env> {
         const wait = queue.lastSentMs + this.#config.fanoutDeliveryIntervalMs - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         const parts = queue.parts;
-        const { firstSeq, lastSeq, bytes } = queue;
+        const { firstSeq, lastSeq } = queue;
         queue.parts = [];
         queue.bytes = 0;
         queue.lastSentMs = Date.now();
-        const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatParts(parts, bytes);
+        const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
         try {
           const { consumers } = await fanoutStub(this.env, name).deliver(
             records,

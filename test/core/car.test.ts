@@ -4,17 +4,7 @@ import { describe, expect, it } from "vitest";
 import { readCar, writeCar } from "../../src/protocol/car";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { CID, cidForDagCbor, cidForRaw } from "../../src/protocol/cid";
-import { ProtocolError } from "../../src/protocol/errors";
-
-function errorName(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof ProtocolError)) throw err;
-    return err.name;
-  }
-  return "no error";
-}
+import { errorName } from "../support/protocol-errors";
 
 const a = encodeDagCbor({ text: "a" });
 const b = new TextEncoder().encode("raw bytes");

@@ -1,23 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { decodeDagCbor, decodeDagCborFirst, encodeDagCbor } from "../../src/protocol/cbor";
 import { cidForDagCbor } from "../../src/protocol/cid";
-import { ProtocolError } from "../../src/protocol/errors";
 import { readInteropJson } from "../support/interop";
 
 type Fixture = { json: unknown; cbor_base64: string; cid: string };
 
 function fromBase64(text: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, "base64"));
-}
-
-function errorName(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProtocolError);
-    return (err as ProtocolError).name;
-  }
-  return "no error";
 }
 
 describe("DAG-CBOR profile", () => {
@@ -99,6 +88,7 @@ describe("DAG-CBOR profile", () => {
 });
 
 import { jsonToDataModel } from "../../src/protocol/data-model";
+import { errorName } from "../support/protocol-errors";
 
 describe("atproto data model (official interop vectors)", () => {
   type Case = { note: string; json: unknown };

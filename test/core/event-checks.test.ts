@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import { writeCar } from "../../src/protocol/car";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { cidForDagCbor } from "../../src/protocol/cid";
-import { ProtocolError } from "../../src/protocol/errors";
 import { checkCommitEvent, checkSyncEvent } from "../../src/protocol/event-checks";
 import { type CommitBody, decodeFrame, type Frame, type SyncBody } from "../../src/protocol/frame";
 import { loadCapturedFrames } from "../fixtures/captured";
+import { errorName } from "../support/protocol-errors";
 import { tidFor } from "../support/scripted-pds";
 
 // Real frames captured from the reference PDS (test/fixtures), and single changes to them.
@@ -18,16 +18,6 @@ const body: CommitBody = (() => {
   return found.body;
 })();
 const DID = body.repo;
-
-function errorName(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof ProtocolError)) throw err;
-    return err.name;
-  }
-  return "no error";
-}
 
 describe("checkCommitEvent", () => {
   it("accepts every #commit captured from the reference PDS, and every #sync", () => {

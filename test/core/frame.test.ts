@@ -4,7 +4,6 @@ import { readCar } from "../../src/protocol/car";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { decodeCommit, verifyCommitSignature } from "../../src/protocol/commit";
 import { parseDidKey } from "../../src/protocol/did-key";
-import { ProtocolError } from "../../src/protocol/errors";
 import { checkCommitEvent } from "../../src/protocol/event-checks";
 import {
   decodeFrame,
@@ -15,6 +14,7 @@ import {
 } from "../../src/protocol/frame";
 import { MAX_FRAME_BYTES } from "../../src/protocol/limits";
 import { readFrameSeq, rewriteFrameSeq } from "../../src/protocol/seq-rewrite";
+import { errorName } from "../support/protocol-errors";
 import { type ReferenceCommit, referenceCommits } from "../support/reference-frames";
 
 const DID = "did:plc:framesframesframesframes";
@@ -26,16 +26,6 @@ beforeAll(async () => {
   keyDid = keypair.did();
   commits = await referenceCommits(DID, keypair, 5, 3);
 });
-
-function errorName(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof ProtocolError)) throw err;
-    return err.name;
-  }
-  return "no error";
-}
 
 describe("frames made by the reference implementation", () => {
   it("decode, check and verify, and re-encode to the same bytes", () => {
