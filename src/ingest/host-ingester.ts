@@ -78,6 +78,7 @@ export class HostIngester extends DurableObject<Env> {
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
   #flushing: Promise<void> | null = null;
   #lastReportMs = 0;
+  #deferredReport: ReturnType<typeof setTimeout> | null = null;
   #name: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -563,7 +564,15 @@ export class HostIngester extends DurableObject<Env> {
 
   async #reportAll(force: boolean): Promise<void> {
     const now = Date.now();
-    if (!force && now - this.#lastReportMs < this.#config.hostReportIntervalMs) return;
+    const dueInMs = this.#lastReportMs + this.#config.hostReportIntervalMs - now;
+    if (!force && dueInMs > 0) {
+      // publish what changed since at the end of the interval, not only at the next watchdog tick
+      this.#deferredReport ??= setTimeout(() => {
+        this.#deferredReport = null;
+        void this.#reportAll(false);
+      }, dueInMs);
+      return;
+    }
     this.#lastReportMs = now;
     // only hosts whose cursor or counters moved: a quiet host costs no row write
     const dirty = [...this.#dirtyHosts].flatMap((h) => this.#hosts.get(h) ?? []);

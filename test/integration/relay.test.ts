@@ -170,8 +170,15 @@ describe("freehose end to end", () => {
     const get = async (path: string) => (await fetch(`${relay.url}/xrpc/${path}`)).json();
     const host = network.hosts[0] as PdsHost;
     const did = host.accounts[0]?.did as string;
-    // the ingesters publish host and repo state every few seconds
-    await settle(5_000);
+    // the ingesters publish host and repo state every HOST_REPORT_INTERVAL_SECONDS (3 s here)
+    const accounts = network.hosts.flatMap((h) => h.accounts).length;
+    const deadline = Date.now() + 20_000;
+    while (
+      ((await get("com.atproto.sync.listRepos")) as { repos: unknown[] }).repos.length < accounts
+    ) {
+      if (Date.now() > deadline) break;
+      await settle(250);
+    }
     const outputs: [string, unknown][] = [
       ["com.atproto.sync.listHosts", await get("com.atproto.sync.listHosts")],
       [
