@@ -5,7 +5,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { writeCar } from "../../src/protocol/car";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { cidForDagCbor } from "../../src/protocol/cid";
-import { encodeFrame } from "../../src/protocol/frame";
+import { encodeErrorFrame, encodeFrame } from "../../src/protocol/frame";
 
 // Upstreams written for tests: a tiny PLC directory and PDS-like hosts that serve
 // describeServer and subscribeRepos (with cursor replay) from a script of frames the test
@@ -96,6 +96,12 @@ export class ScriptedPds {
         const cursor = url.searchParams.get("cursor");
         // a new subscriber without cursor starts at the current offset, as a PDS does
         const from = cursor === null ? this.frames.length : Number(cursor);
+        if (from > this.frames.length) {
+          // as the reference PDS answers a cursor ahead of its own seq
+          ws.send(encodeErrorFrame("FutureCursor", "cursor is ahead of this host"));
+          ws.close(1008, "FutureCursor");
+          return;
+        }
         for (let i = from; i < this.frames.length; i++) ws.send(this.frames[i] as Uint8Array);
         this.sockets.add(ws);
         ws.on("close", () => this.sockets.delete(ws));
@@ -121,6 +127,12 @@ export class ScriptedPds {
     };
     this.accounts.push(account);
     return account;
+  }
+
+  /** Forgets every frame and drops subscribers, as a PDS that lost its data would. */
+  resetSequence(): void {
+    this.frames.length = 0;
+    for (const ws of this.sockets) ws.terminate();
   }
 
   /** Appends a frame with the next seq and sends it to live subscribers. */

@@ -8,6 +8,7 @@ import { ScriptedPds, type ScriptedPlc } from "./scripted-pds";
 //   POST /pds                  -> { id, hostname, did }   a host with one account
 //   POST /pds/:id/good?count=N -> { seqs }                N valid commits
 //   POST /pds/:id/hostile      -> { goodSeqs, drops }     the hostile script (see below)
+//   POST /pds/:id/reset        -> the host forgets its frames (its seq restarts at 1)
 //   GET  /pds/:id              -> { frames, subscribers }
 
 export async function startUpstreamControl(
@@ -45,6 +46,10 @@ export async function startUpstreamControl(
           return reply(200, {
             seqs: await pds.pushGood(account, Number(url.searchParams.get("count") ?? "1")),
           });
+        }
+        if (req.method === "POST" && parts[2] === "reset") {
+          pds.resetSequence();
+          return reply(200, { frames: 0 });
         }
         if (req.method === "POST" && parts[2] === "hostile") {
           const goodSeqs: number[] = [];

@@ -178,6 +178,45 @@ describe("HostIngester", () => {
     expect(new Set(commits.map(([, rev]) => rev)).size).toBe(100);
   });
 
+  it("stops reconnecting to a host that answers FutureCursor, says why, and resumes after an admin cursor reset", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await sequencedThrough(host.hostname, Math.max(...(await push(host, 3))));
+    // the host loses its data: our cursor (3) is now ahead of it
+    await fetch(`${control}/pds/${host.id}/reset`, { method: "POST" });
+    const report = await until(
+      "the host to be stopped",
+      async () => {
+        await runDurableObjectAlarm(ingester(host.hostname));
+        return ingester(host.hostname).getHost(host.hostname);
+      },
+      (r) => r?.status === "offline",
+    );
+    expect(report?.lastError).toContain("FutureCursor");
+    await runDurableObjectAlarm(ingester(host.hostname));
+    const upstream = (await (await fetch(`${control}/pds/${host.id}`)).json()) as {
+      subscribers: number;
+    };
+    expect(upstream.subscribers).toBe(0);
+
+    const admin = { Authorization: "Bearer test-admin-token", "Content-Type": "application/json" };
+    const reset = await SELF.fetch(`${RELAY}/admin/hosts/reset-cursor`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({ hostname: host.hostname }),
+    });
+    expect(reset.status).toBe(200);
+    const fresh = await push(host, 2);
+    await until(
+      "the host's new events",
+      async () => {
+        await ingester(host.hostname).flush();
+        return sequencerStub(env).getHostCursor(host.hostname);
+      },
+      (cursor) => cursor === Math.max(...fresh),
+    );
+  });
+
   it("disconnects a silent host (idle, no open socket) and loses nothing while it sleeps", async () => {
     const host = await newHost();
     expect((await crawl(host.hostname)).status).toBe(200);
