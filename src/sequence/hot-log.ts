@@ -15,7 +15,9 @@ CREATE TABLE IF NOT EXISTS hot_log (
   first_seq INTEGER PRIMARY KEY,
   last_seq INTEGER NOT NULL,
   created_ms INTEGER NOT NULL,
-  records BLOB NOT NULL
+  records BLOB NOT NULL,
+  -- JSON {host: last upstream seq} of the hosts whose events end in this row (last row of a batch)
+  cursors TEXT
 );
 CREATE TABLE IF NOT EXISTS host_cursor (host TEXT PRIMARY KEY, upstream_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS segments (
@@ -77,6 +79,11 @@ export function loadHeadSeq(sql: SqlStorage, firstSeq: number): number {
   return Math.max(row?.head ?? 0, firstSeq - 1);
 }
 
+/**
+ * Per-host cursors: the snapshot taken when rows were sealed (`host_cursor`), then the cursors
+ * carried by the rows still hot, oldest first. Keeping them in the batch's own row saves a row
+ * write per host per batch; the snapshot is written once per sealed segment.
+ */
 export function loadHostCursors(sql: SqlStorage): Map<string, number> {
   const cursors = new Map<string, number>();
   for (const row of sql.exec<{ host: string; upstream_seq: number }>(
@@ -84,7 +91,42 @@ export function loadHostCursors(sql: SqlStorage): Map<string, number> {
   )) {
     cursors.set(row.host, row.upstream_seq);
   }
+  for (const row of sql.exec<{ cursors: string }>(
+    "SELECT cursors FROM hot_log WHERE cursors IS NOT NULL ORDER BY first_seq",
+  )) {
+    for (const [host, seq] of Object.entries(JSON.parse(row.cursors) as Record<string, number>)) {
+      cursors.set(host, seq);
+    }
+  }
   return cursors;
+}
+
+/** Folds the cursors of rows being sealed into the `host_cursor` snapshot (same transaction). */
+export function snapshotHostCursors(sql: SqlStorage, rowCursors: (string | null)[]): void {
+  const latest = new Map<string, number>();
+  for (const json of rowCursors) {
+    if (!json) continue;
+    for (const [host, seq] of Object.entries(JSON.parse(json) as Record<string, number>))
+      latest.set(host, seq);
+  }
+  for (const [host, seq] of latest) {
+    sql.exec(
+      "INSERT INTO host_cursor (host, upstream_seq) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET upstream_seq = excluded.upstream_seq",
+      host,
+      seq,
+    );
+  }
+}
+
+/** Forgets a host's cursor everywhere it is kept (admin recovery after a PDS reset its seq). */
+export function forgetHostCursor(sql: SqlStorage, host: string): void {
+  const path = `$."${host}"`;
+  sql.exec("DELETE FROM host_cursor WHERE host = ?", host);
+  sql.exec(
+    "UPDATE hot_log SET cursors = json_remove(cursors, ?) WHERE cursors IS NOT NULL AND json_extract(cursors, ?) IS NOT NULL",
+    path,
+    path,
+  );
 }
 
 /**
@@ -131,23 +173,18 @@ export function appendEvents(
   }
   flushRow();
   const sql = storage.sql;
+  const cursorsJson = touched.size > 0 ? JSON.stringify(Object.fromEntries(touched)) : null;
   storage.transactionSync(() => {
-    for (const row of rows) {
+    rows.forEach((row, i) => {
       sql.exec(
-        "INSERT INTO hot_log (first_seq, last_seq, created_ms, records) VALUES (?, ?, ?, ?)",
+        "INSERT INTO hot_log (first_seq, last_seq, created_ms, records, cursors) VALUES (?, ?, ?, ?, ?)",
         row.firstSeq,
         row.lastSeq,
         nowMs,
         row.records,
+        i === rows.length - 1 ? cursorsJson : null,
       );
-    }
-    for (const [host, upstreamSeq] of touched) {
-      sql.exec(
-        "INSERT INTO host_cursor (host, upstream_seq) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET upstream_seq = excluded.upstream_seq",
-        host,
-        upstreamSeq,
-      );
-    }
+    });
   });
   const hostCursorsOut: Record<string, number> = {};
   for (const event of events) {

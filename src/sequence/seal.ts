@@ -1,5 +1,5 @@
 import { encodeSegment, segmentKey } from "../log/segment";
-import { deleteMeta, readMeta, writeMeta } from "./hot-log";
+import { deleteMeta, readMeta, snapshotHostCursors, writeMeta } from "./hot-log";
 
 // Sealing moves the oldest hot-log rows into one immutable R2 segment. Three steps, each safe
 // to repeat after a crash at any point:
@@ -23,7 +23,13 @@ export type SealOutcome =
   | { sealed: false }
   | { sealed: true; firstSeq: number; lastSeq: number; bytes: number };
 
-type HotRow = { first_seq: number; last_seq: number; created_ms: number; records: ArrayBuffer };
+type HotRow = {
+  first_seq: number;
+  last_seq: number;
+  created_ms: number;
+  records: ArrayBuffer;
+  cursors: string | null;
+};
 
 function pendingRange(storage: DurableObjectStorage): { first: number; last: number } | null {
   const first = readMeta(storage.sql, "sealing_first");
@@ -79,7 +85,7 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
   }
   const rows = sql
     .exec<HotRow>(
-      "SELECT first_seq, last_seq, created_ms, records FROM hot_log WHERE first_seq >= ? AND last_seq <= ? ORDER BY first_seq",
+      "SELECT first_seq, last_seq, created_ms, records, cursors FROM hot_log WHERE first_seq >= ? AND last_seq <= ? ORDER BY first_seq",
       range.first,
       range.last,
     )
@@ -129,6 +135,10 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
       firstMs,
       lastMs,
       segment.bytes.byteLength,
+    );
+    snapshotHostCursors(
+      sql,
+      rows.map((row) => row.cursors),
     );
     sql.exec("DELETE FROM hot_log WHERE first_seq >= ? AND last_seq <= ?", done.first, done.last);
     deleteMeta(sql, "sealing_first");

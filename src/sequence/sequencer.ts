@@ -7,6 +7,7 @@ import { fanoutStub } from "../stubs";
 import {
   type AppendResult,
   appendEvents,
+  forgetHostCursor,
   type IngestEvent,
   type LogRead,
   loadHeadSeq,
@@ -106,7 +107,7 @@ export class Sequencer extends DurableObject<Env> {
 
   /** Admin recovery when a PDS has reset its own seq: accept its low seqs again. */
   async resetHostCursor(host: string): Promise<void> {
-    this.ctx.storage.sql.exec("DELETE FROM host_cursor WHERE host = ?", host);
+    forgetHostCursor(this.ctx.storage.sql, host);
     this.#hostCursors.delete(host);
   }
 

@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { abortAllDurableObjects, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { readFrameSeq } from "../../src/protocol/seq-rewrite";
 import { sequencerStub } from "../../src/stubs";
@@ -45,6 +45,32 @@ describe("Sequencer", () => {
       events: [{ host: "reset.test", upstreamSeq: 1, frame: commitFrame(1) }],
     });
     expect(again.accepted).toBe(1);
+  });
+
+  it("keeps per-host cursors across restarts, whether their batches are hot or sealed, and forgets them on reset", async () => {
+    const host = "restart-cursor.test";
+    await sequencerStub(env).appendBatch({
+      events: [7, 8, 9].map((upstreamSeq) => ({
+        host,
+        upstreamSeq,
+        frame: commitFrame(upstreamSeq),
+      })),
+    });
+    await abortAllDurableObjects();
+    expect(await sequencerStub(env).getHostCursor(host)).toBe(9);
+    const again = await sequencerStub(env).appendBatch({
+      events: [{ host, upstreamSeq: 9, frame: commitFrame(9) }],
+    });
+    expect(again.duplicates).toBe(1);
+    await sequencerStub(env).sealNow();
+    await abortAllDurableObjects();
+    expect(await sequencerStub(env).getHostCursor(host)).toBe(9);
+    await sequencerStub(env).appendBatch({
+      events: [{ host, upstreamSeq: 10, frame: commitFrame(10) }],
+    });
+    await sequencerStub(env).resetHostCursor(host);
+    await abortAllDurableObjects();
+    expect(await sequencerStub(env).getHostCursor(host)).toBeNull();
   });
 
   it("seals the hot log into R2 segments that hold exactly the same records", async () => {
