@@ -33,6 +33,8 @@ import { validateEvent } from "./validate";
 const BATCH_MAX_BYTES = 1_000_000;
 /** Frames waiting for validation per host before the socket is dropped (resume by cursor). */
 const MAX_QUEUED_FRAMES = 500;
+/** ...and their bytes: frames may be up to 5 MB each, an object has ~128 MB. */
+const MAX_QUEUED_BYTES = 8_000_000;
 /** Unacknowledged accepted bytes before sockets stop being read (the Sequencer is behind). */
 const MAX_PENDING_BYTES = 8_000_000;
 const WATCHDOG_INTERVAL_MS = 30_000;
@@ -44,6 +46,7 @@ type Session = {
   ws: WebSocket;
   chain: Promise<void>;
   queued: number;
+  queuedBytes: number;
   lastSeqOnSocket: number;
   closing: boolean;
   stallRetried: boolean;
@@ -225,6 +228,7 @@ export class HostIngester extends DurableObject<Env> {
       ws,
       chain: Promise.resolve(),
       queued: 0,
+      queuedBytes: 0,
       lastSeqOnSocket: cursor ?? -1,
       closing: false,
       stallRetried: false,
@@ -295,7 +299,11 @@ export class HostIngester extends DurableObject<Env> {
     }
     const bytes = new Uint8Array(data);
     this.#notePosition(hostname, bytes);
-    if (session.queued >= MAX_QUEUED_FRAMES || this.#pendingBytes > MAX_PENDING_BYTES) {
+    if (
+      session.queued >= MAX_QUEUED_FRAMES ||
+      (session.queuedBytes > 0 && session.queuedBytes + bytes.byteLength > MAX_QUEUED_BYTES) ||
+      this.#pendingBytes > MAX_PENDING_BYTES
+    ) {
       // stop reading rather than buffer without bound; the cursor brings us back here
       this.#throttle(
         hostname,
@@ -305,11 +313,13 @@ export class HostIngester extends DurableObject<Env> {
       return;
     }
     session.queued++;
+    session.queuedBytes += bytes.byteLength;
     session.chain = session.chain
       .then(() => this.#handleFrame(hostname, session, bytes))
       .catch((err: unknown) => this.#log("frame handling failed", { hostname, error: String(err) }))
       .finally(() => {
         session.queued--;
+        session.queuedBytes -= bytes.byteLength;
       });
   }
 
