@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
 import { it } from "vitest";
 import { sequencerStub } from "../../src/stubs";
-import { benchFrame, figure } from "./support";
+import { commitFrame } from "../../test/workers/support";
+import { figure } from "./support";
 
 // Sequencer append throughput: batches of ~1.5 KB frames from 8 hosts (as HostIngesters send
 // them: one RPC per batch), 4 batches in flight at once, seq assignment + seq rewrite + one
@@ -10,7 +11,7 @@ it("sequencer append throughput", async () => {
   const sequencer = sequencerStub(env);
   const batchSize = 200;
   const hosts = 8;
-  const frames = Array.from({ length: batchSize }, (_, i) => benchFrame(i + 1, 1500));
+  const frames = Array.from({ length: batchSize }, (_, i) => benchFrame(i + 1));
   const upstream = new Array<number>(hosts).fill(0);
   const run = async (ms: number) => {
     let events = 0;
@@ -39,3 +40,8 @@ it("sequencer append throughput", async () => {
     `sequencer append (1.5 KB frames, batches of ${batchSize}): ${Math.round(rate).toLocaleString("en-US")} events/s sustained over 8 s (target 20,000); ${state.segments} segments sealed, head seq ${state.headSeq}`,
   );
 });
+
+/** A commit-shaped frame of about 1.5 KB (the Sequencer never reads its blocks). */
+function benchFrame(upstreamSeq: number): Uint8Array {
+  return commitFrame(upstreamSeq, "did:plc:benchbenchbenchbenchbench", 1300);
+}

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import type { HostCounters, HostLimits, HostReport, HostStatus } from "./host-record";
+import type { HostLimits, HostReport, HostStatus } from "./host-record";
 
 // The registry of every host the relay knows, for listHosts/getHostStatus/metrics and the admin.
 // One object, because hosts are few (thousands) and change rarely: ingesters report their hosts'
@@ -8,20 +8,11 @@ import type { HostCounters, HostLimits, HostReport, HostStatus } from "./host-re
 // per event. Bans, pins and limits are an admin's decisions and live only here; the ingester is
 // told of them on every crawl and when an admin changes them.
 
-export type HostEntry = {
-  hostname: string;
-  /** What getHostStatus reports; `banned` overrides whatever the ingester last said. */
-  status: HostStatus;
-  /** Last upstream seq durably sequenced (the resume point); null for a host never read. */
-  cursor: number | null;
-  accountCount: number;
-  lastError: string | null;
-  lastAttemptMs: number | null;
-  connectedSinceMs: number | null;
-  lastEventMs: number | null;
-  counters: HostCounters;
-  /** The HostIngester object that last reported this host ("" before the first report). */
-  ingester: string;
+/**
+ * A host's last report from its ingester, with `status` overridden to `banned` when banned,
+ * plus what only the directory knows. `ingester` is "" before the first report.
+ */
+export type HostEntry = HostReport & {
   banned: boolean;
   pinned: boolean;
   /** Admin-set limits; null means the defaults for new hosts. */

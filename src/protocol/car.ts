@@ -1,3 +1,4 @@
+import { concatBytes } from "./bytes";
 import { decodeDagCbor, encodeDagCbor } from "./cbor";
 import { assertValidCid, CID, verifyBlock } from "./cid";
 import { ProtocolError } from "./errors";
@@ -112,13 +113,5 @@ export function writeCar(roots: CID[], blocks: Iterable<[CID, Uint8Array]>): Uin
       block,
     );
   }
-  let total = 0;
-  for (const p of parts) total += p.byteLength;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
