@@ -12,7 +12,12 @@ it("replay throughput from R2 segments", async () => {
   const frames = Array.from({ length: 1000 }, (_, i) => benchFrame(i + 1));
   for (let upstream = 0; upstream < total; ) {
     await sequencer.appendBatch({
-      events: frames.map((frame) => ({ host: "replay.bench", upstreamSeq: ++upstream, frame })),
+      events: frames.map((frame) => ({
+        host: "replay.bench",
+        upstreamSeq: ++upstream,
+        frame,
+        did: "did:plc:benchbenchbenchbenchbench",
+      })),
     });
   }
   await sequencer.sealNow();

@@ -24,6 +24,7 @@ it("sequencer append throughput", async () => {
         const events_ = frames.map((frame) => ({
           host: `pds${host}.bench`,
           upstreamSeq: ++upstream[host]!,
+          did: "did:plc:benchbenchbenchbenchbench",
           frame,
         }));
         inflight.push(sequencer.appendBatch({ events: events_ }));

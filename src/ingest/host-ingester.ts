@@ -184,6 +184,14 @@ export class HostIngester extends DurableObject<Env> {
     this.#repos.flush();
   }
 
+  /**
+   * Forgets a cached DID document: another ingester saw the account's `#identity` name a new
+   * PDS, so this object's copy may still name the old one (see HostDirectory.identityMoved).
+   */
+  async invalidateIdentity(did: string): Promise<void> {
+    this.#identity.invalidate(did);
+  }
+
   async getHost(hostname: string): Promise<HostReport | null> {
     const host = this.#hosts.get(hostname);
     return host ? this.#report(host) : null;
@@ -406,7 +414,7 @@ export class HostIngester extends DurableObject<Env> {
         this.#log("repo continuity mismatch", { hostname, did, flag: verdict.flag });
       host.counters.accepted++;
       this.#dirtyHosts.add(hostname);
-      this.#pending.push({ host: hostname, upstreamSeq: seq, frame: bytes });
+      this.#pending.push({ host: hostname, upstreamSeq: seq, frame: bytes, did });
       this.#pendingBytes += bytes.byteLength;
       this.#scheduleFlush();
     } else {

@@ -36,7 +36,12 @@ export type IngestEvent = {
   host: string;
   upstreamSeq: number;
   frame: Uint8Array;
+  /** The account the event is about (`repo` or `did` of the body): relay-wide checks use it. */
+  did: string;
 };
+
+/** An event the Sequencer refused to store (counted by the ingester under `reason`). */
+export type DroppedEvent = { host: string; upstreamSeq: number; reason: string };
 
 export type AppendResult = {
   accepted: number;
@@ -45,6 +50,11 @@ export type AppendResult = {
   lastSeq: number | null;
   /** For each host in the batch, the last upstream seq now durably sequenced. */
   hostCursors: Record<string, number>;
+  /**
+   * Events not stored, each counted as a drop (e.g. `RepoTakendown`, `TooBigToStore`). Their
+   * upstream seqs still count as sequenced in `hostCursors`: they are never offered again.
+   */
+  dropped: DroppedEvent[];
 };
 
 export type AppendedRows = { firstSeq: number; lastSeq: number; records: Uint8Array }[];
@@ -200,6 +210,7 @@ export function appendEvents(
       firstSeq: accepted > 0 ? headSeq + 1 : null,
       lastSeq: accepted > 0 ? seq : null,
       hostCursors: hostCursorsOut,
+      dropped: [],
     },
     rows,
     headSeq: seq,

@@ -97,8 +97,8 @@ export class Sequencer extends DurableObject<Env> {
   }
 
   /** Appends an event the relay makes itself (e.g. `#account` after an admin takedown). */
-  async emitRelayEvent(frame: Uint8Array): Promise<AppendResult> {
-    return this.appendBatch({ events: [{ host: "", upstreamSeq: 0, frame }] });
+  async emitRelayEvent(frame: Uint8Array, did: string): Promise<AppendResult> {
+    return this.appendBatch({ events: [{ host: "", upstreamSeq: 0, frame, did }] });
   }
 
   async getHostCursor(host: string): Promise<number | null> {

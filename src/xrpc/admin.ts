@@ -184,7 +184,7 @@ async function setTakedown(
       ? { seq: 0, did, time, active: true }
       : { seq: 0, did, time, active: false, ...(repo.status ? { status: repo.status } : {}) },
   });
-  const appended = await sequencerStub(env).emitRelayEvent(frame);
+  const appended = await sequencerStub(env).emitRelayEvent(frame, did);
   audit(takendown ? "take down account" : "restore account", {
     did,
     host: known.host,

@@ -2,16 +2,9 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-// The official atproto interop vectors live beside the checkout in ../shared (CI has it too);
-// tests read them from there rather than keeping copies.
-const ROOT = join(
-  dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "..",
-  "shared",
-  "atproto-interop-tests",
-);
+// The official atproto interop vectors (CC0) are vendored in test/fixtures/interop so that
+// a clone with nothing beside it passes `npm test`.
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "interop");
 
 export function interopPath(...parts: string[]): string {
   return join(ROOT, ...parts);

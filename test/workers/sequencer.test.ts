@@ -4,6 +4,8 @@ import { readFrameSeq } from "../../src/protocol/seq-rewrite";
 import { sequencerStub } from "../../src/stubs";
 import { appendEvents, commitFrame, recordSeqs } from "./support";
 
+const TEST_DID = "did:plc:testrepo000000000000000";
+
 describe("Sequencer", () => {
   it("assigns contiguous seqs, rewrites only the seq, and accepts a retried batch once", async () => {
     const sequencer = sequencerStub(env);
@@ -11,6 +13,7 @@ describe("Sequencer", () => {
       host: "retry.test",
       upstreamSeq,
       frame: commitFrame(upstreamSeq),
+      did: TEST_DID,
     }));
     const first = await sequencer.appendBatch({ events });
     expect(first.accepted).toBe(3);
@@ -36,13 +39,13 @@ describe("Sequencer", () => {
   it("keeps per-host cursors and forgets one on reset", async () => {
     const sequencer = sequencerStub(env);
     await sequencer.appendBatch({
-      events: [{ host: "reset.test", upstreamSeq: 50, frame: commitFrame(50) }],
+      events: [{ host: "reset.test", upstreamSeq: 50, frame: commitFrame(50), did: TEST_DID }],
     });
     expect(await sequencer.getHostCursor("reset.test")).toBe(50);
     await sequencer.resetHostCursor("reset.test");
     expect(await sequencer.getHostCursor("reset.test")).toBeNull();
     const again = await sequencer.appendBatch({
-      events: [{ host: "reset.test", upstreamSeq: 1, frame: commitFrame(1) }],
+      events: [{ host: "reset.test", upstreamSeq: 1, frame: commitFrame(1), did: TEST_DID }],
     });
     expect(again.accepted).toBe(1);
   });
@@ -54,19 +57,20 @@ describe("Sequencer", () => {
         host,
         upstreamSeq,
         frame: commitFrame(upstreamSeq),
+        did: TEST_DID,
       })),
     });
     await abortAllDurableObjects();
     expect(await sequencerStub(env).getHostCursor(host)).toBe(9);
     const again = await sequencerStub(env).appendBatch({
-      events: [{ host, upstreamSeq: 9, frame: commitFrame(9) }],
+      events: [{ host, upstreamSeq: 9, frame: commitFrame(9), did: TEST_DID }],
     });
     expect(again.duplicates).toBe(1);
     await sequencerStub(env).sealNow();
     await abortAllDurableObjects();
     expect(await sequencerStub(env).getHostCursor(host)).toBe(9);
     await sequencerStub(env).appendBatch({
-      events: [{ host, upstreamSeq: 10, frame: commitFrame(10) }],
+      events: [{ host, upstreamSeq: 10, frame: commitFrame(10), did: TEST_DID }],
     });
     await sequencerStub(env).resetHostCursor(host);
     await abortAllDurableObjects();

@@ -40,7 +40,12 @@ export async function appendEvents(count: number, host = "pds.test", size = 1500
   const events: IngestEvent[] = [];
   for (let i = 0; i < count; i++) {
     const upstreamSeq = nextUpstream++;
-    events.push({ host, upstreamSeq, frame: commitFrame(upstreamSeq, undefined, size) });
+    events.push({
+      host,
+      upstreamSeq,
+      did: "did:plc:testrepo000000000000000",
+      frame: commitFrame(upstreamSeq, undefined, size),
+    });
   }
   return sequencerStub(env).appendBatch({ events });
 }
