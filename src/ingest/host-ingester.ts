@@ -16,11 +16,12 @@ import {
   loadHosts,
   newHostRecord,
   saveHosts,
+  writeHosts,
 } from "./host-record";
 import { isLoopbackHostname } from "./hostname";
 import { repoIndexShard } from "./partition";
 import { fullBucket, type TokenBucket, take, waitForTokens } from "./rate-limit";
-import { type RepoState, RepoStateStore, unseenRepo } from "./repo-state";
+import { type RepoState, RepoStateStore } from "./repo-state";
 import { openUpstream } from "./upstream";
 import { validateEvent } from "./validate";
 
@@ -52,11 +53,11 @@ type Session = {
   stallRetried: boolean;
 };
 
-function newestCursor(a: number | null, b: number | null): number | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return Math.max(a, b);
-}
+/** An accepted event on its way to the Sequencer, with the account state it leads to. */
+type PendingEvent = { event: IngestEvent; next: RepoState | null };
+
+/** How long to wait before asking the Sequencer again for a host's cursor after a failure. */
+const CURSOR_RETRY_MS = 5_000;
 
 export type CrawlOptions = { pinned: boolean; limits: HostLimits; cursor?: number | null };
 
@@ -70,13 +71,23 @@ export class HostIngester extends DurableObject<Env> {
    * once the Sequencer has acknowledged what is pending.
    */
   readonly #processed = new Map<string, number>();
+  /**
+   * Per host, the highest upstream seq the Sequencer has acknowledged (everything at or below it
+   * is sequenced or was dropped). Becomes the persisted cursor at the next report, in the same
+   * transaction as the account state of those events.
+   */
+  readonly #acked = new Map<string, number>();
+  /** Per host, consecutive stops because an identity could not be resolved (for backoff). */
+  readonly #identityRetries = new Map<string, number>();
+  /** Connects in progress: a second caller waits for the first, never opens a second socket. */
+  readonly #connecting = new Map<string, Promise<void>>();
   /** Hosts whose cursor or counters changed since they were last written. */
   readonly #dirtyHosts = new Set<string>();
   /** Per host, kept across reconnects so that a throttled host cannot reset its budget. */
   readonly #buckets = new Map<string, TokenBucket>();
   #identity!: IdentityCache;
   #repos!: RepoStateStore;
-  #pending: IngestEvent[] = [];
+  #pending: PendingEvent[] = [];
   #pendingBytes = 0;
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
   #flushing: Promise<void> | null = null;
@@ -141,12 +152,18 @@ export class HostIngester extends DurableObject<Env> {
   async release(hostname: string): Promise<number | null> {
     const host = this.#hosts.get(hostname);
     if (!host) return null;
-    await this.#flush();
     this.#close(hostname, "moved to another ingester");
+    await this.#connecting.get(hostname);
+    this.#close(hostname, "moved to another ingester");
+    await this.#flush();
+    // everything processed is now acknowledged (or dropped): hand over from there
+    const cursor = this.#processed.get(hostname) ?? this.#acked.get(hostname) ?? host.cursor;
+    this.#persist([]);
     this.#hosts.delete(hostname);
     this.#processed.delete(hostname);
+    this.#acked.delete(hostname);
     this.ctx.storage.sql.exec("DELETE FROM hosts WHERE hostname = ?", hostname);
-    return host.cursor;
+    return cursor;
   }
 
   async unban(hostname: string): Promise<void> {
@@ -162,7 +179,12 @@ export class HostIngester extends DurableObject<Env> {
     const host = this.#hosts.get(hostname);
     if (!host) return;
     this.#close(hostname, "cursor reset");
+    await this.#connecting.get(hostname);
+    this.#close(hostname, "cursor reset");
+    // events of the old numbering still pending are sent first; their cursors must not win
+    await this.#flush();
     this.#processed.delete(hostname);
+    this.#acked.delete(hostname);
     host.cursor = null;
     host.stopped = false;
     host.status = host.status === "banned" ? "banned" : "active";
@@ -175,13 +197,6 @@ export class HostIngester extends DurableObject<Env> {
     if (!host) return;
     host.limits = limits;
     saveHosts(this.ctx.storage, [host]);
-  }
-
-  /** Marks an account taken down (or restored) by the relay: its commits stop flowing. */
-  async setRelayTakedown(did: string, hostname: string, takendown: boolean): Promise<void> {
-    const repo = this.#repos.get(did) ?? unseenRepo(did, hostname);
-    this.#repos.set({ ...repo, relayTakedown: takendown });
-    this.#repos.flush();
   }
 
   /**
@@ -208,8 +223,17 @@ export class HostIngester extends DurableObject<Env> {
 
   // ---- connection lifecycle -----------------------------------------------------------------
 
+  /** Opens the host's socket unless one is open or opening: one socket per host, always. */
   async #connect(host: HostRecord): Promise<void> {
     if (this.#sessions.has(host.hostname)) return;
+    const inFlight = this.#connecting.get(host.hostname);
+    if (inFlight) return inFlight;
+    const attempt = this.#openSession(host).finally(() => this.#connecting.delete(host.hostname));
+    this.#connecting.set(host.hostname, attempt);
+    return attempt;
+  }
+
+  async #openSession(host: HostRecord): Promise<void> {
     if (isLoopbackHostname(host.hostname) && !this.#config.devMode) {
       host.status = "offline";
       host.lastError = "loopback hosts are only crawled in DEV_MODE";
@@ -218,11 +242,8 @@ export class HostIngester extends DurableObject<Env> {
     }
     host.lastAttemptMs = Date.now();
     let ws: WebSocket;
-    // the Sequencer's record of this host is authoritative (our own cursor is persisted lazily)
-    const sequenced = await sequencerStub(this.env)
-      .getHostCursor(host.hostname)
-      .catch(() => null);
-    const cursor = newestCursor(this.#processed.get(host.hostname) ?? host.cursor, sequenced);
+    const cursor = await this.#resumePoint(host);
+    if (cursor === undefined) return; // the position is unknown for now: retried, never guessed
     try {
       ws = await openUpstream(host.hostname, cursor);
     } catch (err) {
@@ -230,6 +251,15 @@ export class HostIngester extends DurableObject<Env> {
         host,
         `connect failed: ${String(err instanceof Error ? err.message : err)}`,
       );
+      return;
+    }
+    if (!this.#mayConnect(host)) {
+      // banned, stopped, released or reset while the handshake was in flight
+      try {
+        ws.close(1000, "no longer wanted");
+      } catch {
+        // already closed
+      }
       return;
     }
     const session: Session = {
@@ -252,6 +282,41 @@ export class HostIngester extends DurableObject<Env> {
       this.#onClosed(host.hostname, session, `closed ${event.code} ${event.reason}`),
     );
     ws.addEventListener("error", () => this.#onClosed(host.hostname, session, "socket error"));
+  }
+
+  /**
+   * Where to resume a host: what this object processed, else what the Sequencer acknowledged,
+   * else the persisted cursor (which matches the persisted account state). Only a host with no
+   * position anywhere starts live. `undefined`: the Sequencer could not be asked; try later.
+   */
+  async #resumePoint(host: HostRecord): Promise<number | null | undefined> {
+    const known =
+      this.#processed.get(host.hostname) ?? this.#acked.get(host.hostname) ?? host.cursor;
+    if (known !== null) return known;
+    try {
+      // this object has never read the host (new, or its state was handed over without one)
+      return await sequencerStub(this.env).getHostCursor(host.hostname);
+    } catch (err) {
+      host.lastError = `cannot read the host's cursor from the Sequencer: ${String(err)}`;
+      host.nextAttemptMs = Date.now() + CURSOR_RETRY_MS;
+      this.#dirtyHosts.add(host.hostname);
+      this.#log("cursor lookup failed; will retry", {
+        hostname: host.hostname,
+        error: String(err),
+      });
+      void this.#ensureAlarm(host.nextAttemptMs);
+      return undefined;
+    }
+  }
+
+  #mayConnect(host: HostRecord): boolean {
+    return (
+      this.#hosts.get(host.hostname) === host &&
+      host.status !== "banned" &&
+      host.status !== "offline" &&
+      !host.stopped &&
+      !this.#sessions.has(host.hostname)
+    );
   }
 
   #connectionFailed(host: HostRecord, error: string): void {
@@ -300,7 +365,8 @@ export class HostIngester extends DurableObject<Env> {
   // ---- frames -------------------------------------------------------------------------------
 
   #onMessage(hostname: string, session: Session, data: unknown): void {
-    if (session.closing) return;
+    // only the host's current socket is read (a stale one may still deliver a few frames)
+    if (session.closing || this.#sessions.get(hostname) !== session) return;
     if (!(data instanceof ArrayBuffer)) {
       this.#countDrop(hostname, "InvalidEvent:TextFrame");
       return;
@@ -337,19 +403,25 @@ export class HostIngester extends DurableObject<Env> {
    * first frame we receive fixes the resume point just before it (a shallow read of its seq).
    */
   #notePosition(hostname: string, bytes: Uint8Array): void {
-    if (this.#processed.has(hostname) || this.#hosts.get(hostname)?.cursor != null) return;
+    const host = this.#hosts.get(hostname);
+    if (!host || host.cursor !== null || this.#processed.has(hostname)) return;
     try {
       const seq = readFrameSeq(bytes);
-      if (seq !== null && seq > 0) this.#processed.set(hostname, seq - 1);
+      if (seq === null || seq <= 0) return;
+      this.#processed.set(hostname, seq - 1);
+      // persisted at once (one row, once per new host): a crash before anything is sequenced
+      // must not make the host look new again and resume live past what it already sent
+      host.cursor = seq - 1;
+      saveHosts(this.ctx.storage, [host]);
     } catch {
       // a malformed first frame: the next one sets the position
     }
   }
 
   async #handleFrame(hostname: string, session: Session, bytes: Uint8Array): Promise<void> {
-    if (session.closing) return;
+    if (session.closing || this.#sessions.get(hostname) !== session) return;
     const host = this.#hosts.get(hostname);
-    if (!host) return;
+    if (!host || host.status === "banned") return;
     let frame: Frame;
     try {
       frame = decodeFrame(bytes);
@@ -407,14 +479,32 @@ export class HostIngester extends DurableObject<Env> {
       identity: this.#identity,
       repo,
     });
-    if (session.closing) return;
+    if (session.closing || this.#sessions.get(hostname) !== session) return;
+    if (!verdict.accept && verdict.reason === "IdentityUnavailable") {
+      // dropping would advance past an event that may be valid: stop here and read it again
+      // from the cursor once the identity service answers (the event is not marked processed)
+      this.#countDrop(hostname, "IdentityUnavailable");
+      const retries = (this.#identityRetries.get(hostname) ?? 0) + 1;
+      this.#identityRetries.set(hostname, retries);
+      this.#throttle(
+        hostname,
+        `identity unavailable for ${verdict.did ?? "an account"}: ${verdict.detail.slice(0, 120)}`,
+        reconnectDelayMs(retries),
+      );
+      return;
+    }
     if (verdict.accept) {
-      if (verdict.next) this.#repos.set(verdict.next);
-      if (verdict.flag)
+      if (verdict.next) this.#repos.setWorking(verdict.next);
+      if (verdict.flag) {
+        host.counters.flagged = (host.counters.flagged ?? 0) + 1;
         this.#log("repo continuity mismatch", { hostname, did, flag: verdict.flag });
+      }
       host.counters.accepted++;
       this.#dirtyHosts.add(hostname);
-      this.#pending.push({ host: hostname, upstreamSeq: seq, frame: bytes, did });
+      this.#pending.push({
+        event: { host: hostname, upstreamSeq: seq, frame: bytes, did },
+        next: verdict.next,
+      });
       this.#pendingBytes += bytes.byteLength;
       this.#scheduleFlush();
     } else {
@@ -427,6 +517,12 @@ export class HostIngester extends DurableObject<Env> {
       });
     }
     this.#processed.set(hostname, seq);
+    this.#identityRetries.delete(hostname);
+    if (host.failures > 0) {
+      // the host delivers events again: earlier failures must not add up over its lifetime
+      host.failures = 0;
+      this.#dirtyHosts.add(hostname);
+    }
   }
 
   #onUpstreamError(host: HostRecord, error: string, message?: string): void {
@@ -490,31 +586,38 @@ export class HostIngester extends DurableObject<Env> {
   async #flushOnce(): Promise<void> {
     // every frame processed before this point is either in `events` or was dropped, so once the
     // Sequencer acknowledges, each host's cursor can move to what had been processed
-    const events = this.#pending;
+    const pending = this.#pending;
     const processed = new Map(this.#processed);
     this.#pending = [];
     this.#pendingBytes = 0;
-    if (events.length > 0) {
+    if (pending.length > 0) {
       try {
-        await sequencerStub(this.env).appendBatch({ events });
+        const result = await sequencerStub(this.env).appendBatch({
+          events: pending.map((p) => p.event),
+        });
+        for (const refused of result.dropped ?? []) {
+          this.#countDrop(refused.host, refused.reason);
+          this.#log("sequencer refused event", refused);
+        }
       } catch (err) {
         // keep them, in order, ahead of anything newer; retried on the next flush
-        this.#pending = events.concat(this.#pending);
-        for (const e of events) this.#pendingBytes += e.frame.byteLength;
+        this.#pending = pending.concat(this.#pending);
+        for (const p of pending) this.#pendingBytes += p.event.frame.byteLength;
         this.#log("sequencer append failed; will retry", {
           error: String(err),
-          events: events.length,
+          events: pending.length,
         });
         setTimeout(() => void this.#flush(), 1_000);
         return;
       }
     }
-    // The Sequencer now holds these events and their upstream seqs (it dedupes by them), so our
-    // own copy of the cursor is written lazily, with the next report: rows written are billed.
+    // The Sequencer now holds these events and their upstream seqs (it dedupes by them). The
+    // cursor and the account state they produced are written together at the next report
+    // (rows written are billed); until then a crash resumes from the older persisted pair.
+    for (const p of pending) if (p.next) this.#repos.markAcknowledged(p.next);
     for (const [hostname, seq] of processed) {
-      const host = this.#hosts.get(hostname);
-      if (host && host.cursor !== seq) {
-        host.cursor = seq;
+      if (this.#hosts.has(hostname) && this.#acked.get(hostname) !== seq) {
+        this.#acked.set(hostname, seq);
         this.#dirtyHosts.add(hostname);
       }
     }
@@ -592,11 +695,7 @@ export class HostIngester extends DurableObject<Env> {
       return;
     }
     this.#lastReportMs = now;
-    // only hosts whose cursor or counters moved: a quiet host costs no row write
-    const dirty = [...this.#dirtyHosts].flatMap((h) => this.#hosts.get(h) ?? []);
-    this.#dirtyHosts.clear();
-    if (dirty.length > 0) saveHosts(this.ctx.storage, dirty);
-    const changedRepos = this.#repos.flush();
+    const changedRepos = this.#persist([]);
     try {
       await hostDirectoryStub(this.env).reportHosts(
         [...this.#hosts.values()].map((h) => this.#report(h)),
@@ -605,6 +704,33 @@ export class HostIngester extends DurableObject<Env> {
     } catch (err) {
       this.#log("reporting failed", { error: String(err) });
     }
+  }
+
+  /**
+   * Writes, in one transaction, the acknowledged account state, the hosts' cursors that match
+   * it, and every host whose record changed (plus `also`). Only what moved: a quiet host costs
+   * no row write. Returns the account states written.
+   */
+  #persist(also: HostRecord[]): RepoState[] {
+    for (const [hostname, seq] of this.#acked) {
+      const host = this.#hosts.get(hostname);
+      if (host && host.cursor !== seq) {
+        host.cursor = seq;
+        this.#dirtyHosts.add(hostname);
+      }
+    }
+    const dirty = new Set(also);
+    for (const h of this.#dirtyHosts) {
+      const host = this.#hosts.get(h);
+      if (host) dirty.add(host);
+    }
+    this.#dirtyHosts.clear();
+    let changed: RepoState[] = [];
+    this.ctx.storage.transactionSync(() => {
+      writeHosts(this.ctx.storage.sql, dirty);
+      changed = this.#repos.writeAcknowledged();
+    });
+    return changed;
   }
 
   async #pushRepoUpdates(repos: RepoState[]): Promise<void> {

@@ -8,7 +8,11 @@ export type HostLimits = { eventsPerSecond: number; maxAccounts: number };
 export type HostRecord = {
   hostname: string;
   status: HostStatus;
-  /** Last upstream seq durably sequenced (the resume point), null for a host never read. */
+  /**
+   * The persisted resume point: an upstream seq through which the Sequencer holds every event
+   * and the persisted account state matches (written with that state, once per report), or,
+   * for a new host, the seq just before the first frame it sent. Null only before any frame.
+   */
   cursor: number | null;
   pinned: boolean;
   limits: HostLimits;
@@ -23,7 +27,12 @@ export type HostRecord = {
   counters: HostCounters;
 };
 
-export type HostCounters = { accepted: number; dropped: Record<string, number> };
+export type HostCounters = {
+  accepted: number;
+  dropped: Record<string, number>;
+  /** Accepted events whose since/prevData did not follow the last state seen (sync 1.1). */
+  flagged?: number;
+};
 
 export const HOSTS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS hosts (
@@ -42,15 +51,18 @@ export function loadHosts(sql: SqlStorage): Map<string, HostRecord> {
 }
 
 export function saveHosts(storage: DurableObjectStorage, records: Iterable<HostRecord>): void {
-  storage.transactionSync(() => {
-    for (const r of records) {
-      storage.sql.exec(
-        "INSERT OR REPLACE INTO hosts (hostname, record) VALUES (?, ?)",
-        r.hostname,
-        JSON.stringify(r),
-      );
-    }
-  });
+  storage.transactionSync(() => writeHosts(storage.sql, records));
+}
+
+/** Writes host rows without a transaction of its own (for callers that hold one). */
+export function writeHosts(sql: SqlStorage, records: Iterable<HostRecord>): void {
+  for (const r of records) {
+    sql.exec(
+      "INSERT OR REPLACE INTO hosts (hostname, record) VALUES (?, ?)",
+      r.hostname,
+      JSON.stringify(r),
+    );
+  }
 }
 
 export function newHostRecord(hostname: string, limits: HostLimits, pinned: boolean): HostRecord {

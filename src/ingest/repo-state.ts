@@ -1,9 +1,15 @@
 // The state an ingester keeps per account of its hosts: the last rev, commit and MST root seen
-// (for rev ordering and sync 1.1 continuity), the upstream status, and a relay takedown flag.
-// Changes are held in memory and written in one transaction per flush, so a busy account costs
-// one row write per flush, not one per event (rows written are billed: DESIGN.md). Losing the
-// unflushed tail in a crash is safe: the upstream cursor is persisted no later than the next
-// flush, and revs only move forward.
+// (for rev ordering and sync 1.1 continuity) and the upstream status.
+//
+// Three layers, so that what is on disk always matches the ingester's persisted cursor:
+//   - working: the effect of every event validated so far, including events the Sequencer has
+//     not acknowledged yet (validation reads this);
+//   - durable-dirty: effects of acknowledged events, not yet written;
+//   - SQLite: written in one transaction per report together with the hosts' cursors, so a
+//     busy account costs one row write per report, not one per event (rows written are billed:
+//     DESIGN.md). After a crash, the ingester resumes each host from its persisted cursor and
+//     replays the rest through validation (the Sequencer drops what it already has), so the
+//     state rebuilt is exactly the state of the sequenced log: no stale rev, no false flag.
 
 export type RepoState = {
   did: string;
@@ -14,6 +20,7 @@ export type RepoState = {
   data: string | null;
   active: boolean;
   status: string | null;
+  /** Unused: relay takedowns are held by the Sequencer (relay-wide); kept for old rows. */
   relayTakedown: boolean;
   /** Last sync 1.1 continuity problem recorded for this repo, if any. */
   flag: string | null;
@@ -64,6 +71,9 @@ const MEMORY_ENTRIES = 100_000;
 
 export class RepoStateStore {
   readonly #cache = new Map<string, RepoState>();
+  /** Working state of events not yet acknowledged by the Sequencer (never evicted). */
+  readonly #unacked = new Map<string, RepoState>();
+  /** Acknowledged state not yet written. */
   readonly #dirty = new Map<string, RepoState>();
 
   constructor(private readonly storage: DurableObjectStorage) {
@@ -71,6 +81,8 @@ export class RepoStateStore {
   }
 
   get(did: string): RepoState | undefined {
+    const working = this.#unacked.get(did) ?? this.#dirty.get(did);
+    if (working) return working;
     const cached = this.#cache.get(did);
     if (cached) return cached;
     const row = this.storage.sql.exec<Row>("SELECT * FROM repos WHERE did = ?", did).toArray()[0];
@@ -90,9 +102,16 @@ export class RepoStateStore {
     return state;
   }
 
-  set(state: RepoState): void {
-    this.#remember(state);
+  /** The effect of an event accepted but not yet acknowledged: validation sees it at once. */
+  setWorking(state: RepoState): void {
+    this.#unacked.set(state.did, state);
+  }
+
+  /** The Sequencer acknowledged the event that produced `state`: it may now be written. */
+  markAcknowledged(state: RepoState): void {
     this.#dirty.set(state.did, state);
+    this.#remember(state);
+    if (this.#unacked.get(state.did) === state) this.#unacked.delete(state.did);
   }
 
   /** Accounts of a host, counting unflushed ones (for the per-host account limit). */
@@ -101,47 +120,52 @@ export class RepoStateStore {
       this.storage.sql
         .exec<{ n: number }>("SELECT COUNT(*) AS n FROM repos WHERE host = ?", host)
         .toArray()[0]?.n ?? 0;
-    let fresh = 0;
-    for (const state of this.#dirty.values()) {
-      if (state.host === host && !this.#isStored(state.did)) fresh++;
+    const fresh = new Set<string>();
+    for (const layer of [this.#dirty, this.#unacked]) {
+      for (const state of layer.values()) {
+        if (state.host === host && !fresh.has(state.did) && !this.#isStored(state.did))
+          fresh.add(state.did);
+      }
     }
-    return stored + fresh;
+    return stored + fresh.size;
   }
 
   #isStored(did: string): boolean {
     return this.storage.sql.exec("SELECT 1 FROM repos WHERE did = ?", did).toArray().length > 0;
   }
 
-  /** Writes every changed repo in one transaction; returns what was written. */
-  flush(): RepoState[] {
+  /**
+   * Writes every acknowledged change; returns what was written. Call inside the transaction
+   * that also writes the hosts' cursors, so the two never disagree on disk.
+   */
+  writeAcknowledged(): RepoState[] {
     if (this.#dirty.size === 0) return [];
     const changed = [...this.#dirty.values()];
     this.#dirty.clear();
     const sql = this.storage.sql;
-    this.storage.transactionSync(() => {
-      for (const s of changed) {
-        sql.exec(
-          `INSERT OR REPLACE INTO repos (did, host, rev, head, data, active, status, relay_takedown, flag)
+    for (const s of changed) {
+      sql.exec(
+        `INSERT OR REPLACE INTO repos (did, host, rev, head, data, active, status, relay_takedown, flag)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          s.did,
-          s.host,
-          s.rev,
-          s.head,
-          s.data,
-          s.active ? 1 : 0,
-          s.status,
-          s.relayTakedown ? 1 : 0,
-          s.flag,
-        );
-      }
-    });
+        s.did,
+        s.host,
+        s.rev,
+        s.head,
+        s.data,
+        s.active ? 1 : 0,
+        s.status,
+        s.relayTakedown ? 1 : 0,
+        s.flag,
+      );
+    }
     return changed;
   }
 
   #remember(state: RepoState): void {
     if (this.#cache.size >= MEMORY_ENTRIES && !this.#cache.has(state.did)) {
       const oldest = this.#cache.keys().next().value;
-      if (oldest !== undefined && !this.#dirty.has(oldest)) this.#cache.delete(oldest);
+      // unacknowledged and unwritten states live in their own maps: the cache may forget any
+      if (oldest !== undefined) this.#cache.delete(oldest);
     }
     this.#cache.set(state.did, state);
   }

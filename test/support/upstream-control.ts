@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Secp256k1Keypair } from "@atproto/crypto";
+import { rewriteFrameSeq } from "../../src/protocol/seq-rewrite";
 import { ScriptedPds, type ScriptedPlc } from "./scripted-pds";
 
 // An HTTP control API over scripted upstreams, so tests running inside workerd can create hosts
@@ -8,6 +9,7 @@ import { ScriptedPds, type ScriptedPlc } from "./scripted-pds";
 //   POST /pds                  -> { id, hostname, did }   a host with one account
 //   POST /pds/:id/good?count=N -> { seqs }                N valid commits
 //   POST /pds/:id/hostile      -> { goodSeqs, drops }     the hostile script (see below)
+//   POST /pds/:id/repeat?seq=N -> { seq }              frame N sent again under a new seq
 //   POST /pds/:id/reset        -> the host forgets its frames (its seq restarts at 1)
 //   GET  /pds/:id              -> { frames, subscribers }
 
@@ -46,6 +48,12 @@ export async function startUpstreamControl(
           return reply(200, {
             seqs: await pds.pushGood(account, Number(url.searchParams.get("count") ?? "1")),
           });
+        }
+        if (req.method === "POST" && parts[2] === "repeat") {
+          // sends an old frame again under a new seq: a replayed older rev
+          const old = pds.frames[Number(url.searchParams.get("seq")) - 1];
+          if (!old) return reply(404, { error: "no such frame" });
+          return reply(200, { seq: pds.push((seq) => rewriteFrameSeq(old, seq)) });
         }
         if (req.method === "POST" && parts[2] === "reset") {
           pds.resetSequence();
