@@ -42,6 +42,8 @@ const WATCHDOG_INTERVAL_MS = 30_000;
 /** How often an idle host is woken to catch up by cursor, in case its requestCrawl ping is lost. */
 const IDLE_SWEEP_INTERVAL_MS = 30 * 60 * 1000;
 const RATE_BURST_SECONDS = 2;
+/** How long a host waits when the Sequencer is behind, before it is read again. */
+const PENDING_FULL_PAUSE_MS = 1_000;
 
 type Session = {
   ws: WebSocket;
@@ -49,7 +51,10 @@ type Session = {
   queued: number;
   queuedBytes: number;
   lastSeqOnSocket: number;
+  /** Abandoned (ban, release, reset, stall): queued frames are not processed. */
   closing: boolean;
+  /** No longer taking frames (throttled): queued ones are still processed, then it reconnects. */
+  draining: boolean;
   stallRetried: boolean;
 };
 
@@ -269,6 +274,7 @@ export class HostIngester extends DurableObject<Env> {
       queuedBytes: 0,
       lastSeqOnSocket: cursor ?? -1,
       closing: false,
+      draining: false,
       stallRetried: false,
     };
     this.#sessions.set(host.hostname, session);
@@ -339,7 +345,8 @@ export class HostIngester extends DurableObject<Env> {
   }
 
   #onClosed(hostname: string, session: Session, why: string): void {
-    if (this.#sessions.get(hostname) !== session) return;
+    // a draining session closed its socket itself; it reconnects once its queue is processed
+    if (this.#sessions.get(hostname) !== session || session.draining) return;
     this.#sessions.delete(hostname);
     const host = this.#hosts.get(hostname);
     if (!host || session.closing) return;
@@ -366,23 +373,44 @@ export class HostIngester extends DurableObject<Env> {
 
   #onMessage(hostname: string, session: Session, data: unknown): void {
     // only the host's current socket is read (a stale one may still deliver a few frames)
-    if (session.closing || this.#sessions.get(hostname) !== session) return;
+    if (session.closing || session.draining || this.#sessions.get(hostname) !== session) return;
+    const host = this.#hosts.get(hostname);
+    if (!host) return;
     if (!(data instanceof ArrayBuffer)) {
       this.#countDrop(hostname, "InvalidEvent:TextFrame");
       return;
     }
     const bytes = new Uint8Array(data);
     this.#notePosition(hostname, bytes);
+    // Slowing a host down never throws work away: a frame is either kept (queued, and then
+    // always processed) or not taken at all; the host is read again from the last frame kept.
+    if (this.#pendingBytes > MAX_PENDING_BYTES) {
+      this.#stopTaking(hostname, session, "the Sequencer is behind", PENDING_FULL_PAUSE_MS);
+      return;
+    }
     if (
       session.queued >= MAX_QUEUED_FRAMES ||
-      (session.queuedBytes > 0 && session.queuedBytes + bytes.byteLength > MAX_QUEUED_BYTES) ||
-      this.#pendingBytes > MAX_PENDING_BYTES
+      (session.queuedBytes > 0 && session.queuedBytes + bytes.byteLength > MAX_QUEUED_BYTES)
     ) {
-      // stop reading rather than buffer without bound; the cursor brings us back here
-      this.#throttle(
+      this.#stopTaking(hostname, session, "validation is behind", 0);
+      return;
+    }
+    const now = Date.now();
+    const perSecond = host.limits.eventsPerSecond;
+    const burst = perSecond * RATE_BURST_SECONDS;
+    const taken = take(
+      this.#buckets.get(hostname) ?? fullBucket(burst, now),
+      now,
+      perSecond,
+      burst,
+    );
+    this.#buckets.set(hostname, taken.bucket);
+    if (!taken.ok) {
+      this.#stopTaking(
         hostname,
-        "validation is behind: stopped reading, will resume by cursor",
-        1_000,
+        session,
+        `over ${perSecond} events/s`,
+        waitForTokens(taken.bucket, perSecond, perSecond),
       );
       return;
     }
@@ -394,7 +422,49 @@ export class HostIngester extends DurableObject<Env> {
       .finally(() => {
         session.queued--;
         session.queuedBytes -= bytes.byteLength;
+        if (session.draining && session.queued === 0) this.#drained(hostname, session);
       });
+  }
+
+  /**
+   * Stops taking frames from a host without dropping what is queued: the socket is closed, the
+   * queue is processed, and the host is read again from the last frame kept, `resumeInMs`
+   * after it was stopped and never before its queue has drained.
+   */
+  #stopTaking(hostname: string, session: Session, why: string, resumeInMs: number): void {
+    const host = this.#hosts.get(hostname);
+    if (!host) return;
+    session.draining = true;
+    try {
+      session.ws.close(1000, "throttled");
+    } catch {
+      // already closed
+    }
+    host.status = "throttled";
+    host.lastError = `throttled: ${why}; resumes by cursor`;
+    host.nextAttemptMs = Date.now() + resumeInMs;
+    this.#dirtyHosts.add(hostname);
+    this.#log("host throttled", { hostname, why, queued: session.queued });
+    if (session.queued === 0) this.#drained(hostname, session);
+  }
+
+  #drained(hostname: string, session: Session): void {
+    if (this.#sessions.get(hostname) !== session) return;
+    this.#sessions.delete(hostname);
+    const host = this.#hosts.get(hostname);
+    if (!host) return;
+    host.connectedSinceMs = null;
+    const at = Math.max(Date.now(), host.nextAttemptMs ?? 0);
+    void this.#ensureAlarm(Math.max(at, Date.now() + 1_000));
+    // quick resumption without waiting for the watchdog (the alarm above is the safety net)
+    setTimeout(
+      () => {
+        if (host.status !== "throttled" || this.#hosts.get(hostname) !== host) return;
+        host.status = "active";
+        void this.#connect(host);
+      },
+      Math.max(0, at - Date.now()),
+    );
   }
 
   /**
@@ -445,24 +515,6 @@ export class HostIngester extends DurableObject<Env> {
     const seq = frame.body.seq;
     if (seq <= session.lastSeqOnSocket) {
       this.#countDrop(hostname, "SeqNotIncreasing");
-      return;
-    }
-    const perSecond = host.limits.eventsPerSecond;
-    const burst = perSecond * RATE_BURST_SECONDS;
-    const taken = take(
-      this.#buckets.get(hostname) ?? fullBucket(burst, now),
-      now,
-      perSecond,
-      burst,
-    );
-    this.#buckets.set(hostname, taken.bucket);
-    if (!taken.ok) {
-      // this frame is not processed: reconnecting from #processed brings it back
-      this.#throttle(
-        hostname,
-        `over ${perSecond} events/s`,
-        waitForTokens(taken.bucket, perSecond, perSecond),
-      );
       return;
     }
     session.lastSeqOnSocket = seq;
@@ -538,6 +590,7 @@ export class HostIngester extends DurableObject<Env> {
     }
   }
 
+  /** Abandons a host's socket and queue and retries later (the frame at hand is not processed). */
   #throttle(hostname: string, why: string, resumeInMs: number): void {
     const host = this.#hosts.get(hostname);
     const session = this.#sessions.get(hostname);
@@ -630,6 +683,7 @@ export class HostIngester extends DurableObject<Env> {
     const now = Date.now();
     for (const host of this.#hosts.values()) {
       const session = this.#sessions.get(host.hostname);
+      if (session?.draining) continue; // reconnects by itself once its queue is processed
       if (session) {
         const silentMs = now - (host.lastEventMs ?? host.connectedSinceMs ?? now);
         if (silentMs >= this.#config.hostIdleAfterMs) {
