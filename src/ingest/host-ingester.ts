@@ -186,8 +186,10 @@ export class HostIngester extends DurableObject<Env> {
     this.#close(hostname, "cursor reset");
     await this.#connecting.get(hostname);
     this.#close(hostname, "cursor reset");
-    // events of the old numbering still pending are sent first; their cursors must not win
+    // events of the old numbering still pending are sent first, then the Sequencer forgets the
+    // host's cursor: in this order, nothing pending can raise it again after the reset
     await this.#flush();
+    await sequencerStub(this.env).resetHostCursor(hostname);
     this.#processed.delete(hostname);
     this.#acked.delete(hostname);
     host.cursor = null;
