@@ -22,6 +22,8 @@ export interface Config {
   fanoutDeliveryIntervalMs: number;
   consumerMinBytesPerSecond: number;
   consumerMaxBacklogBytes: number;
+  /** Consumers a Fanout replays from storage at once; the rest wait in line (docs/behaviours.md). */
+  fanoutMaxConcurrentReplays: number;
 }
 
 function positiveInt(value: string | undefined, fallback: number, name: string): number {
@@ -80,5 +82,17 @@ export function readConfig(env: Env): Config {
       64 * 1024 * 1024,
       "CONSUMER_MAX_BACKLOG_BYTES",
     ),
+    fanoutMaxConcurrentReplays: Math.max(
+      1,
+      positiveInt(env.FANOUT_MAX_CONCURRENT_REPLAYS, 4, "FANOUT_MAX_CONCURRENT_REPLAYS"),
+    ),
   };
+}
+
+// The binding behind fanoutMaxConcurrentReplays. It belongs in env.ts with the others; declared
+// here until that file's owner moves it (module augmentation merges it into Env).
+declare module "./env" {
+  interface Env {
+    FANOUT_MAX_CONCURRENT_REPLAYS?: string;
+  }
 }

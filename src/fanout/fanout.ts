@@ -1,12 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
-import { iterateRecords } from "../log/records";
+import { iterateRecords, recordsSeqRange } from "../log/records";
 import { decideStreamStart } from "../protocol/cursor";
 import { encodeErrorFrame, encodeInfoFrame } from "../protocol/frame";
 import { sequencerStub } from "../stubs";
 import { type ConsumerBudget, charge, drain, newBudget, waitForBacklog } from "./consumer-budget";
 import { RecentBatches } from "./recent-batches";
+import { ReplaySlots } from "./replay-slots";
 import { SegmentReader } from "./segment-reader";
 
 // A Fanout holds consumer WebSockets (Hibernation API) and serves subscribeRepos to them.
@@ -19,6 +20,11 @@ import { SegmentReader } from "./segment-reader";
 //             below a consumer's cursor (no duplicates); a batch that starts after cursor + 1
 //             (a delivery this Fanout missed) sends the consumer back to backfill (no gaps).
 // The cursor (last seq sent) lives in the socket attachment, so hibernation loses nothing.
+// Backfills hold up to a read chunk each, so only a few run at once (ReplaySlots); the rest wait
+// in line. A live consumer stays live: the watchdog alarm only restarts backfills lost to
+// eviction, re-registers with the Sequencer, and, when live consumers are still behind a head
+// the Sequencer reported one alarm earlier (a lost delivery that no later batch revealed, e.g.
+// on a quiet relay), reads the missing part once for the whole Fanout.
 
 export const FANOUT_NAME_HEADER = "x-freehose-fanout";
 export const CURSOR_HEADER = "x-freehose-cursor";
@@ -27,6 +33,22 @@ const REPLAY_CHUNK_BYTES = 1024 * 1024;
 const RECENT_BATCHES_BYTES = 8 * 1024 * 1024;
 /** While consumers are connected, re-register with the Sequencer this often (it may forget us). */
 const WATCHDOG_INTERVAL_MS = 30_000;
+/** Storage key of the Sequencer's head seq as the previous watchdog alarm saw it. */
+const WATCHDOG_HEAD_KEY = "watchdogHead";
+
+/** What a Fanout is doing, for metrics and tests. */
+export type FanoutStats = {
+  consumers: number;
+  live: number;
+  /** Consumers replaying from storage now (each holds a replay slot). */
+  replaying: number;
+  /** Consumers waiting for a replay slot. */
+  queuedReplays: number;
+  /** readLog calls this Fanout made on the Sequencer since it was last loaded. */
+  logReads: number;
+  /** Last seq of the newest batch the Sequencer delivered since this Fanout was loaded. */
+  deliveredThrough: number | null;
+};
 
 type Attachment = { cursor: number; live: boolean };
 
@@ -34,7 +56,16 @@ const WS_OPEN = 1;
 
 export class Fanout extends DurableObject<Env> {
   readonly #recent = new RecentBatches(RECENT_BATCHES_BYTES);
+  /** Consumers with a backfill running or waiting for a replay slot. */
   readonly #backfilling = new Set<WebSocket>();
+  readonly #replaySlots: ReplaySlots;
+  /** Consumers between the start of their upgrade and the accepted socket. */
+  #connecting = 0;
+  #catchingUp = false;
+  #logReads = 0;
+  #deliveredThrough: number | null = null;
+  /** In-memory copy of WATCHDOG_HEAD_KEY (undefined: not read since the object was loaded). */
+  #watchdogHead: number | null | undefined;
   readonly #budgets = new Map<WebSocket, ConsumerBudget>();
   readonly #segments: SegmentReader;
   /** Assumed minimum read rate of a consumer (see consumer-budget.ts). */
@@ -52,6 +83,7 @@ export class Fanout extends DurableObject<Env> {
     this.#minBytesPerSecond = config.consumerMinBytesPerSecond;
     this.#maxBacklogBytes = config.consumerMaxBacklogBytes;
     this.#replayHighWaterBytes = Math.floor(config.consumerMaxBacklogBytes / 8);
+    this.#replaySlots = new ReplaySlots(config.fanoutMaxConcurrentReplays);
   }
 
   #sequencer() {
@@ -67,6 +99,18 @@ export class Fanout extends DurableObject<Env> {
 
   /** Upgrades a consumer. The Worker has validated the cursor and the upgrade already. */
   override async fetch(request: Request): Promise<Response> {
+    // Counted as a consumer from now on: a delivery answered while this upgrade awaits the
+    // Sequencer must not report zero consumers, or the Sequencer would stop feeding this Fanout
+    // right after registering it, and a live-only consumer would receive nothing.
+    this.#connecting++;
+    try {
+      return await this.#upgrade(request);
+    } finally {
+      this.#connecting--;
+    }
+  }
+
+  async #upgrade(request: Request): Promise<Response> {
     const name = request.headers.get(FANOUT_NAME_HEADER);
     if (name && name !== this.#name) {
       this.#name = name;
@@ -78,18 +122,19 @@ export class Fanout extends DurableObject<Env> {
     const { headSeq } = await sequencer.registerFanout(await this.#ownName());
     const state = await sequencer.getLogState();
     const start = decideStreamStart(cursor, { headSeq, trimmedThrough: state.trimmedThrough });
+    if ((await this.ctx.storage.getAlarm()) === null)
+      await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
 
+    // no await from here on: the socket is accepted and positioned in one step
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
-    if ((await this.ctx.storage.getAlarm()) === null)
-      await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
     switch (start.kind) {
       case "future":
         this.#closeWithError(server, "FutureCursor", "cursor is ahead of the relay's latest seq");
         break;
       case "live":
-        server.serializeAttachment({ cursor: start.afterSeq, live: true } satisfies Attachment);
+        this.#joinLive(server, start.afterSeq);
         break;
       case "replay":
         if (start.outdated)
@@ -110,6 +155,23 @@ export class Fanout extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /**
+   * Makes a consumer live after `afterSeq` (the head when this Fanout registered for it). Batches
+   * delivered between that registration and now are in RecentBatches: they are sent at once,
+   * so nothing sequenced after the registration is missed even if no later batch comes.
+   */
+  #joinLive(ws: WebSocket, afterSeq: number): void {
+    const newer = this.#recent.after(afterSeq);
+    if (newer === null) {
+      ws.serializeAttachment({ cursor: afterSeq, live: false } satisfies Attachment);
+      void this.#backfill(ws);
+      return;
+    }
+    let cursor = afterSeq;
+    for (const records of newer) cursor = this.#sendRecords(ws, records, cursor);
+    ws.serializeAttachment({ cursor, live: true } satisfies Attachment);
+  }
+
   /** A batch from the Sequencer, in seq order. Returns how many consumers this Fanout holds. */
   async deliver(
     records: Uint8Array,
@@ -117,6 +179,13 @@ export class Fanout extends DurableObject<Env> {
     lastSeq: number,
   ): Promise<{ consumers: number }> {
     this.#recent.push({ records, firstSeq, lastSeq });
+    this.#deliveredThrough = Math.max(this.#deliveredThrough ?? lastSeq, lastSeq);
+    const consumers = this.#deliverToAll(records, firstSeq, lastSeq);
+    return { consumers: consumers + this.#connecting };
+  }
+
+  /** Sends a run of records to every live consumer it continues; returns the socket count. */
+  #deliverToAll(records: Uint8Array, firstSeq: number, lastSeq: number): number {
     const sockets = this.ctx.getWebSockets();
     for (const ws of sockets) {
       // one consumer's broken socket must not cost the others this batch
@@ -126,7 +195,24 @@ export class Fanout extends DurableObject<Env> {
         console.warn(JSON.stringify({ msg: "send to consumer failed", error: String(err) }));
       }
     }
-    return { consumers: sockets.length };
+    return sockets.length;
+  }
+
+  async stats(): Promise<FanoutStats> {
+    let live = 0;
+    const sockets = this.ctx.getWebSockets();
+    for (const ws of sockets) {
+      if ((ws.deserializeAttachment() as Attachment | null)?.live) live++;
+    }
+    const queuedReplays = this.#replaySlots.queued;
+    return {
+      consumers: sockets.length,
+      live,
+      replaying: this.#backfilling.size - queuedReplays,
+      queuedReplays,
+      logReads: this.#logReads,
+      deliveredThrough: this.#deliveredThrough,
+    };
   }
 
   #deliverTo(ws: WebSocket, records: Uint8Array, firstSeq: number, lastSeq: number): void {
@@ -168,12 +254,15 @@ export class Fanout extends DurableObject<Env> {
   async #backfill(ws: WebSocket): Promise<void> {
     if (this.#backfilling.has(ws)) return;
     this.#backfilling.add(ws);
+    let release: (() => void) | null = null;
     try {
+      release = await this.#replaySlots.acquire();
       const sequencer = this.#sequencer();
       for (;;) {
         if (ws.readyState !== WS_OPEN) return;
         const att = ws.deserializeAttachment() as Attachment;
         await this.#pace(ws);
+        this.#logReads++;
         const read = await sequencer.readLog(att.cursor, REPLAY_CHUNK_BYTES);
         if (ws.readyState !== WS_OPEN) return;
         switch (read.kind) {
@@ -222,6 +311,7 @@ export class Fanout extends DurableObject<Env> {
       console.error(JSON.stringify({ msg: "backfill failed", error: String(err) }));
       this.#closeWithError(ws, "InternalError", "replay failed; reconnect with your cursor");
     } finally {
+      release?.();
       this.#backfilling.delete(ws);
     }
   }
@@ -264,20 +354,85 @@ export class Fanout extends DurableObject<Env> {
     this.#budgets.delete(ws);
   }
 
-  /** Watchdog: keeps the Sequencer feeding us and restarts backfills lost to eviction. */
+  /**
+   * Watchdog: keeps the Sequencer feeding us and restarts backfills lost to eviction. A live
+   * consumer behind the current head is normal (a delivery is in flight) and stays live; one
+   * still behind the head of the previous alarm, a whole interval ago, lost a delivery that no
+   * later batch revealed, and is caught up by one log read for the whole Fanout.
+   */
   override async alarm(): Promise<void> {
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) return;
     const { headSeq } = await this.#sequencer().registerFanout(await this.#ownName());
+    if (this.#watchdogHead === undefined)
+      this.#watchdogHead = (await this.ctx.storage.get<number>(WATCHDOG_HEAD_KEY)) ?? null;
+    const previousHead = this.#watchdogHead;
+    let staleFrom: number | null = null;
     for (const ws of sockets) {
       const att = ws.deserializeAttachment() as Attachment | null;
-      if (!att) continue;
-      // a live consumer behind the head missed a delivery that no later batch has revealed yet
-      if (!att.live || att.cursor < headSeq) {
-        ws.serializeAttachment({ cursor: att.cursor, live: false } satisfies Attachment);
-        void this.#backfill(ws);
-      }
+      if (!att || ws.readyState !== WS_OPEN) continue;
+      if (!att.live) void this.#backfill(ws);
+      else if (previousHead !== null && att.cursor < previousHead)
+        staleFrom = Math.min(staleFrom ?? att.cursor, att.cursor);
+    }
+    if (staleFrom !== null) void this.#catchUp(staleFrom);
+    if (headSeq !== previousHead) {
+      // written only when the head moved: a quiet relay's Fanout writes nothing per alarm
+      await this.ctx.storage.put(WATCHDOG_HEAD_KEY, headSeq);
+      this.#watchdogHead = headSeq;
     }
     await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
+  }
+
+  /**
+   * Reads the log after `afterSeq` once for the whole Fanout and hands each chunk to every live
+   * consumer as if the Sequencer had delivered it (#deliverTo skips what a consumer has and
+   * sends one with an older cursor to its own backfill). Used only for lost deliveries.
+   */
+  async #catchUp(afterSeq: number): Promise<void> {
+    if (this.#catchingUp) return;
+    this.#catchingUp = true;
+    try {
+      const sequencer = this.#sequencer();
+      let cursor = afterSeq;
+      for (;;) {
+        this.#logReads++;
+        const read = await sequencer.readLog(cursor, REPLAY_CHUNK_BYTES);
+        switch (read.kind) {
+          case "caughtUp":
+            return;
+          case "trimmed":
+            // consumers that far behind get OutdatedCursor from their own backfill
+            for (const ws of this.ctx.getWebSockets()) {
+              const att = ws.deserializeAttachment() as Attachment | null;
+              if (!att?.live || att.cursor >= read.trimmedThrough) continue;
+              ws.serializeAttachment({ cursor: att.cursor, live: false } satisfies Attachment);
+              void this.#backfill(ws);
+            }
+            cursor = read.trimmedThrough;
+            break;
+          case "hot":
+            this.#deliverToAll(read.records, cursor + 1, read.lastSeq);
+            cursor = read.lastSeq;
+            break;
+          case "segment":
+            for await (const records of this.#segments.read(read.key, read.bytes, cursor)) {
+              const range = recordsSeqRange(records);
+              if (range) this.#deliverToAll(records, range.firstSeq, range.lastSeq);
+            }
+            cursor = read.lastSeq;
+            break;
+          default: {
+            const unreachable: never = read;
+            throw new Error(`unhandled log read ${JSON.stringify(unreachable)}`);
+          }
+        }
+      }
+    } catch (err) {
+      // the next alarm tries again
+      console.error(JSON.stringify({ msg: "fanout catch-up failed", error: String(err) }));
+    } finally {
+      this.#catchingUp = false;
+    }
   }
 }

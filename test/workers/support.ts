@@ -1,9 +1,10 @@
 import { env, SELF } from "cloudflare:test";
+import { CURSOR_HEADER, FANOUT_NAME_HEADER } from "../../src/fanout/fanout";
 import { iterateRecords } from "../../src/log/records";
 import { CID } from "../../src/protocol/cid";
 import { decodeFrame, encodeFrame, type Frame } from "../../src/protocol/frame";
 import type { IngestEvent } from "../../src/sequence/hot-log";
-import { sequencerStub } from "../../src/stubs";
+import { fanoutStub, sequencerStub } from "../../src/stubs";
 
 export const RELAY = "http://relay.test";
 
@@ -65,6 +66,27 @@ export async function connect(cursor?: number | string): Promise<Consumer> {
   const res = await SELF.fetch(`${RELAY}/xrpc/com.atproto.sync.subscribeRepos${query}`, {
     headers: { Upgrade: "websocket" },
   });
+  return consumerFromUpgrade(res);
+}
+
+/**
+ * Connects a consumer straight to the Fanout called `name`, as the Worker's subscribeRepos
+ * handler does after checking the cursor (tests that need several consumers on one Fanout).
+ */
+export async function connectToFanout(name: string, cursor?: number): Promise<Consumer> {
+  const res = await fanoutStub(env, name).fetch(
+    new Request(`${RELAY}/xrpc/com.atproto.sync.subscribeRepos`, {
+      headers: {
+        Upgrade: "websocket",
+        [FANOUT_NAME_HEADER]: name,
+        [CURSOR_HEADER]: cursor === undefined ? "" : String(cursor),
+      },
+    }),
+  );
+  return consumerFromUpgrade(res);
+}
+
+async function consumerFromUpgrade(res: Response): Promise<Consumer> {
   const ws = res.webSocket;
   if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
   ws.binaryType = "arraybuffer";

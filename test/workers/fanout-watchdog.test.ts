@@ -1,0 +1,121 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { encodeRecords } from "../../src/log/records";
+import { fanoutStub, sequencerStub } from "../../src/stubs";
+import {
+  appendEvents,
+  type Consumer,
+  commitFrame,
+  connectToFanout,
+  expectContiguous,
+  seqs,
+} from "./support";
+
+// The Fanout's watchdog alarm (every 30 s) must not send live consumers back to backfill: each
+// backfill is a readLog request on the one Sequencer, per consumer, per alarm. A live consumer
+// behind the head is normal (a delivery is in flight); only one still behind the head the
+// previous alarm saw lost a delivery, and the Fanout then reads the gap once for all of them.
+// Storage is isolated per test file; each test uses a Fanout of its own.
+
+async function head(): Promise<number> {
+  return (await sequencerStub(env).getLogState()).headSeq;
+}
+
+/** Sets every consumer socket of a Fanout to `live` at `cursor` (the Fanout's own state). */
+async function positionAll(name: string, cursor: number): Promise<void> {
+  await runInDurableObject(fanoutStub(env, name), (_instance, state) => {
+    for (const ws of state.getWebSockets()) ws.serializeAttachment({ cursor, live: true });
+  });
+}
+
+async function waitForDelivery(name: string, seq: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (((await fanoutStub(env, name).stats()).deliveredThrough ?? 0) < seq) {
+    if (Date.now() > deadline) throw new Error(`seq ${seq} never reached ${name}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("Fanout watchdog", () => {
+  it("keeps live consumers live, and fills a delivery lost on a quiet relay with one read for the Fanout", async () => {
+    const name = "fanout-watchdog-quiet";
+    const fanout = fanoutStub(env, name);
+    await appendEvents(3);
+    const h = await head();
+    const consumers: Consumer[] = [await connectToFanout(name), await connectToFanout(name)];
+    expect(await runDurableObjectAlarm(fanout)).toBe(true); // remembers head h
+
+    // Lose a delivery for real: the Fanout holds the consumers past h + 2 while h+1..h+2 are
+    // delivered (so it sends nothing), then back at h. Now they are live, behind the head, with
+    // no delivery in flight and none coming: the relay is quiet.
+    await positionAll(name, h + 2);
+    await appendEvents(2);
+    await waitForDelivery(name, h + 2);
+    await positionAll(name, h);
+    const before = await fanout.stats();
+
+    // Behind the head, but not behind the head of the previous alarm: nothing to do yet.
+    expect(await runDurableObjectAlarm(fanout)).toBe(true);
+    const afterFirst = await fanout.stats();
+    expect(afterFirst.logReads).toBe(before.logReads);
+    expect(afterFirst.live).toBe(2);
+    for (const c of consumers) expect(c.received).toEqual([]);
+
+    // One interval later they are still behind that head: the gap is real and gets filled.
+    expect(await runDurableObjectAlarm(fanout)).toBe(true);
+    for (const c of consumers) await c.waitFor((r) => r.length >= 2);
+    const afterSecond = await fanout.stats();
+    // one read for the Fanout (the gap, then "caught up"), not one backfill per consumer
+    expect(afterSecond.logReads - before.logReads).toBe(2);
+    expect(afterSecond.live).toBe(2);
+
+    // still live: the next event arrives once, in order
+    await appendEvents(1);
+    for (const c of consumers) {
+      await c.waitFor((r) => r.length >= 3);
+      expectContiguous(seqs(c.received), h + 1, h + 3);
+      c.ws.close();
+    }
+  });
+
+  it("a live consumer that stays current costs the Sequencer no reads at any alarm", async () => {
+    const name = "fanout-watchdog-busy";
+    const fanout = fanoutStub(env, name);
+    const h = await head();
+    const consumer = await connectToFanout(name);
+    for (let round = 1; round <= 3; round++) {
+      await appendEvents(2);
+      await consumer.waitFor((r) => r.length >= 2 * round);
+      expect(await runDurableObjectAlarm(fanout)).toBe(true);
+    }
+    const stats = await fanout.stats();
+    expect(stats).toMatchObject({ consumers: 1, live: 1, logReads: 0 });
+    expectContiguous(seqs(consumer.received), h + 1, h + 6);
+    consumer.ws.close();
+  });
+});
+
+describe("Fanout registration", () => {
+  it("a delivery answered while a consumer is being accepted counts that consumer", async () => {
+    // The Sequencer stops feeding a Fanout that answers a delivery with zero consumers. A
+    // consumer whose upgrade is awaiting the Sequencer must count, or the Sequencer can drop
+    // this Fanout right after registering it and a live-only consumer gets nothing.
+    const name = "fanout-registration";
+    const fanout = fanoutStub(env, name);
+    await appendEvents(1);
+    const h = await head();
+    const connecting = connectToFanout(name);
+    // a repeat of an old seq: every consumer already has it, so it changes nothing but the count
+    const { consumers } = await fanout.deliver(
+      encodeRecords([{ seq: h, frame: commitFrame(1) }]),
+      h,
+      h,
+    );
+    expect(consumers).toBe(1);
+    const consumer = await connecting;
+    await appendEvents(2);
+    await consumer.waitFor((r) => r.length >= 2);
+    expectContiguous(seqs(consumer.received), h + 1, h + 2);
+    consumer.ws.close();
+  });
+});
