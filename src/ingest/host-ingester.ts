@@ -6,7 +6,7 @@ import { ProtocolError } from "../protocol/errors";
 import { decodeFrame, type Frame, frameDid, isSequencedFrame } from "../protocol/frame";
 import { readFrameSeq } from "../protocol/seq-rewrite";
 import type { IngestEvent } from "../sequence/hot-log";
-import { hostDirectoryStub, repoIndexStub, sequencerStub } from "../stubs";
+import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../stubs";
 import { reconnectDelayMs } from "./backoff";
 import {
   HOSTS_SCHEMA,
@@ -64,7 +64,13 @@ type PendingEvent = { event: IngestEvent; next: RepoState | null };
 /** How long to wait before asking the Sequencer again for a host's cursor after a failure. */
 const CURSOR_RETRY_MS = 5_000;
 
-export type CrawlOptions = { pinned: boolean; limits: HostLimits; cursor?: number | null };
+export type CrawlOptions = {
+  pinned: boolean;
+  limits: HostLimits;
+  /** A hand-over from another object: where to resume, and which object to inherit from. */
+  cursor?: number | null;
+  previousIngester?: string;
+};
 
 export class HostIngester extends DurableObject<Env> {
   readonly #config: Config;
@@ -82,8 +88,8 @@ export class HostIngester extends DurableObject<Env> {
    * transaction as the account state of those events.
    */
   readonly #acked = new Map<string, number>();
-  /** Per host, consecutive stops because an identity could not be resolved (for backoff). */
-  readonly #identityRetries = new Map<string, number>();
+  /** Per host, consecutive stalls (a dependency failed on a frame that was not skipped). */
+  readonly #stallRetries = new Map<string, number>();
   /** Connects in progress: a second caller waits for the first, never opens a second socket. */
   readonly #connecting = new Map<string, Promise<void>>();
   /** Hosts whose cursor or counters changed since they were last written. */
@@ -127,6 +133,7 @@ export class HostIngester extends DurableObject<Env> {
     if (!host) {
       host = newHostRecord(hostname, options.limits, options.pinned);
       if (options.cursor !== undefined) host.cursor = options.cursor;
+      if (options.previousIngester) host.previousIngester = options.previousIngester;
       this.#hosts.set(hostname, host);
       this.#log("host added", { hostname });
     }
@@ -212,6 +219,11 @@ export class HostIngester extends DurableObject<Env> {
    */
   async invalidateIdentity(did: string): Promise<void> {
     this.#identity.invalidate(did);
+  }
+
+  /** The stored state of accounts (for the object a host was handed over to). */
+  async exportRepoStates(dids: string[]): Promise<RepoState[]> {
+    return dids.flatMap((did) => this.#repos.get(did) ?? []);
   }
 
   async getHost(hostname: string): Promise<HostReport | null> {
@@ -420,7 +432,12 @@ export class HostIngester extends DurableObject<Env> {
     session.queuedBytes += bytes.byteLength;
     session.chain = session.chain
       .then(() => this.#handleFrame(hostname, session, bytes))
-      .catch((err: unknown) => this.#log("frame handling failed", { hostname, error: String(err) }))
+      .catch((err: unknown) => {
+        // never skip a frame because something failed on our side: stop and read it again
+        this.#log("frame handling failed", { hostname, error: String(err) });
+        if (this.#sessions.get(hostname) === session && !session.closing)
+          this.#stall(hostname, `frame handling failed: ${String(err).slice(0, 120)}`);
+      })
       .finally(() => {
         session.queued--;
         session.queuedBytes -= bytes.byteLength;
@@ -521,7 +538,8 @@ export class HostIngester extends DurableObject<Env> {
     }
     session.lastSeqOnSocket = seq;
     const did = frameDid(frame);
-    const repo = this.#repos.get(did);
+    const repo = this.#repos.get(did) ?? (await this.#inheritRepo(host, did));
+    if (session.closing || this.#sessions.get(hostname) !== session) return;
     if (!repo && this.#repos.countForHost(hostname) >= host.limits.maxAccounts) {
       this.#countDrop(hostname, "AccountLimit");
       this.#processed.set(hostname, seq);
@@ -538,12 +556,9 @@ export class HostIngester extends DurableObject<Env> {
       // dropping would advance past an event that may be valid: stop here and read it again
       // from the cursor once the identity service answers (the event is not marked processed)
       this.#countDrop(hostname, "IdentityUnavailable");
-      const retries = (this.#identityRetries.get(hostname) ?? 0) + 1;
-      this.#identityRetries.set(hostname, retries);
-      this.#throttle(
+      this.#stall(
         hostname,
         `identity unavailable for ${verdict.did ?? "an account"}: ${verdict.detail.slice(0, 120)}`,
-        reconnectDelayMs(retries),
       );
       return;
     }
@@ -571,12 +586,28 @@ export class HostIngester extends DurableObject<Env> {
       });
     }
     this.#processed.set(hostname, seq);
-    this.#identityRetries.delete(hostname);
+    this.#stallRetries.delete(hostname);
     if (host.failures > 0) {
       // the host delivers events again: earlier failures must not add up over its lifetime
       host.failures = 0;
       this.#dirtyHosts.add(hostname);
     }
+  }
+
+  /**
+   * An account met for the first time here, on a host handed over from another object: its
+   * state there (written when the host was released, so it matches the handed-over cursor) is
+   * adopted, so rev order and continuity hold across the move. One request per account, once.
+   */
+  async #inheritRepo(host: HostRecord, did: string): Promise<RepoState | undefined> {
+    if (!host.previousIngester || host.previousIngester === this.#name) return undefined;
+    const [inherited] = await hostIngesterStub(this.env, host.previousIngester).exportRepoStates([
+      did,
+    ]);
+    if (!inherited || inherited.host !== host.hostname) return undefined;
+    if (this.#repos.get(did)) return this.#repos.get(did); // met meanwhile
+    this.#repos.markAcknowledged(inherited);
+    return inherited;
   }
 
   #onUpstreamError(host: HostRecord, error: string, message?: string): void {
@@ -590,6 +621,16 @@ export class HostIngester extends DurableObject<Env> {
       host.stopped = true;
       saveHosts(this.ctx.storage, [host]);
     }
+  }
+
+  /**
+   * The frame at hand could not be checked (a dependency failed): abandon the socket and its
+   * queue and read the host again from that frame, with backoff while it keeps failing.
+   */
+  #stall(hostname: string, why: string): void {
+    const retries = (this.#stallRetries.get(hostname) ?? 0) + 1;
+    this.#stallRetries.set(hostname, retries);
+    this.#throttle(hostname, why, reconnectDelayMs(retries));
   }
 
   /** Abandons a host's socket and queue and retries later (the frame at hand is not processed). */

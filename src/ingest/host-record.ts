@@ -24,6 +24,11 @@ export type HostRecord = {
   nextAttemptMs: number | null;
   /** Set after an upstream FutureCursor: reconnecting would only repeat it. */
   stopped: boolean;
+  /**
+   * The object that carried this host before a hand-over (pin/unpin): it keeps the state of the
+   * host's accounts, inherited from it the first time each account is met here.
+   */
+  previousIngester?: string | null;
   counters: HostCounters;
 };
 

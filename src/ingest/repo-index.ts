@@ -19,11 +19,20 @@ export type RepoUpdate = {
   status: string | null;
 };
 
-/** A repo as readers see it: a relay takedown overrides what the host says. */
-export type RepoEntry = RepoUpdate & { takendown: boolean; updatedMs: number };
+/**
+ * A repo as readers see it: a relay takedown overrides what the host says (`active`, `status`);
+ * `upstream` is what the host says (what a restore tells consumers).
+ */
+export type RepoEntry = RepoUpdate & {
+  takendown: boolean;
+  upstream: { active: boolean; status: string | null };
+  updatedMs: number;
+};
 
-// Upstream state (written by ingesters) and the relay's own takedown (written by the admin) are
-// separate columns, so a later report from the host can never undo a takedown.
+// Upstream state (written by ingesters: `active`, `status` are the account's status on its
+// PDS) and the relay's own takedown (written by the admin, mirroring the Sequencer's takedowns
+// table, which is the authority) are separate columns, so a later report from the host can
+// never undo a takedown and a restore can tell the account's real status.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS repo_index (
   did TEXT PRIMARY KEY,
@@ -57,6 +66,7 @@ function toEntry(row: Row): RepoEntry {
     active: !takendown && row.active === 1,
     status: takendown ? "takendown" : row.status,
     takendown,
+    upstream: { active: row.active === 1, status: row.status },
     updatedMs: row.updated_ms,
   };
 }

@@ -35,10 +35,19 @@ export async function startIngesting(
   cursor?: number | null,
 ): Promise<HostReport> {
   const objectName = ingesterObjectName(entry.hostname, entry.pinned, config.ingestShards);
+  // a cursor is handed over only when the host moves (pin/unpin): the object it leaves keeps the
+  // state of its accounts, which the new one inherits as it meets them
+  const handOver =
+    cursor !== undefined
+      ? {
+          cursor,
+          previousIngester: ingesterObjectName(entry.hostname, !entry.pinned, config.ingestShards),
+        }
+      : {};
   const report = await hostIngesterStub(env, objectName).crawl(objectName, entry.hostname, {
     pinned: entry.pinned,
     limits: entry.limits ?? defaultLimits(config),
-    ...(cursor !== undefined ? { cursor } : {}),
+    ...handOver,
   });
   await hostDirectoryStub(env).reportHosts([report]);
   return report;

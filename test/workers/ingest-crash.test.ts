@@ -1,6 +1,8 @@
-import { abortAllDurableObjects, env, runDurableObjectAlarm } from "cloudflare:test";
+import { abortAllDurableObjects, env, runDurableObjectAlarm, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { sequencerStub } from "../../src/stubs";
+import { readConfig } from "../../src/config";
+import { ingesterObjectName } from "../../src/ingest/partition";
+import { hostIngesterStub, sequencerStub } from "../../src/stubs";
 import {
   crawl,
   type Host,
@@ -13,6 +15,7 @@ import {
   until,
   upstreamState,
 } from "./ingest-support";
+import { RELAY } from "./support";
 
 // Crash safety of the HostIngester: after its object is aborted at a bad moment (the workerd
 // equivalent of a kill -9 of its process), nothing is lost, nothing duplicated, and the account
@@ -90,5 +93,39 @@ describe("HostIngester crash safety", () => {
       () => upstreamState(host),
       (s) => s.subscribers === 0,
     );
+  });
+
+  it("a host pinned to its own object keeps its accounts' state: an old rev sent after the move is still dropped", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    const before = await push(host, 6);
+    await sequencedThrough(host.hostname, Math.max(...before));
+    const pin = await SELF.fetch(`${RELAY}/admin/hosts/pin`, {
+      method: "POST",
+      headers: { Authorization: "Bearer test-admin-token", "Content-Type": "application/json" },
+      body: JSON.stringify({ hostname: host.hostname, pinned: true }),
+    });
+    expect(pin.status).toBe(200);
+    const pinned = hostIngesterStub(
+      env,
+      ingesterObjectName(host.hostname, true, readConfig(env).ingestShards),
+    );
+    const replayed = await repeat(host, before[1] as number);
+    const after = await push(host, 3);
+    const last = Math.max(replayed, ...after);
+    await until(
+      "the pinned object to sequence the host",
+      async () => {
+        await pinned.flush();
+        return sequencerStub(env).getHostCursor(host.hostname);
+      },
+      (cursor) => (cursor ?? 0) >= last,
+    );
+    const revs = (await relayedCommits(host.did)).map(([, rev]) => rev);
+    expect(revs.length).toBe(9);
+    expect(new Set(revs).size).toBe(9);
+    const report = await pinned.getHost(host.hostname);
+    expect(report?.counters.dropped.RevNotIncreasing).toBe(1);
+    expect(report?.counters.flagged ?? 0).toBe(0);
   });
 });
