@@ -55,6 +55,17 @@ export function* iterateRecords(bytes: Uint8Array): Generator<LogRecord & { offs
   }
 }
 
+/**
+ * Bytes that the first record of `bytes` occupies (header included), read from its header alone;
+ * null when not even a header is there. Lets a reader see that a stored chunk holds only the
+ * start of a record, without walking it.
+ */
+export function firstRecordByteLength(bytes: Uint8Array): number | null {
+  if (bytes.byteLength < RECORD_HEADER_BYTES) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return RECORD_HEADER_BYTES + view.getUint32(8);
+}
+
 /** The records of `bytes` whose seq is greater than `afterSeq` (records are in seq order). */
 export function recordsAfter(bytes: Uint8Array, afterSeq: number): Uint8Array {
   for (const record of iterateRecords(bytes)) {

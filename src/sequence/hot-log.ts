@@ -1,5 +1,6 @@
-import { encodeRecords, type LogRecord, recordsAfter } from "../log/records";
+import { encodeRecords, firstRecordByteLength, type LogRecord, recordsAfter } from "../log/records";
 import { concatBytes } from "../protocol/bytes";
+import { MAX_FRAME_BYTES } from "../protocol/limits";
 import { rewriteFrameSeq } from "../protocol/seq-rewrite";
 
 // The Sequencer's SQLite tables and the functions over them. One row per batch in `hot_log`
@@ -10,6 +11,15 @@ import { rewriteFrameSeq } from "../protocol/seq-rewrite";
 /** SQLite BLOBs in Durable Objects are capped at 2 MB; stay clearly under. */
 export const MAX_HOT_ROW_BYTES = 1_900_000;
 
+/**
+ * The largest frame the Sequencer stores: the lexicon's per-message limit, which the ingester
+ * enforces on the upstream frame, plus 8 bytes because the relay's seq may take up to 8 bytes
+ * more CBOR than the upstream one (1-byte to 9-byte unsigned integer). A frame over
+ * MAX_HOT_ROW_BYTES is spread over overflow rows (`hot_log_overflow`), so everything up to this
+ * bound is storable; anything larger is refused as `TooBigToStore`, that event alone.
+ */
+export const MAX_STORED_FRAME_BYTES = MAX_FRAME_BYTES + 8;
+
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS hot_log (
   first_seq INTEGER PRIMARY KEY,
@@ -19,7 +29,19 @@ CREATE TABLE IF NOT EXISTS hot_log (
   -- JSON {host: last upstream seq} of the hosts whose events end in this row (last row of a batch)
   cursors TEXT
 );
+-- the rest of a record too large for one hot_log row (that row then holds exactly one record,
+-- cut after MAX_HOT_ROW_BYTES): parts 1, 2, ... in order, each at most MAX_HOT_ROW_BYTES
+CREATE TABLE IF NOT EXISTS hot_log_overflow (
+  seq INTEGER NOT NULL,
+  part INTEGER NOT NULL,
+  bytes BLOB NOT NULL,
+  PRIMARY KEY (seq, part)
+);
 CREATE TABLE IF NOT EXISTS host_cursor (host TEXT PRIMARY KEY, upstream_seq INTEGER NOT NULL);
+-- per host, how many times an admin has reset its cursor (host-cursors.ts)
+CREATE TABLE IF NOT EXISTS host_epoch (host TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
+-- DIDs the relay's admin has taken down (takedowns.ts)
+CREATE TABLE IF NOT EXISTS takedowns (did TEXT PRIMARY KEY, created_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS segments (
   first_seq INTEGER PRIMARY KEY,
   last_seq INTEGER NOT NULL,
@@ -90,70 +112,153 @@ export function loadHeadSeq(sql: SqlStorage, firstSeq: number): number {
 }
 
 /**
- * Per-host cursors: the snapshot taken when rows were sealed (`host_cursor`), then the cursors
- * carried by the rows still hot, oldest first. Keeping them in the batch's own row saves a row
- * write per host per batch; the snapshot is written once per sealed segment.
+ * Below this seq nothing is retained: everything up to it was deleted by retention
+ * (`trimmed_through`), or was never written by this log because it starts at FIRST_SEQ (after a
+ * data loss the operator restarts well above the old maximum, so old cursors arrive). A reader
+ * positioned before it is outdated and continues from it.
  */
-export function loadHostCursors(sql: SqlStorage): Map<string, number> {
-  const cursors = new Map<string, number>();
-  for (const row of sql.exec<{ host: string; upstream_seq: number }>(
-    "SELECT host, upstream_seq FROM host_cursor",
-  )) {
-    cursors.set(row.host, row.upstream_seq);
-  }
-  for (const row of sql.exec<{ cursors: string }>(
-    "SELECT cursors FROM hot_log WHERE cursors IS NOT NULL ORDER BY first_seq",
-  )) {
-    for (const [host, seq] of Object.entries(JSON.parse(row.cursors) as Record<string, number>)) {
-      cursors.set(host, seq);
-    }
-  }
-  return cursors;
+export function retainedFloor(sql: SqlStorage, firstSeq: number): number {
+  return Math.max(readMeta(sql, "trimmed_through") ?? 0, firstSeq - 1);
 }
 
-/** Folds the cursors of rows being sealed into the `host_cursor` snapshot (same transaction). */
-export function snapshotHostCursors(sql: SqlStorage, rowCursors: (string | null)[]): void {
-  const latest = new Map<string, number>();
-  for (const json of rowCursors) {
-    if (!json) continue;
-    for (const [host, seq] of Object.entries(JSON.parse(json) as Record<string, number>))
-      latest.set(host, seq);
-  }
-  for (const [host, seq] of latest) {
+/** Bytes the hot log holds, overflow parts included (what the next seals will write). */
+export function hotLogBytes(sql: SqlStorage): number {
+  const row = sql
+    .exec<{ b: number | null }>(
+      `SELECT (SELECT COALESCE(SUM(length(records)), 0) FROM hot_log)
+            + (SELECT COALESCE(SUM(length(bytes)), 0) FROM hot_log_overflow) AS b`,
+    )
+    .toArray()[0];
+  return row?.b ?? 0;
+}
+
+/**
+ * Writes one row of records. A row longer than MAX_HOT_ROW_BYTES holds a single record
+ * (appendEvents makes it so): its first MAX_HOT_ROW_BYTES go into `hot_log`, the rest into
+ * `hot_log_overflow` parts, in the caller's transaction.
+ */
+function insertHotRow(
+  sql: SqlStorage,
+  row: AppendedRows[number],
+  nowMs: number,
+  cursors: string | null,
+): void {
+  const { records } = row;
+  const spills = records.byteLength > MAX_HOT_ROW_BYTES;
+  sql.exec(
+    "INSERT INTO hot_log (first_seq, last_seq, created_ms, records, cursors) VALUES (?, ?, ?, ?, ?)",
+    row.firstSeq,
+    row.lastSeq,
+    nowMs,
+    spills ? records.slice(0, MAX_HOT_ROW_BYTES) : records,
+    cursors,
+  );
+  if (!spills) return;
+  let part = 1;
+  for (let offset = MAX_HOT_ROW_BYTES; offset < records.byteLength; offset += MAX_HOT_ROW_BYTES) {
     sql.exec(
-      "INSERT INTO host_cursor (host, upstream_seq) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET upstream_seq = excluded.upstream_seq",
-      host,
-      seq,
+      "INSERT INTO hot_log_overflow (seq, part, bytes) VALUES (?, ?, ?)",
+      row.firstSeq,
+      part++,
+      records.slice(offset, offset + MAX_HOT_ROW_BYTES),
     );
   }
 }
 
-/** Forgets a host's cursor everywhere it is kept (admin recovery after a PDS reset its seq). */
-export function forgetHostCursor(sql: SqlStorage, host: string): void {
-  const path = `$."${host}"`;
-  sql.exec("DELETE FROM host_cursor WHERE host = ?", host);
-  sql.exec(
-    "UPDATE hot_log SET cursors = json_remove(cursors, ?) WHERE cursors IS NOT NULL AND json_extract(cursors, ?) IS NOT NULL",
-    path,
-    path,
-  );
+/**
+ * The whole records of a stored hot-log row: its BLOB, plus its overflow parts when the BLOB
+ * holds only the start of its one record (seen from the record's length header alone).
+ */
+export function hotRowRecords(sql: SqlStorage, firstSeq: number, stored: ArrayBuffer): Uint8Array {
+  const head = new Uint8Array(stored);
+  const firstRecord = firstRecordByteLength(head);
+  if (firstRecord === null || firstRecord <= head.byteLength) return head;
+  const parts = [head];
+  for (const row of sql.exec<{ bytes: ArrayBuffer }>(
+    "SELECT bytes FROM hot_log_overflow WHERE seq = ? ORDER BY part",
+    firstSeq,
+  )) {
+    parts.push(new Uint8Array(row.bytes));
+  }
+  return concatBytes(parts);
 }
+
+/**
+ * Every new event of a batch was refused, but their upstream seqs are sequenced all the same,
+ * and with no row of its own the batch's cursors ride in the newest hot row (later rows win
+ * when cursors are loaded, so they must not go anywhere older); with no hot row at all, the
+ * snapshot is the newest place.
+ */
+function storeRefusedCursors(sql: SqlStorage, cursorsJson: string): void {
+  const newest = sql
+    .exec<{ first_seq: number }>("SELECT first_seq FROM hot_log ORDER BY first_seq DESC LIMIT 1")
+    .toArray()[0];
+  if (newest) {
+    sql.exec(
+      "UPDATE hot_log SET cursors = json_patch(COALESCE(cursors, '{}'), ?) WHERE first_seq = ?",
+      cursorsJson,
+      newest.first_seq,
+    );
+    return;
+  }
+  for (const [host, upstreamSeq] of Object.entries(
+    JSON.parse(cursorsJson) as Record<string, number>,
+  )) {
+    sql.exec(
+      "INSERT INTO host_cursor (host, upstream_seq) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET upstream_seq = excluded.upstream_seq",
+      host,
+      upstreamSeq,
+    );
+  }
+}
+
+/** What the Sequencer holds in memory and appendEvents decides by. */
+export type SequencerView = {
+  headSeq: number;
+  /** Per host, the last upstream seq sequenced. */
+  hostCursors: ReadonlyMap<string, number>;
+  /** Per host, its reset epoch (absent: 0, never reset). */
+  hostEpochs: ReadonlyMap<string, number>;
+  /** DIDs taken down by the relay's admin. */
+  takedowns: ReadonlySet<string>;
+};
+
+export type AppendOptions = {
+  nowMs: number;
+  /**
+   * Per host, the reset epoch under which the batch's events of that host were read. Events of
+   * a host given an epoch older than the Sequencer's were read before an admin reset the host's
+   * cursor: they are refused (`CursorReset`) and do not move the cursor. A host not listed is
+   * not checked.
+   */
+  hostEpochs?: Readonly<Record<string, number>>;
+  /** More writes to commit in the same transaction as the events (an admin takedown). */
+  inTransaction?: (sql: SqlStorage) => void;
+};
 
 /**
  * Assigns seqs to the events of a batch that are new (upstream seq above the host's cursor),
  * rewrites each frame's seq, and appends them with the updated host cursors in one transaction.
- * Pure bookkeeping over `sql`; the caller owns `headSeq` and `hostCursors` and must pass
- * copies it only adopts on success (the transaction rolls back on a throw).
+ *
+ * One event can never fail the batch: an event of a taken-down DID (`RepoTakendown`), one whose
+ * frame has no seq to rewrite (`InvalidEvent:<name>`), or one over MAX_STORED_FRAME_BYTES
+ * (`TooBigToStore`) is left out and reported in `dropped`; its upstream seq still counts as
+ * sequenced, so it is never offered again. Events read before an admin reset of their host's
+ * cursor (`AppendOptions.hostEpochs`) are reported as `CursorReset` and do not move the cursor.
+ *
+ * Pure bookkeeping over `storage`; the caller owns the view and adopts the returned `headSeq`
+ * and `result.hostCursors` only on success (the transaction rolls back on a throw).
  */
 export function appendEvents(
   storage: DurableObjectStorage,
   events: readonly IngestEvent[],
-  headSeq: number,
-  hostCursors: Map<string, number>,
-  nowMs: number,
+  view: SequencerView,
+  options: AppendOptions,
 ): { result: AppendResult; rows: AppendedRows; headSeq: number } {
+  const { headSeq } = view;
   let seq = headSeq;
   let duplicates = 0;
+  const dropped: DroppedEvent[] = [];
   const touched = new Map<string, number>();
   const rows: AppendedRows = [];
   let current: LogRecord[] = [];
@@ -167,39 +272,58 @@ export function appendEvents(
     currentBytes = 0;
   };
   for (const event of events) {
-    if (event.host !== "") {
-      const known = touched.get(event.host) ?? hostCursors.get(event.host);
-      if (known !== undefined && event.upstreamSeq <= known) {
+    const { host, upstreamSeq } = event;
+    if (host !== "") {
+      const readUnder = options.hostEpochs?.[host];
+      if (readUnder !== undefined && readUnder < (view.hostEpochs.get(host) ?? 0)) {
+        dropped.push({ host, upstreamSeq, reason: "CursorReset" });
+        continue;
+      }
+      const known = touched.get(host) ?? view.hostCursors.get(host);
+      if (known !== undefined && upstreamSeq <= known) {
         duplicates++;
         continue;
       }
-      touched.set(event.host, event.upstreamSeq);
+      touched.set(host, upstreamSeq);
+    }
+    // relay-made events (host "") are the takedown's own #account
+    if (host !== "" && view.takedowns.has(event.did)) {
+      dropped.push({ host, upstreamSeq, reason: "RepoTakendown" });
+      continue;
+    }
+    let frame: Uint8Array;
+    try {
+      frame = rewriteFrameSeq(event.frame, seq + 1);
+    } catch (err) {
+      dropped.push({ host, upstreamSeq, reason: `InvalidEvent:${(err as Error).name}` });
+      continue;
+    }
+    if (frame.byteLength > MAX_STORED_FRAME_BYTES) {
+      dropped.push({ host, upstreamSeq, reason: "TooBigToStore" });
+      continue;
     }
     seq += 1;
-    const frame = rewriteFrameSeq(event.frame, seq);
-    if (currentBytes + frame.byteLength + 12 > MAX_HOT_ROW_BYTES) flushRow();
+    const recordBytes = frame.byteLength + 12;
+    // a record too large for a row of its own gets a row of its own, spilled (insertHotRow)
+    if (currentBytes + recordBytes > MAX_HOT_ROW_BYTES) flushRow();
     current.push({ seq, frame });
-    currentBytes += frame.byteLength + 12;
+    currentBytes += recordBytes;
+    if (currentBytes > MAX_HOT_ROW_BYTES) flushRow();
   }
   flushRow();
   const sql = storage.sql;
   const cursorsJson = touched.size > 0 ? JSON.stringify(Object.fromEntries(touched)) : null;
   storage.transactionSync(() => {
     rows.forEach((row, i) => {
-      sql.exec(
-        "INSERT INTO hot_log (first_seq, last_seq, created_ms, records, cursors) VALUES (?, ?, ?, ?, ?)",
-        row.firstSeq,
-        row.lastSeq,
-        nowMs,
-        row.records,
-        i === rows.length - 1 ? cursorsJson : null,
-      );
+      insertHotRow(sql, row, options.nowMs, i === rows.length - 1 ? cursorsJson : null);
     });
+    if (rows.length === 0 && cursorsJson !== null) storeRefusedCursors(sql, cursorsJson);
+    options.inTransaction?.(sql);
   });
   const hostCursorsOut: Record<string, number> = {};
   for (const event of events) {
     if (event.host === "") continue;
-    const value = touched.get(event.host) ?? hostCursors.get(event.host);
+    const value = touched.get(event.host) ?? view.hostCursors.get(event.host);
     if (value !== undefined) hostCursorsOut[event.host] = value;
   }
   const accepted = seq - headSeq;
@@ -210,7 +334,7 @@ export function appendEvents(
       firstSeq: accepted > 0 ? headSeq + 1 : null,
       lastSeq: accepted > 0 ? seq : null,
       hostCursors: hostCursorsOut,
-      dropped: [],
+      dropped,
     },
     rows,
     headSeq: seq,
@@ -225,26 +349,33 @@ export type LogRead =
 
 /**
  * What a reader positioned after `afterSeq` reads next: a sealed segment to fetch from R2, or
- * up to `maxBytes` of hot records from SQLite. Answered from one consistent view of the log, so
- * a reader that loops on it never sees a gap even while seals and trims run.
+ * up to `maxBytes` of hot records from SQLite (at least one record, however large). Answered
+ * from one consistent view of the log, so a reader that loops on it never sees a gap even
+ * while seals and trims run.
+ *
+ * A reader before `retainedFloor` (trimmed by retention, or before FIRST_SEQ) is told
+ * `trimmed`: it continues from the floor, i.e. from the oldest retained event. Every sealed
+ * segment holds older seqs than every hot row (seals take the oldest rows), so the first
+ * segment that ends after `afterSeq` is always what comes next, wherever it starts.
  */
 export function readLog(
   sql: SqlStorage,
   afterSeq: number,
   maxBytes: number,
   headSeq: number,
+  firstSeq: number,
   segmentKey: (firstSeq: number) => string,
 ): LogRead {
   if (afterSeq >= headSeq) return { kind: "caughtUp", headSeq };
-  const trimmedThrough = readMeta(sql, "trimmed_through") ?? 0;
-  if (afterSeq < trimmedThrough) return { kind: "trimmed", trimmedThrough };
+  const floor = retainedFloor(sql, firstSeq);
+  if (afterSeq < floor) return { kind: "trimmed", trimmedThrough: floor };
   const segment = sql
     .exec<{ first_seq: number; last_seq: number; bytes: number }>(
       "SELECT first_seq, last_seq, bytes FROM segments WHERE last_seq > ? ORDER BY first_seq LIMIT 1",
       afterSeq,
     )
     .toArray()[0];
-  if (segment && segment.first_seq <= afterSeq + 1) {
+  if (segment) {
     return {
       kind: "segment",
       key: segmentKey(segment.first_seq),
@@ -256,12 +387,12 @@ export function readLog(
   const parts: Uint8Array[] = [];
   let total = 0;
   let lastSeq = afterSeq;
-  const cursor = sql.exec<{ last_seq: number; records: ArrayBuffer }>(
-    "SELECT last_seq, records FROM hot_log WHERE last_seq > ? ORDER BY first_seq",
+  const cursor = sql.exec<{ first_seq: number; last_seq: number; records: ArrayBuffer }>(
+    "SELECT first_seq, last_seq, records FROM hot_log WHERE last_seq > ? ORDER BY first_seq",
     afterSeq,
   );
   for (const row of cursor) {
-    const records = recordsAfter(new Uint8Array(row.records), afterSeq);
+    const records = recordsAfter(hotRowRecords(sql, row.first_seq, row.records), afterSeq);
     if (total > 0 && total + records.byteLength > maxBytes) break;
     parts.push(records);
     total += records.byteLength;
@@ -269,9 +400,9 @@ export function readLog(
     if (total >= maxBytes) break;
   }
   if (parts.length === 0) {
-    // nothing hot after afterSeq although the head is further: only possible if a segment
-    // starts beyond afterSeq + 1, i.e. the log has a hole, which appends never create
-    return { kind: "trimmed", trimmedThrough: segment ? segment.first_seq - 1 : headSeq };
+    // nothing stored after afterSeq although the head is further: only a hole in the log
+    // (which appends never create) could do that; send the reader to the head
+    return { kind: "trimmed", trimmedThrough: headSeq };
   }
   const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
   return { kind: "hot", records, lastSeq };

@@ -1,5 +1,6 @@
 import { encodeSegment, segmentKey } from "../log/segment";
-import { deleteMeta, readMeta, snapshotHostCursors, writeMeta } from "./hot-log";
+import { snapshotHostCursors } from "./host-cursors";
+import { deleteMeta, hotRowRecords, readMeta, writeMeta } from "./hot-log";
 
 // Sealing moves the oldest hot-log rows into one immutable R2 segment. Three steps, each safe
 // to repeat after a crash at any point:
@@ -10,6 +11,8 @@ import { deleteMeta, readMeta, snapshotHostCursors, writeMeta } from "./hot-log"
 //      clear the pending range.
 // A crash after 2 leaves a complete R2 object that step 2 of the retry overwrites with identical
 // bytes; a crash before 3 commits leaves the rows hot, so nothing is lost or served twice.
+// Rows are concatenated whole, overflow parts included (hot-log.ts insertHotRow), so a record
+// spread over several SQLite rows is one record again in the segment.
 
 export type SealOptions = {
   storage: DurableObjectStorage;
@@ -28,7 +31,6 @@ type HotRow = {
   last_seq: number;
   created_ms: number;
   records: ArrayBuffer;
-  cursors: string | null;
 };
 
 function pendingRange(storage: DurableObjectStorage): { first: number; last: number } | null {
@@ -48,7 +50,9 @@ function chooseRows(
     created_ms: number;
     size: number;
   }>(
-    "SELECT first_seq, last_seq, created_ms, length(records) AS size FROM hot_log ORDER BY first_seq",
+    `SELECT first_seq, last_seq, created_ms,
+       length(records) + COALESCE((SELECT SUM(length(bytes)) FROM hot_log_overflow WHERE seq = hot_log.first_seq), 0) AS size
+     FROM hot_log ORDER BY first_seq`,
   );
   let first: number | null = null;
   let last = 0;
@@ -85,7 +89,7 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
   }
   const rows = sql
     .exec<HotRow>(
-      "SELECT first_seq, last_seq, created_ms, records, cursors FROM hot_log WHERE first_seq >= ? AND last_seq <= ? ORDER BY first_seq",
+      "SELECT first_seq, last_seq, created_ms, records FROM hot_log WHERE first_seq >= ? AND last_seq <= ? ORDER BY first_seq",
       range.first,
       range.last,
     )
@@ -106,15 +110,18 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
     });
     return { sealed: false };
   }
+  const parts = rows.map((row) => hotRowRecords(sql, row.first_seq, row.records));
   let total = 0;
-  for (const row of rows) total += row.records.byteLength;
+  for (const part of parts) total += part.byteLength;
   const records = new Uint8Array(total);
   let offset = 0;
+  for (const part of parts) {
+    records.set(part, offset);
+    offset += part.byteLength;
+  }
   let firstMs = Number.POSITIVE_INFINITY;
   let lastMs = 0;
   for (const row of rows) {
-    records.set(new Uint8Array(row.records), offset);
-    offset += row.records.byteLength;
     firstMs = Math.min(firstMs, row.created_ms);
     lastMs = Math.max(lastMs, row.created_ms);
   }
@@ -136,11 +143,11 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
       lastMs,
       segment.bytes.byteLength,
     );
-    snapshotHostCursors(
-      sql,
-      rows.map((row) => row.cursors),
-    );
+    // the rows' cursors as they are now, not as read before the put: an admin reset may have
+    // removed a host from them meanwhile (host-cursors.ts)
+    snapshotHostCursors(sql, done.first, done.last);
     sql.exec("DELETE FROM hot_log WHERE first_seq >= ? AND last_seq <= ?", done.first, done.last);
+    sql.exec("DELETE FROM hot_log_overflow WHERE seq >= ? AND seq <= ?", done.first, done.last);
     deleteMeta(sql, "sealing_first");
     deleteMeta(sql, "sealing_last");
   });

@@ -4,25 +4,31 @@ import type { Env } from "../env";
 import { segmentKey } from "../log/segment";
 import { concatBytes } from "../protocol/bytes";
 import { fanoutStub } from "../stubs";
+import { loadHostCursors, loadHostEpochs, resetHostCursor } from "./host-cursors";
 import {
+  type AppendOptions,
   type AppendResult,
   appendEvents,
-  forgetHostCursor,
+  hotLogBytes,
   type IngestEvent,
   type LogRead,
   loadHeadSeq,
-  loadHostCursors,
   readLog,
-  readMeta,
+  retainedFloor,
   SCHEMA,
 } from "./hot-log";
 import { expireSegments, type SealOutcome, sealSegment } from "./seal";
+import { loadTakedowns, writeTakedown } from "./takedowns";
 
 export type { AppendResult, IngestEvent, LogRead };
 
 export type LogState = {
   headSeq: number;
   oldestSeq: number | null;
+  /**
+   * Nothing at or below this seq is retained: deleted by retention, or before FIRST_SEQ (a
+   * cursor below it is outdated). hot-log.ts retainedFloor.
+   */
   trimmedThrough: number;
   hotRows: number;
   hotBytes: number;
@@ -42,6 +48,14 @@ type DeliveryQueue = {
   lastSentMs: number;
 };
 
+/** The outcome of an admin takedown or restore (Sequencer.setTakedown). */
+export type TakedownOutcome = {
+  /** False when the DID already was in that state: nothing was written or emitted. */
+  changed: boolean;
+  /** Seq of the `#account` frame emitted, or null when nothing changed. */
+  seq: number | null;
+};
+
 /** Alarm period for sealing by age and retention when nothing else triggers them. */
 const MAINTENANCE_INTERVAL_MS = 30_000;
 
@@ -54,6 +68,8 @@ export class Sequencer extends DurableObject<Env> {
   readonly #config: Config;
   #headSeq = 0;
   #hostCursors = new Map<string, number>();
+  #hostEpochs = new Map<string, number>();
+  #takedowns = new Set<string>();
   #hotBytes = 0;
   #sealing: Promise<SealOutcome> | null = null;
   #fanouts = new Set<string>();
@@ -67,9 +83,9 @@ export class Sequencer extends DurableObject<Env> {
       sql.exec(SCHEMA);
       this.#headSeq = loadHeadSeq(sql, this.#config.firstSeq);
       this.#hostCursors = loadHostCursors(sql);
-      this.#hotBytes =
-        sql.exec<{ b: number | null }>("SELECT SUM(length(records)) AS b FROM hot_log").toArray()[0]
-          ?.b ?? 0;
+      this.#hostEpochs = loadHostEpochs(sql);
+      this.#takedowns = loadTakedowns(sql);
+      this.#hotBytes = hotLogBytes(sql);
       for (const row of sql.exec<{ name: string }>("SELECT name FROM fanouts"))
         this.#fanouts.add(row.name);
       if ((await ctx.storage.getAlarm()) === null)
@@ -77,38 +93,69 @@ export class Sequencer extends DurableObject<Env> {
     });
   }
 
-  /** Appends a batch from a HostIngester. Resolves only once the batch is durable. */
-  async appendBatch(batch: { events: IngestEvent[] }): Promise<AppendResult> {
-    const { result, rows, headSeq } = appendEvents(
-      this.ctx.storage,
-      batch.events,
-      this.#headSeq,
-      this.#hostCursors,
-      Date.now(),
-    );
-    this.#headSeq = headSeq;
-    for (const [host, seq] of Object.entries(result.hostCursors)) this.#hostCursors.set(host, seq);
-    for (const row of rows) {
-      this.#hotBytes += row.records.byteLength;
-      this.#deliver(row.records, row.firstSeq, row.lastSeq);
-    }
-    if (this.#hotBytes >= this.#config.segmentMaxBytes) void this.#seal();
-    return result;
+  /**
+   * Appends a batch from a HostIngester. Resolves only once the batch is durable. `hostEpochs`:
+   * per host, the reset epoch its events were read under (getHostPosition); events read before
+   * an admin reset of that host are refused as `CursorReset` (hot-log.ts appendEvents).
+   */
+  async appendBatch(batch: {
+    events: IngestEvent[];
+    hostEpochs?: Record<string, number>;
+  }): Promise<AppendResult> {
+    const options: AppendOptions = { nowMs: Date.now() };
+    if (batch.hostEpochs) options.hostEpochs = batch.hostEpochs;
+    return this.#append(batch.events, options);
   }
 
-  /** Appends an event the relay makes itself (e.g. `#account` after an admin takedown). */
+  /** Appends an event the relay makes itself. */
   async emitRelayEvent(frame: Uint8Array, did: string): Promise<AppendResult> {
-    return this.appendBatch({ events: [{ host: "", upstreamSeq: 0, frame, did }] });
+    return this.#append([{ host: "", upstreamSeq: 0, frame, did }], { nowMs: Date.now() });
+  }
+
+  /**
+   * The relay-wide takedown of a DID (admin): from now on every event of that DID is refused
+   * (`RepoTakendown`), whatever host or ingester it comes from; a restore lets them through
+   * again. In one transaction with the change, `accountFrame` (the `#account` that tells
+   * consumers) is appended, and only when the state really changed, so an admin call that is
+   * retried emits nothing twice.
+   */
+  async setTakedown(
+    did: string,
+    takendown: boolean,
+    accountFrame: Uint8Array,
+  ): Promise<TakedownOutcome> {
+    if (this.#takedowns.has(did) === takendown) return { changed: false, seq: null };
+    const { lastSeq } = this.#append([{ host: "", upstreamSeq: 0, frame: accountFrame, did }], {
+      nowMs: Date.now(),
+      inTransaction: (sql) => writeTakedown(sql, did, takendown, Date.now()),
+    });
+    if (takendown) this.#takedowns.add(did);
+    else this.#takedowns.delete(did);
+    return { changed: true, seq: lastSeq };
+  }
+
+  async isTakendown(did: string): Promise<boolean> {
+    return this.#takedowns.has(did);
   }
 
   async getHostCursor(host: string): Promise<number | null> {
     return this.#hostCursors.get(host) ?? null;
   }
 
-  /** Admin recovery when a PDS has reset its own seq: accept its low seqs again. */
-  async resetHostCursor(host: string): Promise<void> {
-    forgetHostCursor(this.ctx.storage.sql, host);
+  /** A host's cursor and its reset epoch, for an ingester to tag its batches with. */
+  async getHostPosition(host: string): Promise<{ cursor: number | null; epoch: number }> {
+    return { cursor: this.#hostCursors.get(host) ?? null, epoch: this.#hostEpochs.get(host) ?? 0 };
+  }
+
+  /**
+   * Admin recovery when a PDS has reset its own seq: accept its low seqs again. Returns the
+   * host's new reset epoch; batches tagged with an older one are refused (appendBatch).
+   */
+  async resetHostCursor(host: string): Promise<number> {
+    const epoch = resetHostCursor(this.ctx.storage, host);
     this.#hostCursors.delete(host);
+    this.#hostEpochs.set(host, epoch);
+    return epoch;
   }
 
   async getLogState(): Promise<LogState> {
@@ -127,7 +174,7 @@ export class Sequencer extends DurableObject<Env> {
     return {
       headSeq: this.#headSeq,
       oldestSeq: oldest,
-      trimmedThrough: readMeta(sql, "trimmed_through") ?? 0,
+      trimmedThrough: retainedFloor(sql, this.#config.firstSeq),
       hotRows: hot?.n ?? 0,
       hotBytes: this.#hotBytes,
       segments: seg?.n ?? 0,
@@ -137,7 +184,14 @@ export class Sequencer extends DurableObject<Env> {
 
   /** What a replaying reader positioned after `afterSeq` reads next (see hot-log.ts readLog). */
   async readLog(afterSeq: number, maxBytes: number): Promise<LogRead> {
-    return readLog(this.ctx.storage.sql, afterSeq, maxBytes, this.#headSeq, segmentKey);
+    return readLog(
+      this.ctx.storage.sql,
+      afterSeq,
+      maxBytes,
+      this.#headSeq,
+      this.#config.firstSeq,
+      segmentKey,
+    );
   }
 
   /** A Fanout with consumers asks to be fed live batches. */
@@ -167,6 +221,28 @@ export class Sequencer extends DurableObject<Env> {
     }
   }
 
+  #append(events: readonly IngestEvent[], options: AppendOptions): AppendResult {
+    const { result, rows, headSeq } = appendEvents(
+      this.ctx.storage,
+      events,
+      {
+        headSeq: this.#headSeq,
+        hostCursors: this.#hostCursors,
+        hostEpochs: this.#hostEpochs,
+        takedowns: this.#takedowns,
+      },
+      options,
+    );
+    this.#headSeq = headSeq;
+    for (const [host, seq] of Object.entries(result.hostCursors)) this.#hostCursors.set(host, seq);
+    for (const row of rows) {
+      this.#hotBytes += row.records.byteLength;
+      this.#deliver(row.records, row.firstSeq, row.lastSeq);
+    }
+    if (this.#hotBytes >= this.#config.segmentMaxBytes) void this.#seal();
+    return result;
+  }
+
   async #seal(force = false): Promise<SealOutcome> {
     if (this.#sealing) return this.#sealing;
     this.#sealing = (async () => {
@@ -183,10 +259,7 @@ export class Sequencer extends DurableObject<Env> {
           });
           if (!outcome.sealed) return last;
           last = outcome;
-          this.#hotBytes =
-            this.ctx.storage.sql
-              .exec<{ b: number | null }>("SELECT SUM(length(records)) AS b FROM hot_log")
-              .toArray()[0]?.b ?? 0;
+          this.#hotBytes = hotLogBytes(this.ctx.storage.sql);
         }
       } finally {
         this.#sealing = null;

@@ -2,6 +2,7 @@ import type { Config } from "../config";
 import type { Env } from "../env";
 import type { HostEntry } from "../ingest/host-directory";
 import { normaliseHostname } from "../ingest/hostname";
+import type { RepoEntry } from "../ingest/repo-index";
 import { encodeFrame } from "../protocol/frame";
 import { isValidDid } from "../protocol/syntax";
 import { hostDirectoryStub, sequencerStub } from "../stubs";
@@ -160,6 +161,21 @@ const pinHost: XrpcHandler = async (request, env, config) => {
   return json({ hostname, pinned });
 };
 
+/**
+ * The `#account` frame that tells consumers of a takedown, or of a restore: then the account's
+ * own status on its host (active, or e.g. deactivated), never the relay's takedown.
+ */
+function accountFrame(did: string, takendown: boolean, repo: RepoEntry): Uint8Array {
+  const time = new Date().toISOString();
+  const { active, status } = takendown ? { active: false, status: "takendown" } : repo.upstream;
+  return encodeFrame({
+    kind: "account",
+    body: active
+      ? { seq: 0, did, time, active: true }
+      : { seq: 0, did, time, active: false, ...(status ? { status } : {}) },
+  });
+}
+
 async function setTakedown(
   request: Request,
   env: Env,
@@ -172,29 +188,26 @@ async function setTakedown(
   const index = repoIndexFor(env, config, did);
   const known = await index.getRepo(did);
   if (!known) throw new XrpcError(404, "RepoNotFound", `${did} is not known to this relay`);
-  const host = await knownHost(env, known.host);
-  // the ingester enforces it on the stream, the index answers readers
-  await ingesterOf(env, config, host).setRelayTakedown(did, known.host, takendown);
+  // The Sequencer is the authority: it refuses the DID's events from any host from now on, and
+  // emits the #account only if the state changed, so a retried call emits nothing twice. The
+  // index answers readers; setting it again on a retry is harmless.
+  const outcome = await sequencerStub(env).setTakedown(
+    did,
+    takendown,
+    accountFrame(did, takendown, known),
+  );
   const repo = (await index.setTakedown(did, takendown)) ?? known;
-  // consumers learn of it through the stream, like any other status change
-  const time = new Date().toISOString();
-  const frame = encodeFrame({
-    kind: "account",
-    body: repo.active
-      ? { seq: 0, did, time, active: true }
-      : { seq: 0, did, time, active: false, ...(repo.status ? { status: repo.status } : {}) },
-  });
-  const appended = await sequencerStub(env).emitRelayEvent(frame, did);
   audit(takendown ? "take down account" : "restore account", {
     did,
     host: known.host,
-    seq: appended.lastSeq,
+    changed: outcome.changed,
+    seq: outcome.seq,
   });
   return json({
     did,
     active: repo.active,
     ...(repo.status && !repo.active ? { status: repo.status } : {}),
-    seq: appended.lastSeq,
+    seq: outcome.seq,
   });
 }
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { encodeRecords, iterateRecords, recordsAfter, splitRecords } from "../../src/log/records";
+import {
+  encodeRecords,
+  firstRecordByteLength,
+  iterateRecords,
+  recordsAfter,
+  splitRecords,
+} from "../../src/log/records";
 import {
   decodeIndex,
   decodeTrailer,
@@ -25,6 +31,14 @@ describe("records", () => {
     expect(recordsAfter(bytes, 5000).byteLength).toBe(0);
     const [head, rest] = splitRecords(bytes, 200);
     expect([...iterateRecords(head)].length + [...iterateRecords(rest)].length).toBe(300);
+  });
+
+  it("tell from the first header alone whether a chunk holds its whole first record", () => {
+    const one = encodeRecords([{ seq: 7, frame: new Uint8Array(100) }]);
+    expect(firstRecordByteLength(one)).toBe(112);
+    // the start of a record cut where a hot-log row ends (the rest is in overflow rows)
+    expect(firstRecordByteLength(one.subarray(0, 50))).toBe(112);
+    expect(firstRecordByteLength(one.subarray(0, 11))).toBeNull();
   });
 });
 

@@ -206,12 +206,13 @@ describe("admin account actions", () => {
       "RepoTakendown",
     );
 
-    // its next commits are not relayed, and a later report from its host does not undo it
+    // its next commits are not relayed (the Sequencer refuses them, the ingester counts them),
+    // and a later report from its host does not undo it
     await pushCommits(host, 2);
     const ingester = ingesterFor(host.hostname);
     await waitUntil(
       "the takedown was enforced",
-      async () => (await ingester.getHost(host.hostname))?.counters.dropped.RepoInactive === 2,
+      async () => (await ingester.getHost(host.hostname))?.counters.dropped.RepoTakendown === 2,
     );
     await ingester.publishState();
     expect(

@@ -1,0 +1,211 @@
+import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { iterateRecords, recordsAfter } from "../../src/log/records";
+import { decodeTrailer, segmentKey, TRAILER_BYTES } from "../../src/log/segment";
+import { decodeFrame } from "../../src/protocol/frame";
+import {
+  appendEvents,
+  type IngestEvent,
+  type LogRead,
+  loadHeadSeq,
+  readLog,
+  retainedFloor,
+} from "../../src/sequence/hot-log";
+import { sealSegment } from "../../src/sequence/seal";
+import { sequencerStub } from "../../src/stubs";
+import { commitFrame } from "./support";
+
+const DID = "did:plc:storagetest0000000000000";
+
+type Read = (afterSeq: number) => Promise<LogRead>;
+
+/** The records of an R2 segment after `afterSeq`, read whole (tests only). */
+async function segmentRecordsAfter(key: string, afterSeq: number): Promise<Uint8Array> {
+  const object = await env.EVENT_LOG.get(key);
+  if (!object) throw new Error(`segment ${key} is missing`);
+  const bytes = new Uint8Array(await object.arrayBuffer());
+  const trailer = decodeTrailer(bytes.subarray(bytes.byteLength - TRAILER_BYTES));
+  return recordsAfter(bytes.subarray(0, trailer.indexOffset), afterSeq);
+}
+
+/**
+ * Reads the log from `cursor` to its head the way a Fanout does: segments from R2, hot records
+ * from the Sequencer, and on `trimmed` from where it says. Returns the frames by seq, and
+ * whether the reader was told its cursor was outdated.
+ */
+async function replay(
+  read: Read,
+  cursor: number,
+): Promise<{ frames: Map<number, Uint8Array>; outdated: boolean }> {
+  const frames = new Map<number, Uint8Array>();
+  let outdated = false;
+  let after = cursor;
+  for (;;) {
+    const next = await read(after);
+    if (next.kind === "caughtUp") return { frames, outdated };
+    let records: Uint8Array;
+    switch (next.kind) {
+      case "trimmed":
+        outdated = true;
+        after = next.trimmedThrough;
+        continue;
+      case "segment":
+        records = await segmentRecordsAfter(next.key, after);
+        break;
+      case "hot":
+        records = next.records;
+        break;
+    }
+    for (const record of iterateRecords(records)) {
+      expect(record.seq).toBeGreaterThan(after);
+      frames.set(record.seq, record.frame.slice());
+      after = record.seq;
+    }
+  }
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+describe("replay when the log starts at a high FIRST_SEQ", () => {
+  it("cursor 0 and cursors below FIRST_SEQ read from the oldest event, sealed ones included, as outdated", async () => {
+    // FIRST_SEQ is one value for the whole test pool, so this drives the Sequencer's own
+    // functions over a Sequencer object's real SQLite and R2, as if FIRST_SEQ were 1,000,000
+    const firstSeq = 1_000_000;
+    const stub = env.SEQUENCER.get(env.SEQUENCER.idFromName("first-seq-test"));
+    await runInDurableObject(stub, async (_instance, state) => {
+      const sql = state.storage.sql;
+      let headSeq = loadHeadSeq(sql, firstSeq);
+      expect(headSeq).toBe(firstSeq - 1);
+      let upstream = 0;
+      const appendBatch = (count: number) => {
+        const events: IngestEvent[] = range(1, count).map(() => {
+          upstream++;
+          return {
+            host: "pds.test",
+            upstreamSeq: upstream,
+            frame: commitFrame(upstream),
+            did: DID,
+          };
+        });
+        headSeq = appendEvents(
+          state.storage,
+          events,
+          { headSeq, hostCursors: new Map(), hostEpochs: new Map(), takedowns: new Set() },
+          { nowMs: Date.now() },
+        ).headSeq;
+      };
+      // two sealed segments, then a hot tail (as in the issue: 40 events, 15 hot)
+      for (const count of [15, 10]) {
+        appendBatch(count);
+        const sealed = await sealSegment({
+          storage: state.storage,
+          bucket: env.EVENT_LOG,
+          maxBytes: 10_000_000,
+          sealOlderThanMs: Number.POSITIVE_INFINITY,
+        });
+        expect(sealed).toMatchObject({ sealed: true });
+      }
+      appendBatch(15);
+      expect(headSeq).toBe(firstSeq + 39);
+
+      const read: Read = async (after) =>
+        readLog(sql, after, 1_000_000, headSeq, firstSeq, segmentKey);
+      // what getLogState reports as trimmedThrough, which the Fanout compares cursors with
+      expect(retainedFloor(sql, firstSeq)).toBe(firstSeq - 1);
+      for (const cursor of [0, 500, firstSeq - 2]) {
+        const { frames, outdated } = await replay(read, cursor);
+        expect([...frames.keys()]).toEqual(range(firstSeq, firstSeq + 39));
+        expect(outdated).toBe(true);
+      }
+      // the last seq before the log starts is a cursor like any other: everything, not outdated
+      const fromStart = await replay(read, firstSeq - 1);
+      expect([...fromStart.frames.keys()]).toEqual(range(firstSeq, firstSeq + 39));
+      expect(fromStart.outdated).toBe(false);
+    });
+  });
+});
+
+describe("events of any storable size", () => {
+  const sequencer = () => sequencerStub(env);
+  const read: Read = (after) => sequencer().readLog(after, 1_000_000);
+
+  it("stores a 4.5 MB frame over several rows, replays it from SQLite, after a restart, and from R2", async () => {
+    const big = commitFrame(2, DID, 4_500_000);
+    expect(big.byteLength).toBeGreaterThan(4_500_000);
+    const events = [1, 2, 3].map((upstreamSeq) => ({
+      host: "big.test",
+      upstreamSeq,
+      frame: upstreamSeq === 2 ? big : commitFrame(upstreamSeq, DID),
+      did: DID,
+    }));
+    const result = await sequencer().appendBatch({ events });
+    expect(result).toMatchObject({ accepted: 3, dropped: [] });
+    const firstSeq = result.firstSeq as number;
+
+    const expectStored = (frames: Map<number, Uint8Array>) => {
+      const stored = frames.get(firstSeq + 1);
+      expect(stored?.byteLength).toBe(big.byteLength);
+      const frame = decodeFrame(stored as Uint8Array);
+      if (frame.kind !== "commit") throw new Error(`expected a commit, got ${frame.kind}`);
+      expect(frame.body.seq).toBe(firstSeq + 1);
+      // (vitest's deep equality walks a 4.5 MB array element by element: compare as a whole)
+      expect(frame.body.blocks.byteLength).toBe(4_500_000);
+      expect(frame.body.blocks.every((b) => b === 2)).toBe(true);
+      expect([...frames.keys()]).toEqual([firstSeq, firstSeq + 1, firstSeq + 2]);
+    };
+    // hot (SEGMENT_MAX_BYTES is 200 KB in tests: wait for the seal the append started)
+    await sequencer().sealNow();
+    expectStored((await replay(read, firstSeq - 1)).frames);
+    await abortAllDurableObjects();
+    expectStored((await replay(read, firstSeq - 1)).frames);
+    const state = await sequencer().getLogState();
+    expect(state.hotRows).toBe(0);
+    // and a reader that starts inside the segment, just before the big one
+    const fromMiddle = await replay(read, firstSeq);
+    expect(fromMiddle.frames.get(firstSeq + 1)?.byteLength).toBe(big.byteLength);
+  });
+
+  it("replays a large frame that is still hot, and the rows around it", async () => {
+    // 1.9 MB is the hot-row cap; 2.5 MB spills into one overflow part, and under the 200 KB
+    // segment size of the tests the seal runs right after the append: read before awaiting it
+    const events = [1, 2].map((upstreamSeq) => ({
+      host: "hot-big.test",
+      upstreamSeq,
+      frame: commitFrame(upstreamSeq, DID, upstreamSeq === 1 ? 2_500_000 : 100),
+      did: DID,
+    }));
+    const result = await sequencer().appendBatch({ events });
+    expect(result.accepted).toBe(2);
+    const { frames } = await replay(read, (result.firstSeq as number) - 1);
+    expect(frames.get(result.firstSeq as number)?.byteLength).toBe(events[0]?.frame.byteLength);
+    expect(frames.has(result.lastSeq as number)).toBe(true);
+  });
+
+  it("stores the other events of a batch when one can never be stored, and never fails the batch", async () => {
+    const tooBig = commitFrame(2, DID, 5_100_000);
+    const notAFrame = new Uint8Array([0xa0, 0x01, 0x02]);
+    const events = [1, 2, 3, 4].map((upstreamSeq) => ({
+      host: "toobig.test",
+      upstreamSeq,
+      frame: upstreamSeq === 2 ? tooBig : upstreamSeq === 3 ? notAFrame : commitFrame(upstreamSeq),
+      did: DID,
+    }));
+    const result = await sequencer().appendBatch({ events });
+    expect(result).toMatchObject({
+      accepted: 2,
+      dropped: [
+        { host: "toobig.test", upstreamSeq: 2, reason: "TooBigToStore" },
+        { host: "toobig.test", upstreamSeq: 3, reason: "InvalidEvent:InvalidFrame" },
+      ],
+      hostCursors: { "toobig.test": 4 },
+    });
+    expect(result.lastSeq).toBe((result.firstSeq as number) + 1);
+    const { frames } = await replay(read, (result.firstSeq as number) - 1);
+    expect([...frames.keys()]).toEqual([result.firstSeq, result.lastSeq]);
+    // the refused ones count as sequenced: offered again, they are duplicates
+    const again = await sequencer().appendBatch({ events });
+    expect(again).toMatchObject({ accepted: 0, duplicates: 4, dropped: [] });
+  });
+});
