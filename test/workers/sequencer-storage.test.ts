@@ -5,6 +5,7 @@ import { decodeTrailer, segmentKey, TRAILER_BYTES } from "../../src/log/segment"
 import { decodeFrame } from "../../src/protocol/frame";
 import {
   appendEvents,
+  hotLogBytes,
   type IngestEvent,
   type LogRead,
   loadHeadSeq,
@@ -167,20 +168,37 @@ describe("events of any storable size", () => {
     expect(fromMiddle.frames.get(firstSeq + 1)?.byteLength).toBe(big.byteLength);
   });
 
-  it("replays a large frame that is still hot, and the rows around it", async () => {
-    // 1.9 MB is the hot-row cap; 2.5 MB spills into one overflow part, and under the 200 KB
-    // segment size of the tests the seal runs right after the append: read before awaiting it
-    const events = [1, 2].map((upstreamSeq) => ({
-      host: "hot-big.test",
-      upstreamSeq,
-      frame: commitFrame(upstreamSeq, DID, upstreamSeq === 1 ? 2_500_000 : 100),
-      did: DID,
-    }));
-    const result = await sequencer().appendBatch({ events });
-    expect(result.accepted).toBe(2);
-    const { frames } = await replay(read, (result.firstSeq as number) - 1);
-    expect(frames.get(result.firstSeq as number)?.byteLength).toBe(events[0]?.frame.byteLength);
-    expect(frames.has(result.lastSeq as number)).toBe(true);
+  it("replays a large frame that is still hot, with the rows around it, from any cursor", async () => {
+    // on an object of its own, driving its functions, so that no seal moves the rows to R2
+    const stub = env.SEQUENCER.get(env.SEQUENCER.idFromName("hot-big-test"));
+    await runInDurableObject(stub, async (_instance, state) => {
+      const sql = state.storage.sql;
+      const sizes = [100, 2_500_000, 100, 4_000_000, 100];
+      const events: IngestEvent[] = sizes.map((size, i) => ({
+        host: "hot-big.test",
+        upstreamSeq: i + 1,
+        frame: commitFrame(i + 1, DID, size),
+        did: DID,
+      }));
+      const { headSeq, result } = appendEvents(
+        state.storage,
+        events,
+        { headSeq: 0, hostCursors: new Map(), hostEpochs: new Map(), takedowns: new Set() },
+        { nowMs: Date.now() },
+      );
+      expect(result).toMatchObject({ accepted: 5, dropped: [] });
+      // 2.5 MB is one overflow part, 4 MB two: every byte is counted for sealing
+      // (seqs 1..5 encode like upstream seqs 1..5: the frames keep their sizes)
+      const stored = events.reduce((n, e) => n + e.frame.byteLength + 12, 0);
+      expect(hotLogBytes(sql)).toBe(stored);
+      const read: Read = async (after) => readLog(sql, after, 1_000_000, headSeq, 1, segmentKey);
+      for (const cursor of [0, 1, 2, 3]) {
+        const { frames } = await replay(read, cursor);
+        expect([...frames.keys()]).toEqual(range(cursor + 1, 5));
+        for (const [seq, frame] of frames)
+          expect(frame.byteLength).toBe(events[seq - 1]?.frame.byteLength);
+      }
+    });
   });
 
   it("stores the other events of a batch when one can never be stored, and never fails the batch", async () => {
