@@ -10,6 +10,7 @@ const BENCHMARKS = [
   "replay",
   "fanout",
   "latency",
+  "backlog",
 ] as const;
 
 type BenchmarkName = (typeof BENCHMARKS)[number];

@@ -118,9 +118,15 @@ export class HostIngester extends DurableObject<Env> {
       });
       this.#repos = new RepoStateStore(ctx.storage);
       this.#name = (await ctx.storage.get<string>("name")) ?? null;
-      // after an eviction or deploy, sockets are gone: the watchdog reconnects soon
-      if (this.#hosts.size > 0 && (await ctx.storage.getAlarm()) === null)
-        await ctx.storage.setAlarm(Date.now() + 1_000);
+      // after an eviction or deploy, sockets are gone: the watchdog reconnects hosts that were
+      // connected soon, not at its next regular tick
+      const wasConnected = [...this.#hosts.values()].some(
+        (h) => (h.status === "active" || h.status === "throttled") && !h.stopped,
+      );
+      const alarm = await ctx.storage.getAlarm();
+      const soon = Date.now() + 1_000;
+      if (this.#hosts.size > 0 && (alarm === null || (wasConnected && alarm > soon)))
+        await ctx.storage.setAlarm(soon);
     });
   }
 
