@@ -72,7 +72,7 @@ async function runBacklog(hostCount: number): Promise<Outcome> {
       if (!res.ok) throw new Error(`requestCrawl ${host.hostname}: ${res.status}`);
     }
     // a new host is read from its current offset: its first event is written after the crawl
-    hosts.forEach((host, h) => host.push(firstEvents[h]!));
+    for (const [h, host] of hosts.entries()) host.push(firstEvents[h]!);
     if (!(await waitForHead(relay.url, hostCount)))
       throw new Error("the hosts' first events were not sequenced");
     const firstHead = await head(relay.url);
