@@ -114,8 +114,9 @@ const unbanHost: XrpcHandler = async (request, env, config) => {
 const resetCursor: XrpcHandler = async (request, env, config) => {
   const hostname = await hostnameInput(request, config);
   const entry = await knownHost(env, hostname);
-  // the Sequencer first: it drops events at or below its cursor for the host as duplicates, and
-  // a PDS that reset its seq sends lower seqs from now on
+  // the Sequencer first (it drops events at or below its cursor for the host as duplicates, and a
+  // PDS that reset its seq sends lower seqs from now on), even if the host's ingester no longer
+  // holds it; the ingester then sends what it still has of the old numbering and resets it again
   await sequencerStub(env).resetHostCursor(hostname);
   await ingesterOf(env, config, entry).resetCursor(hostname);
   audit("reset host cursor", { hostname });
