@@ -853,8 +853,9 @@ export class HostIngester extends DurableObject<Env> {
             host: r.host,
             rev: r.rev,
             head: r.head,
-            active: r.active && !r.relayTakedown,
-            status: r.relayTakedown ? "takendown" : r.status,
+            // upstream status only: relay takedowns are the Sequencer's and the index's own
+            active: r.active,
+            status: r.status,
           })),
         ),
       ),
