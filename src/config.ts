@@ -1,4 +1,5 @@
 import type { Env } from "./env";
+import type { PlacementPolicy } from "./ingest/placement";
 
 /** Every setting of the relay, typed, with its default. The README's configuration table mirrors this. */
 export interface Config {
@@ -24,6 +25,8 @@ export interface Config {
   consumerMaxBacklogBytes: number;
   /** Consumers a Fanout replays from storage at once; the rest wait in line (docs/behaviours.md). */
   fanoutMaxConcurrentReplays: number;
+  /** Automatic placement of busy hosts on objects of their own (ingest/placement.ts). */
+  placement: PlacementPolicy;
 }
 
 function positiveInt(value: string | undefined, fallback: number, name: string): number {
@@ -86,6 +89,20 @@ export function readConfig(env: Env): Config {
       1,
       positiveInt(env.FANOUT_MAX_CONCURRENT_REPLAYS, 4, "FANOUT_MAX_CONCURRENT_REPLAYS"),
     ),
+    placement: {
+      pinAtPerSecond: positiveInt(env.AUTO_PIN_EVENTS_PER_SECOND, 20, "AUTO_PIN_EVENTS_PER_SECOND"),
+      unpinBelowPerSecond: positiveInt(
+        env.AUTO_UNPIN_EVENTS_PER_SECOND,
+        2,
+        "AUTO_UNPIN_EVENTS_PER_SECOND",
+      ),
+      windowMs:
+        Math.max(
+          1,
+          positiveInt(env.AUTO_PLACEMENT_WINDOW_SECONDS, 120, "AUTO_PLACEMENT_WINDOW_SECONDS"),
+        ) * 1000,
+      quietWindowsToUnpin: 15,
+    },
   };
 }
 
@@ -94,5 +111,8 @@ export function readConfig(env: Env): Config {
 declare module "./env" {
   interface Env {
     FANOUT_MAX_CONCURRENT_REPLAYS?: string;
+    AUTO_PIN_EVENTS_PER_SECOND?: string;
+    AUTO_UNPIN_EVENTS_PER_SECOND?: string;
+    AUTO_PLACEMENT_WINDOW_SECONDS?: string;
   }
 }

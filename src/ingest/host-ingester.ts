@@ -7,6 +7,7 @@ import { decodeFrame, type Frame, frameDid, isSequencedFrame } from "../protocol
 import { readFrameSeq } from "../protocol/seq-rewrite";
 import type { IngestEvent } from "../sequence/hot-log";
 import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../stubs";
+import { moveHost } from "../xrpc/ingesters";
 import { reconnectDelayMs } from "./backoff";
 import {
   HOSTS_SCHEMA,
@@ -20,6 +21,7 @@ import {
 } from "./host-record";
 import { isLoopbackHostname } from "./hostname";
 import { repoIndexShard } from "./partition";
+import { newRateWindow, type RateWindow, reviewPlacement } from "./placement";
 import { fullBucket, type TokenBucket, take, waitForTokens } from "./rate-limit";
 import { type RepoState, RepoStateStore } from "./repo-state";
 import { openUpstream } from "./upstream";
@@ -70,6 +72,8 @@ export type CrawlOptions = {
   /** A hand-over from another object: where to resume, and which object to inherit from. */
   cursor?: number | null;
   previousIngester?: string;
+  /** Placed on its own object by automatic placement (which may move it back), not an admin. */
+  autoPinned?: boolean;
 };
 
 export class HostIngester extends DurableObject<Env> {
@@ -88,6 +92,8 @@ export class HostIngester extends DurableObject<Env> {
    * transaction as the account state of those events.
    */
   readonly #acked = new Map<string, number>();
+  /** Per host, frames taken since its placement was last reviewed (automatic placement). */
+  readonly #rateWindows = new Map<string, RateWindow>();
   /** Per host, consecutive stalls (a dependency failed on a frame that was not skipped). */
   readonly #stallRetries = new Map<string, number>();
   /** Connects in progress: a second caller waits for the first, never opens a second socket. */
@@ -140,6 +146,7 @@ export class HostIngester extends DurableObject<Env> {
       host = newHostRecord(hostname, options.limits, options.pinned);
       if (options.cursor !== undefined) host.cursor = options.cursor;
       if (options.previousIngester) host.previousIngester = options.previousIngester;
+      if (options.autoPinned) host.autoPinned = true;
       this.#hosts.set(hostname, host);
       this.#log("host added", { hostname });
     }
@@ -180,6 +187,7 @@ export class HostIngester extends DurableObject<Env> {
     this.#hosts.delete(hostname);
     this.#processed.delete(hostname);
     this.#acked.delete(hostname);
+    this.#rateWindows.delete(hostname);
     this.ctx.storage.sql.exec("DELETE FROM hosts WHERE hostname = ?", hostname);
     return cursor;
   }
@@ -434,6 +442,9 @@ export class HostIngester extends DurableObject<Env> {
       );
       return;
     }
+    const window = this.#rateWindows.get(hostname) ?? newRateWindow(now);
+    window.frames++;
+    this.#rateWindows.set(hostname, window);
     session.queued++;
     session.queuedBytes += bytes.byteLength;
     session.chain = session.chain
@@ -717,10 +728,13 @@ export class HostIngester extends DurableObject<Env> {
     // cursor and the account state they produced are written together at the next report
     // (rows written are billed); until then a crash resumes from the older persisted pair.
     for (const p of pending) if (p.next) this.#repos.markAcknowledged(p.next);
+    const now = Date.now();
     for (const [hostname, seq] of processed) {
-      if (this.#hosts.has(hostname) && this.#acked.get(hostname) !== seq) {
+      const host = this.#hosts.get(hostname);
+      if (host && this.#acked.get(hostname) !== seq) {
         this.#acked.set(hostname, seq);
         this.#dirtyHosts.add(hostname);
+        if (this.#sessions.has(hostname)) this.#reviewPlacement(host, now);
       }
     }
     void this.#reportAll(false);
@@ -733,6 +747,7 @@ export class HostIngester extends DurableObject<Env> {
     for (const host of this.#hosts.values()) {
       const session = this.#sessions.get(host.hostname);
       if (session?.draining) continue; // reconnects by itself once its queue is processed
+      if (session) this.#reviewPlacement(host, now);
       if (session) {
         const silentMs = now - (host.lastEventMs ?? host.connectedSinceMs ?? now);
         if (silentMs >= this.#config.hostIdleAfterMs) {
@@ -766,6 +781,28 @@ export class HostIngester extends DurableObject<Env> {
     await this.#reportAll(true);
     const next = this.#nextAlarm(now);
     if (next !== null) await this.ctx.storage.setAlarm(next);
+  }
+
+  /**
+   * Moves a host whose sustained rate calls for it (ingest/placement.ts), reviewed as batches
+   * are acknowledged and at each watchdog tick (quiet hosts); never blocks either.
+   */
+  #reviewPlacement(host: HostRecord, now: number): void {
+    const window = this.#rateWindows.get(host.hostname) ?? newRateWindow(now);
+    const placement = !host.pinned ? "shared" : host.autoPinned ? "auto" : "admin";
+    const review = reviewPlacement(window, now, placement, this.#config.placement);
+    this.#rateWindows.set(host.hostname, review.window);
+    if (!review.move) return;
+    const pinned = review.move === "pin";
+    this.#log(pinned ? "busy host moves to its own object" : "quiet host moves back to a shard", {
+      hostname: host.hostname,
+    });
+    void moveHost(this.env, this.#config, host.hostname, pinned, {
+      auto: true,
+      release: (hostname) => this.release(hostname),
+    }).catch((err: unknown) =>
+      this.#log("automatic placement failed", { hostname: host.hostname, error: String(err) }),
+    );
   }
 
   #nextAlarm(now: number): number | null {

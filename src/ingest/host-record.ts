@@ -29,6 +29,8 @@ export type HostRecord = {
    * host's accounts, inherited from it the first time each account is met here.
    */
   previousIngester?: string | null;
+  /** On an object of its own by automatic placement, not by an admin (ingest/placement.ts). */
+  autoPinned?: boolean;
   counters: HostCounters;
 };
 

@@ -7,7 +7,7 @@ import { encodeFrame } from "../protocol/frame";
 import { isValidDid } from "../protocol/syntax";
 import { hostDirectoryStub, sequencerStub } from "../stubs";
 import { json, XrpcError } from "./errors";
-import { ingesterOf, startIngesting } from "./ingesters";
+import { ingesterOf, moveHost, startIngesting } from "./ingesters";
 import {
   intParam,
   positionCursorParam,
@@ -152,13 +152,10 @@ const pinHost: XrpcHandler = async (request, env, config) => {
   if (input.pinned !== undefined && typeof input.pinned !== "boolean")
     throw new XrpcError(400, "InvalidRequest", "pinned must be a boolean");
   const pinned = input.pinned !== false;
-  const entry = await knownHost(env, hostname);
-  if (entry.pinned === pinned) return json({ hostname, pinned });
+  await knownHost(env, hostname);
   // hand the host over with its cursor: the old object stops, the new one resumes from there
-  const cursor = await ingesterOf(env, config, entry).release(hostname);
-  const moved = await hostDirectoryStub(env).setPinned(hostname, pinned);
-  if (moved && !moved.banned) await startIngesting(env, config, moved, cursor);
-  audit(pinned ? "pin host" : "unpin host", { hostname, cursor });
+  const { moved, cursor } = await moveHost(env, config, hostname, pinned, { auto: false });
+  if (moved) audit(pinned ? "pin host" : "unpin host", { hostname, cursor });
   return json({ hostname, pinned });
 };
 

@@ -33,6 +33,7 @@ export async function startIngesting(
   config: Config,
   entry: HostEntry,
   cursor?: number | null,
+  autoPinned?: boolean,
 ): Promise<HostReport> {
   const objectName = ingesterObjectName(entry.hostname, entry.pinned, config.ingestShards);
   // a cursor is handed over only when the host moves (pin/unpin): the object it leaves keeps the
@@ -48,7 +49,32 @@ export async function startIngesting(
     pinned: entry.pinned,
     limits: entry.limits ?? defaultLimits(config),
     ...handOver,
+    ...(autoPinned !== undefined ? { autoPinned } : {}),
   });
   await hostDirectoryStub(env).reportHosts([report]);
   return report;
+}
+
+/**
+ * Moves a host between its shard and an object of its own (admin pin, automatic placement):
+ * the object it leaves flushes and hands over its cursor, the directory records the new place,
+ * and the new object stores the cursor before it connects and inherits the accounts' state.
+ * `release` lets the object being left do its part without calling itself over RPC.
+ */
+export async function moveHost(
+  env: Env,
+  config: Config,
+  hostname: string,
+  pinned: boolean,
+  options: { auto: boolean; release?: (hostname: string) => Promise<number | null> },
+): Promise<{ moved: boolean; cursor: number | null }> {
+  const entry = await hostDirectoryStub(env).getHost(hostname);
+  if (!entry || entry.pinned === pinned) return { moved: false, cursor: null };
+  const cursor = options.release
+    ? await options.release(hostname)
+    : await ingesterOf(env, config, entry).release(hostname);
+  const moved = await hostDirectoryStub(env).setPinned(hostname, pinned);
+  if (moved && !moved.banned)
+    await startIngesting(env, config, moved, cursor, pinned ? options.auto : undefined);
+  return { moved: true, cursor };
 }

@@ -96,7 +96,7 @@ export async function runBacklog(
     const done = await waitForHead(relay.url, expected, 300_000);
     const seconds = (performance.now() - start) / 1000;
     if (process.env.FREEHOSE_BENCH_LOG === "1") summariseLog(relay.output());
-    const check = await checkLog(relay.wsUrl, hosts);
+    const check = await checkRelayLog(relay.wsUrl, hosts);
     return {
       rate: (hostCount * perHost) / seconds,
       reconnects: reconnects - hostCount,
@@ -133,7 +133,7 @@ async function waitForHead(url: string, atLeast: number, timeoutMs = 60_000): Pr
 }
 
 /** Reads the relay's whole log and compares it with every commit the hosts wrote. */
-async function checkLog(
+export async function checkRelayLog(
   wsUrl: string,
   hosts: ScriptedPds[],
 ): Promise<Pick<BacklogOutcome, "lost" | "duplicated" | "outOfOrder" | "seqGaps">> {
