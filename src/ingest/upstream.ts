@@ -18,7 +18,16 @@ export function subscribeUrl(hostname: string, cursor: number | null): string {
 export async function openUpstream(hostname: string, cursor: number | null): Promise<WebSocket> {
   const res = await fetch(subscribeUrl(hostname, cursor), {
     headers: { Upgrade: "websocket", "User-Agent": "freehose (atproto relay)" },
+    // a redirect would take the socket to an address or port the hostname policy never saw
+    // (hostname.ts): the socket goes to the checked host or nowhere
+    redirect: "manual",
   });
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel();
+    throw new UpstreamRefused(
+      `${hostname} answered subscribeRepos with a redirect (HTTP ${res.status}); redirects are not followed`,
+    );
+  }
   // loop guard: never subscribe to another relay (or to ourselves)
   if (res.headers.get("Server")?.toLowerCase().includes(RELAY_SERVER_MARKER)) {
     res.webSocket?.close(1000, "relay loop");

@@ -5,7 +5,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { writeCar } from "../../src/protocol/car";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { cidForDagCbor } from "../../src/protocol/cid";
-import { encodeErrorFrame, encodeFrame } from "../../src/protocol/frame";
+import { encodeErrorFrame, encodeFrame, type Frame } from "../../src/protocol/frame";
 
 // Upstreams written for tests: a tiny PLC directory and PDS-like hosts that serve
 // describeServer and subscribeRepos (with cursor replay) from a script of frames the test
@@ -35,12 +35,27 @@ type Account = {
 
 export class ScriptedPlc {
   readonly docs = new Map<string, unknown>();
+  /** Document requests served (or refused), per DID: tests bound the relay's look-ups. */
+  readonly requestsByDid = new Map<string, number>();
+  /** While true, every document request is answered 503 (PLC down or rate-limiting us). */
+  unavailable = false;
   server!: Server;
   url = "";
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
-      const did = decodeURIComponent((req.url ?? "/").slice(1));
+      const path = (req.url ?? "/").split("?")[0] ?? "/";
+      if (path.startsWith("/_")) {
+        this.#control(req, res, path);
+        return;
+      }
+      const did = decodeURIComponent(path.slice(1));
+      this.requestsByDid.set(did, (this.requestsByDid.get(did) ?? 0) + 1);
+      if (this.unavailable) {
+        res.writeHead(503, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ message: "unavailable" }));
+        return;
+      }
       const doc = this.docs.get(did);
       res.writeHead(doc ? 200 : 404, { "Content-Type": "application/json" });
       res.end(JSON.stringify(doc ?? { message: "DID not registered" }));
@@ -49,6 +64,32 @@ export class ScriptedPlc {
     this.server.keepAliveTimeout = 120_000;
     await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
     this.url = `http://localhost:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /**
+   * Test control, for tests inside workerd (they reach this server on loopback):
+   *   GET  /_stats?did=D           -> { requests }  document requests for D (all DIDs without did)
+   *   POST /_unavailable?on=1|0    -> answer every document request 503, or stop
+   */
+  #control(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const url = new URL(req.url ?? "/", "http://x");
+    const reply = (body: unknown) => {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    if (path === "/_stats") {
+      const did = url.searchParams.get("did");
+      const all = [...this.requestsByDid.values()].reduce((a, b) => a + b, 0);
+      reply({ requests: did === null ? all : (this.requestsByDid.get(did) ?? 0) });
+      return;
+    }
+    if (path === "/_unavailable") {
+      this.unavailable = url.searchParams.get("on") === "1";
+      reply({ unavailable: this.unavailable });
+      return;
+    }
+    res.writeHead(404, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ error: "unknown control call" }));
   }
 
   register(did: string, keyDid: string, pdsUrl: string): void {
@@ -75,6 +116,9 @@ export class ScriptedPlc {
 
 let didCounter = 0;
 
+/** Every scripted account by DID, so one host can adopt another's account (a migration). */
+const accountsByDid = new Map<string, Account>();
+
 export class ScriptedPds {
   readonly frames: Uint8Array[] = [];
   readonly accounts: Account[] = [];
@@ -84,6 +128,9 @@ export class ScriptedPds {
   hostname = "";
   url = "";
 
+  /** When set, subscribeRepos upgrades are answered `302` to this host (redirect test). */
+  redirectUpgradeTo: string | null = null;
+
   constructor(private readonly plc: ScriptedPlc) {}
 
   async start(): Promise<void> {
@@ -92,6 +139,13 @@ export class ScriptedPds {
     this.server.on("upgrade", (req, socket, head) => {
       const url = new URL(req.url ?? "/", "http://x");
       if (url.pathname !== "/xrpc/com.atproto.sync.subscribeRepos") return socket.destroy();
+      if (this.redirectUpgradeTo !== null) {
+        socket.end(
+          `HTTP/1.1 302 Found\r\nLocation: http://${this.redirectUpgradeTo}${req.url ?? "/"}\r\n` +
+            "Content-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        return;
+      }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         const cursor = url.searchParams.get("cursor");
         // a new subscriber without cursor starts at the current offset, as a PDS does
@@ -126,6 +180,16 @@ export class ScriptedPds {
       pds: this.url,
     };
     this.accounts.push(account);
+    accountsByDid.set(did, account);
+    return account;
+  }
+
+  /** An account whose DID document names another PDS: this host has no say over it. */
+  async addForeignAccount(): Promise<Account> {
+    const account = await this.addAccount();
+    this.accounts.pop();
+    account.pds = "https://elsewhere.example.com";
+    this.plc.register(account.did, account.keypair.did(), account.pds);
     return account;
   }
 
@@ -199,8 +263,123 @@ export class ScriptedPds {
     return seqs;
   }
 
+  /** An `#identity` of `account`; `extra` adds fields the lexicon does not define. */
+  identityFrame(
+    account: Account,
+    options: { handle?: string; time?: string; extra?: Record<string, unknown> } = {},
+  ) {
+    return (seq: number) =>
+      encodeFrame({
+        kind: "identity",
+        body: {
+          seq,
+          did: account.did,
+          time: options.time ?? new Date().toISOString(),
+          ...(options.handle !== undefined ? { handle: options.handle } : {}),
+          ...options.extra,
+        },
+      } as Frame);
+  }
+
+  /** An `#account` of `account`; `extra` adds fields the lexicon does not define. */
+  accountFrame(
+    account: Account,
+    options: { active?: boolean; status?: string; extra?: Record<string, unknown> } = {},
+  ) {
+    return (seq: number) =>
+      encodeFrame({
+        kind: "account",
+        body: {
+          seq,
+          did: account.did,
+          time: new Date().toISOString(),
+          active: options.active ?? true,
+          ...(options.status !== undefined ? { status: options.status } : {}),
+          ...options.extra,
+        },
+      } as Frame);
+  }
+
+  /**
+   * Test control on the host itself, for tests inside workerd (they reach it on loopback);
+   * `did` defaults to the host's first account, any scripted account may be named:
+   *   POST /_script/identity?did&handle&time&padding=N -> { seq }  N bytes of an unknown field
+   *   POST /_script/account?did&active&status&padding=N -> { seq }
+   *   POST /_script/commit?did                  -> { seq }   a valid commit, signed by the account
+   *   POST /_script/foreign?count=N             -> { did, seqs }  commits of an account whose
+   *                                                 document names another PDS
+   *   POST /_script/migrate-in?did              -> { seq }   the account moves here: its document
+   *                                                 names this host, which emits its #identity
+   *   POST /_script/redirect-upgrade?to=HOST    -> {}        upgrades answered 302 to HOST
+   */
+  async #script(url: URL): Promise<unknown> {
+    const did = url.searchParams.get("did");
+    const account = did === null ? this.accounts[0] : accountsByDid.get(did);
+    if (!account) throw new Error(`no scripted account ${did}`);
+    const padding = Number(url.searchParams.get("padding") ?? "0");
+    const extra = padding > 0 ? { zPadding: new Uint8Array(padding) } : undefined;
+    switch (url.pathname) {
+      case "/_script/identity": {
+        const handle = url.searchParams.get("handle");
+        const time = url.searchParams.get("time");
+        return {
+          seq: this.push(
+            this.identityFrame(account, {
+              ...(handle !== null ? { handle } : {}),
+              ...(time !== null ? { time } : {}),
+              ...(extra ? { extra } : {}),
+            }),
+          ),
+        };
+      }
+      case "/_script/account": {
+        const status = url.searchParams.get("status");
+        return {
+          seq: this.push(
+            this.accountFrame(account, {
+              active: url.searchParams.get("active") !== "false",
+              ...(status !== null ? { status } : {}),
+              ...(extra ? { extra } : {}),
+            }),
+          ),
+        };
+      }
+      case "/_script/commit":
+        return { seq: this.push(await this.commitFrame(account)) };
+      case "/_script/foreign": {
+        const foreign = await this.addForeignAccount();
+        const seqs: number[] = [];
+        const count = Number(url.searchParams.get("count") ?? "1");
+        for (let i = 0; i < count; i++) seqs.push(this.push(await this.commitFrame(foreign)));
+        return { did: foreign.did, seqs };
+      }
+      case "/_script/migrate-in": {
+        account.pds = this.url;
+        this.plc.register(account.did, account.keypair.did(), this.url);
+        if (!this.accounts.includes(account)) this.accounts.push(account);
+        return { seq: this.push(this.identityFrame(account)) };
+      }
+      case "/_script/redirect-upgrade":
+        this.redirectUpgradeTo = url.searchParams.get("to");
+        return {};
+      default:
+        throw new Error(`unknown script call ${url.pathname}`);
+    }
+  }
+
   async #http(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://x");
+    if (url.pathname.startsWith("/_script/") && req.method === "POST") {
+      try {
+        const body = await this.#script(url);
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(body));
+      } catch (err) {
+        res.writeHead(500, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ error: String(err) }));
+      }
+      return;
+    }
     if (url.pathname === "/xrpc/com.atproto.server.describeServer") {
       res.writeHead(200, { "Content-Type": "application/json" });
       res.end(JSON.stringify({ did: `did:web:${this.hostname}`, availableUserDomains: [".test"] }));
