@@ -1,10 +1,13 @@
+import { checkHostname, hostBaseUrl } from "../ingest/hostname";
 import { type DidDocumentInfo, parseDidDocument } from "../protocol/did-doc";
 import { ProtocolError } from "../protocol/errors";
 
 // Resolves DID documents: did:plc from the PLC directory (PLC_URL), did:web from the domain's
-// /.well-known/did.json. DEV_MODE lets did:web name a loopback host with a port (reached over
-// http), as local test setups do. Network failures are IdentityUnavailable, a shape the caller
-// can retry; a document that resolves but is malformed is InvalidDidDocument.
+// /.well-known/did.json, on a host that passes the requestCrawl hostname policy (DEV_MODE lets
+// did:web name a loopback host with a port, reached over http, as local test setups do), and
+// without following redirects (they would lead past that policy). Network failures are
+// IdentityUnavailable, a shape the caller can retry; a document that resolves but is malformed
+// is InvalidDidDocument.
 
 export class IdentityUnavailable extends Error {
   override readonly name = "IdentityUnavailable";
@@ -14,17 +17,27 @@ export type ResolverOptions = { plcUrl: string; devMode: boolean; timeoutMs?: nu
 
 const DEFAULT_TIMEOUT_MS = 5_000;
 
+/**
+ * Where a DID's document is fetched. A did:web names the host to fetch from, and anyone can make
+ * up a did:web, so that host passes the same policy as a requestCrawl hostname (hostname.ts):
+ * no IP literals, loopback, private or reserved names or ports (DEV_MODE: loopback with a port,
+ * over http). atproto allows only hostname-level did:web, so a path (`:` in the identifier) is
+ * refused, and `%3A` (the port separator) is the only escape accepted: `%2F` and the like would
+ * smuggle a path, a user or another host into the URL.
+ */
 export function didDocumentUrl(did: string, opts: ResolverOptions): string {
   if (did.startsWith("did:plc:")) return `${opts.plcUrl}/${did}`;
   if (did.startsWith("did:web:")) {
-    const host = decodeURIComponent(did.slice("did:web:".length));
-    if (host.includes(":") && !host.startsWith("localhost:") && !host.startsWith("127.0.0.1:")) {
-      throw new ProtocolError("InvalidDidDocument", "did:web with a path or port is not supported");
-    }
-    const loopback = host.startsWith("localhost") || host.startsWith("127.0.0.1");
-    if (loopback && !opts.devMode)
-      throw new ProtocolError("InvalidDidDocument", "did:web on loopback is refused");
-    return `${loopback ? "http" : "https"}://${host}/.well-known/did.json`;
+    const id = did.slice("did:web:".length);
+    if (id.includes(":"))
+      throw new ProtocolError("InvalidDidDocument", "did:web with a path is not supported");
+    const host = id.replace(/%3a/gi, ":");
+    if (host.includes("%"))
+      throw new ProtocolError("InvalidDidDocument", "did:web with escapes other than %3A");
+    const checked = checkHostname(host, opts.devMode);
+    if (!checked.ok)
+      throw new ProtocolError("InvalidDidDocument", `did:web host refused: ${checked.message}`);
+    return `${hostBaseUrl(checked.hostname, "http")}/.well-known/did.json`;
   }
   throw new ProtocolError("InvalidDidDocument", `unsupported DID method: ${did.slice(0, 40)}`);
 }
@@ -36,9 +49,14 @@ export async function resolveDid(did: string, opts: ResolverOptions): Promise<Di
     res = await fetch(url, {
       headers: { Accept: "application/did+ld+json, application/json" },
       signal: AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      redirect: "manual",
     });
   } catch (err) {
     throw new IdentityUnavailable(`resolving ${did}: ${String(err)}`);
+  }
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel();
+    throw new ProtocolError("InvalidDidDocument", `${did} document redirects (${res.status})`);
   }
   if (res.status === 404 || res.status === 410) {
     await res.body?.cancel();
