@@ -87,7 +87,7 @@ export function readConfig(env: Env): Config {
     ),
     fanoutMaxConcurrentReplays: Math.max(
       1,
-      positiveInt(env.FANOUT_MAX_CONCURRENT_REPLAYS, 4, "FANOUT_MAX_CONCURRENT_REPLAYS"),
+      positiveInt(env.FANOUT_MAX_CONCURRENT_REPLAYS, 2, "FANOUT_MAX_CONCURRENT_REPLAYS"),
     ),
     placement: {
       pinAtPerSecond: positiveInt(env.AUTO_PIN_EVENTS_PER_SECOND, 20, "AUTO_PIN_EVENTS_PER_SECOND"),

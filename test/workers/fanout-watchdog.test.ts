@@ -104,7 +104,9 @@ describe("Fanout registration", () => {
     const fanout = fanoutStub(env, name);
     await appendEvents(1);
     const h = await head();
-    const connecting = connectToFanout(name);
+    // same stub: the upgrade reaches the Fanout first and is awaiting the Sequencer when the
+    // delivery runs
+    const connecting = connectToFanout(name, undefined, fanout);
     // a repeat of an old seq: every consumer already has it, so it changes nothing but the count
     const { consumers } = await fanout.deliver(
       encodeRecords([{ seq: h, frame: commitFrame(1) }]),

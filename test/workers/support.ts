@@ -72,9 +72,14 @@ export async function connect(cursor?: number | string): Promise<Consumer> {
 /**
  * Connects a consumer straight to the Fanout called `name`, as the Worker's subscribeRepos
  * handler does after checking the cursor (tests that need several consumers on one Fanout).
+ * Calls made on the same `stub` reach the object in the order they were made.
  */
-export async function connectToFanout(name: string, cursor?: number): Promise<Consumer> {
-  const res = await fanoutStub(env, name).fetch(
+export async function connectToFanout(
+  name: string,
+  cursor?: number,
+  stub = fanoutStub(env, name),
+): Promise<Consumer> {
+  const res = await stub.fetch(
     new Request(`${RELAY}/xrpc/com.atproto.sync.subscribeRepos`, {
       headers: {
         Upgrade: "websocket",
