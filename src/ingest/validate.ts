@@ -3,7 +3,13 @@ import { IdentityUnavailable } from "../identity/resolver";
 import { verifyCommitSignature } from "../protocol/commit";
 import { type DidDocumentInfo, endpointHost } from "../protocol/did-doc";
 import { ProtocolError } from "../protocol/errors";
-import { type CheckedCommit, checkCommitEvent, checkSyncEvent } from "../protocol/event-checks";
+import {
+  type CheckedCommit,
+  checkAccountEvent,
+  checkCommitEvent,
+  checkIdentityEvent,
+  checkSyncEvent,
+} from "../protocol/event-checks";
 import type { SequencedFrame } from "../protocol/frame";
 import { isValidDid } from "../protocol/syntax";
 import { type RepoState, unseenRepo } from "./repo-state";
@@ -185,8 +191,8 @@ export async function validateEvent(
     }
     case "identity": {
       const did = frame.body.did;
-      if (!isValidDid(did))
-        return drop(null, "InvalidEvent:InvalidSyntax", "identity event with an invalid DID");
+      const checked = stateless(isValidDid(did) ? did : null, () => checkIdentityEvent(frame.body));
+      if (isVerdict(checked)) return checked;
       // refresh before any later event of this DID is checked
       ctx.identity.invalidate(did);
       const authorised = await authorisedDocument(did, ctx, true);
@@ -195,8 +201,8 @@ export async function validateEvent(
     }
     case "account": {
       const { did, active, status } = frame.body;
-      if (!isValidDid(did))
-        return drop(null, "InvalidEvent:InvalidSyntax", "account event with an invalid DID");
+      const checked = stateless(isValidDid(did) ? did : null, () => checkAccountEvent(frame.body));
+      if (isVerdict(checked)) return checked;
       const authorised = await authorisedDocument(did, ctx, false);
       if (!authorised.ok) return authorised.verdict;
       const base: RepoState = ctx.repo ?? unseenRepo(did, ctx.hostname);

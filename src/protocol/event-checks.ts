@@ -2,15 +2,23 @@ import { type CarContents, readCar } from "./car";
 import type { CID } from "./cid";
 import { decodeCommit, type SignedCommit } from "./commit";
 import { ProtocolError } from "./errors";
-import type { CommitBody, SyncBody } from "./frame";
+import type { AccountBody, CommitBody, IdentityBody, SyncBody } from "./frame";
 import {
   FUTURE_REV_TOLERANCE_MS,
+  MAX_ACCOUNT_STATUS_CHARS,
   MAX_COMMIT_BLOCKS_BYTES,
   MAX_COMMIT_OPS,
   MAX_SYNC_BLOCKS_BYTES,
 } from "./limits";
 import { checkCommitOps } from "./mst";
-import { isValidDid, isValidRepoPath, isValidTid, tidTimestampMs } from "./syntax";
+import {
+  isValidDatetime,
+  isValidDid,
+  isValidHandle,
+  isValidRepoPath,
+  isValidTid,
+  tidTimestampMs,
+} from "./syntax";
 
 export type CheckedCommit = {
   did: string;
@@ -31,6 +39,11 @@ function checkDidAndRev(did: string, rev: string, nowMs: number): void {
       `rev ${rev} lies more than ${FUTURE_REV_TOLERANCE_MS / 60000} minutes in the future`,
     );
   }
+}
+
+function checkTime(time: string): void {
+  if (!isValidDatetime(time))
+    throw new ProtocolError("InvalidSyntax", `time is not a datetime: ${time.slice(0, 70)}`);
 }
 
 function readSignedCommit(
@@ -65,7 +78,8 @@ function readSignedCommit(
 
 /**
  * Checks a `#commit` event as far as it can be checked with no state and no network:
- * - `repo` is a DID, `rev` a TID not more than FUTURE_REV_TOLERANCE_MS ahead of `nowMs`;
+ * - `repo` is a DID, `rev` a TID not more than FUTURE_REV_TOLERANCE_MS ahead of `nowMs`,
+ *   `time` an atproto datetime;
  * - `tooBig` and `rebase` are false (both are deprecated; sync 1.1 relays drop them);
  * - `blocks` within MAX_COMMIT_BLOCKS_BYTES and `ops` within MAX_COMMIT_OPS;
  * - `blocks` is a CAR whose every block hashes to its CID, whose one root is `commit`,
@@ -81,6 +95,7 @@ function readSignedCommit(
  */
 export function checkCommitEvent(body: CommitBody, nowMs: number): CheckedCommit {
   checkDidAndRev(body.repo, body.rev, nowMs);
+  checkTime(body.time);
   if (body.tooBig) throw new ProtocolError("TooBig", "tooBig commits are not relayed");
   if (body.rebase) throw new ProtocolError("InvalidCommit", "rebase commits are not relayed");
   if (body.since !== null && !isValidTid(body.since))
@@ -130,12 +145,13 @@ export function checkCommitEvent(body: CommitBody, nowMs: number): CheckedCommit
 }
 
 /**
- * Checks a `#sync` event with no state and no network: `did` and `rev` as for commits, blocks
+ * Checks a `#sync` event with no state and no network: `did`, `rev` and `time` as for commits, blocks
  * within MAX_SYNC_BLOCKS_BYTES and a CAR whose one root is the signed commit of this did/rev.
  * The signature is checked by the ingester against the DID document.
  */
 export function checkSyncEvent(body: SyncBody, nowMs: number): CheckedCommit {
   checkDidAndRev(body.did, body.rev, nowMs);
+  checkTime(body.time);
   if (body.blocks.byteLength > MAX_SYNC_BLOCKS_BYTES) {
     throw new ProtocolError(
       "TooBig",
@@ -143,4 +159,36 @@ export function checkSyncEvent(body: SyncBody, nowMs: number): CheckedCommit {
     );
   }
   return readSignedCommit(body.blocks, MAX_SYNC_BLOCKS_BYTES, body.did, body.rev, null);
+}
+
+function checkDid(did: string): void {
+  if (!isValidDid(did))
+    throw new ProtocolError("InvalidSyntax", `not a valid DID: ${did.slice(0, 100)}`);
+}
+
+/**
+ * Checks the fields of an `#identity` event against the lexicon's formats: `did` a DID, `time`
+ * a datetime, `handle` (optional) a handle. Whether the sending host may speak for the DID needs
+ * its document and is the ingester's check.
+ */
+export function checkIdentityEvent(body: IdentityBody): void {
+  checkDid(body.did);
+  checkTime(body.time);
+  if (body.handle !== undefined && !isValidHandle(body.handle))
+    throw new ProtocolError("InvalidSyntax", `not a valid handle: ${body.handle.slice(0, 100)}`);
+}
+
+/**
+ * Checks the fields of an `#account` event: `did` a DID, `time` a datetime, `status` (optional;
+ * the lexicon's known values are an open set) a short name of letters, digits, `-` and `_`.
+ */
+export function checkAccountEvent(body: AccountBody): void {
+  checkDid(body.did);
+  checkTime(body.time);
+  const status = body.status;
+  if (
+    status !== undefined &&
+    (status.length > MAX_ACCOUNT_STATUS_CHARS || !/^[a-zA-Z][a-zA-Z0-9_-]*$/.test(status))
+  )
+    throw new ProtocolError("InvalidSyntax", `not a valid account status: ${status.slice(0, 70)}`);
 }

@@ -2,12 +2,24 @@ import { concatBytes } from "./bytes";
 import { decodeDagCborFirst, encodeDagCbor } from "./cbor";
 import { CID } from "./cid";
 import { ProtocolError } from "./errors";
-import { MAX_FRAME_BYTES } from "./limits";
+import {
+  MAX_ACCOUNT_FRAME_BYTES,
+  MAX_FRAME_BYTES,
+  MAX_IDENTITY_FRAME_BYTES,
+  MAX_INFO_FRAME_BYTES,
+  MAX_SYNC_FRAME_BYTES,
+} from "./limits";
 
 // A subscribeRepos message is two concatenated DAG-CBOR values: a header `{op, t}` and a body.
 // `op: 1` carries a message whose type is `t` (`#commit`, `#sync`, ...); `op: -1` an error
 // `{error, message?}`. Structural checks here are the lexicon's field types; semantic checks
 // (CAR, signatures, revs) live in event-checks.ts and the ingester.
+//
+// Fields the lexicon does not define are decoded and left out of the typed body; the relay
+// forwards `canonicalEventFrame(frame)`, so they never reach consumers (DESIGN.md: unknown
+// fields of the outer message are not passed through; `blocks` pass verbatim). Each type's
+// frame is bounded by what its defined fields allow (limits.ts), checked before the body is
+// decoded.
 
 export type RepoOp = {
   action: "create" | "update" | "delete";
@@ -233,9 +245,26 @@ export function decodeFrameHeader(frame: Uint8Array): [FrameHeader, Uint8Array] 
   return [{ op: 1, t: str(header, "t") }, rest];
 }
 
+const MAX_FRAME_BYTES_BY_KIND: Record<FrameKind, number> = {
+  commit: MAX_FRAME_BYTES,
+  sync: MAX_SYNC_FRAME_BYTES,
+  identity: MAX_IDENTITY_FRAME_BYTES,
+  account: MAX_ACCOUNT_FRAME_BYTES,
+  info: MAX_INFO_FRAME_BYTES,
+  error: MAX_INFO_FRAME_BYTES,
+};
+
+function checkFrameSize(frame: Uint8Array, kind: FrameKind, type: string): void {
+  const max = MAX_FRAME_BYTES_BY_KIND[kind];
+  if (frame.byteLength > max)
+    throw new ProtocolError("TooBig", `${type} frame of ${frame.byteLength} bytes exceeds ${max}`);
+}
+
 /** Decodes a binary subscribeRepos message. Throws ProtocolError only. */
 export function decodeFrame(frame: Uint8Array): Frame {
   const [header, bodyBytes] = decodeFrameHeader(frame);
+  const headerKind = header.op === -1 ? "error" : TYPE_TO_KIND[header.t];
+  if (headerKind) checkFrameSize(frame, headerKind, header.op === -1 ? "error" : header.t);
   const [rawBody, trailing] = decodeDagCborFirst(bodyBytes);
   if (trailing.length > 0)
     throw new ProtocolError("TrailingBytes", `${trailing.length} bytes after the body`);
@@ -277,6 +306,66 @@ export function encodeErrorFrame(error: string, message?: string): Uint8Array {
 
 export function encodeInfoFrame(name: string, message?: string): Uint8Array {
   return encodeFrame({ kind: "info", body: message === undefined ? { name } : { name, message } });
+}
+
+/**
+ * The bytes the relay forwards for an accepted event: the frame encoded from its decoded body,
+ * so exactly the fields the lexicon defines (an upstream's extra fields, of any size, are left
+ * out). `blocks` is a byte string and is copied verbatim; for a frame with no extra fields the
+ * result is the upstream's bytes (strict DAG-CBOR has one encoding per value). The cost is one
+ * encode, far less than the CID checks that already hash every block.
+ */
+export function canonicalEventFrame(frame: SequencedFrame): Uint8Array {
+  return encodeFrame(knownFieldsOnly(frame));
+}
+
+/** A copy of the frame whose body holds only the lexicon's fields (bodies may be built by hand). */
+function knownFieldsOnly(frame: SequencedFrame): SequencedFrame {
+  switch (frame.kind) {
+    case "commit": {
+      const b = frame.body;
+      const body: CommitBody = {
+        seq: b.seq,
+        rebase: b.rebase,
+        tooBig: b.tooBig,
+        repo: b.repo,
+        commit: b.commit,
+        rev: b.rev,
+        since: b.since,
+        blocks: b.blocks,
+        ops: b.ops.map((op) => {
+          const known: RepoOp = { action: op.action, path: op.path, cid: op.cid };
+          if (op.prev) known.prev = op.prev;
+          return known;
+        }),
+        blobs: b.blobs,
+        time: b.time,
+      };
+      if (b.prevData) body.prevData = b.prevData;
+      return { kind: "commit", body };
+    }
+    case "sync": {
+      const { seq, did, blocks, rev, time } = frame.body;
+      return { kind: "sync", body: { seq, did, blocks, rev, time } };
+    }
+    case "identity": {
+      const { seq, did, time, handle } = frame.body;
+      return {
+        kind: "identity",
+        body: handle === undefined ? { seq, did, time } : { seq, did, time, handle },
+      };
+    }
+    case "account": {
+      const { seq, did, time, active, status } = frame.body;
+      const body: AccountBody = { seq, did, time, active };
+      if (status !== undefined) body.status = status;
+      return { kind: "account", body };
+    }
+    default: {
+      const unreachable: never = frame;
+      throw invalid(`unhandled frame ${String(unreachable)}`);
+    }
+  }
 }
 
 /** The DID an event is about: `repo` for #commit, `did` for the others. */

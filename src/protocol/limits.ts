@@ -15,3 +15,19 @@ export const MAX_CAR_BLOCKS = 20_000;
 export const FUTURE_REV_TOLERANCE_MS = 5 * 60 * 1000;
 /** Nesting depth of decoded DAG-CBOR: records are shallow; hostile input is not. */
 export const MAX_CBOR_DEPTH = 64;
+
+// Per message type, the largest frame the lexicon's fields allow, so that a host cannot make the
+// relay decode (and, before re-encoding, store and replay) megabytes attached to a small event.
+// Each is the lexicon's bounded fields (a DID is at most 2,048 characters, a handle 253, a
+// datetime 64, `#sync` blocks 10,000 bytes) with room to spare for fields a newer lexicon may
+// add; those are decoded but not forwarded (frame.ts canonicalEventFrame).
+/** `#sync`: blocks (10,000 B) + did + rev + time + seq, about 12.2 KB at most. */
+export const MAX_SYNC_FRAME_BYTES = 16_384;
+/** `#identity`: did + handle + time + seq, about 2.4 KB at most. */
+export const MAX_IDENTITY_FRAME_BYTES = 8_192;
+/** `#account`: did + time + active + status + seq, about 2.2 KB at most. */
+export const MAX_ACCOUNT_FRAME_BYTES = 8_192;
+/** `#info` and error frames (not relayed; their text is logged and shown as a host's error). */
+export const MAX_INFO_FRAME_BYTES = 8_192;
+/** `#account` status: an open set of short names (`deactivated`, `takendown`, ...). */
+export const MAX_ACCOUNT_STATUS_CHARS = 64;

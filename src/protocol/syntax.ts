@@ -16,6 +16,13 @@ const NSID_MAX_LENGTH = 317;
 const RECORD_KEY_RE = /^[a-zA-Z0-9._:~-]{1,512}$/;
 const CID_STRING_RE = /^[a-zA-Z0-9+=]{8,256}$/;
 const S32_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz";
+// atproto datetime (specs/lexicon#datetime): RFC 3339 with uppercase T, seconds, any precision
+// of fraction, and a timezone (Z or +hh:mm / -hh:mm, but not the "unknown" -00:00).
+const DATETIME_RE =
+  /^([0-9]{4})-([01][0-9])-([0-3][0-9])T([0-2][0-9]):([0-6][0-9]):([0-6][0-9])(\.[0-9]{1,20})?(Z|[+-][0-2][0-9]:[0-5][0-9])$/;
+/** Longest datetime accepted: 20 fraction digits and an offset make 45 characters. */
+export const MAX_DATETIME_CHARS = 64;
+const YEAR_ZERO_MS = -62_167_219_200_000; // 0000-01-01T00:00:00Z
 
 export function isValidDid(value: string): boolean {
   if (value.length > DID_MAX_LENGTH || !DID_RE.test(value)) return false;
@@ -42,6 +49,26 @@ export function isValidRecordKey(value: string): boolean {
   return value !== "." && value !== ".." && RECORD_KEY_RE.test(value);
 }
 
+/** An atproto datetime, as the lexicon's `format: "datetime"` requires (`time` of events). */
+export function isValidDatetime(value: string): boolean {
+  if (value.length > MAX_DATETIME_CHARS) return false;
+  const m = DATETIME_RE.exec(value);
+  if (!m || value.endsWith("-00:00")) return false;
+  const [month, day, hour, minute, second] = m.slice(2, 7).map(Number) as number[];
+  const ms = Date.parse(value);
+  return (
+    (month as number) >= 1 &&
+    (month as number) <= 12 &&
+    (day as number) >= 1 &&
+    (day as number) <= 31 &&
+    (hour as number) <= 23 &&
+    (minute as number) <= 59 &&
+    (second as number) <= 60 &&
+    // not before year 0 once the offset is applied (0000-01-01T00:00:00+01:00 is)
+    ms >= YEAR_ZERO_MS
+  );
+}
+
 /** Syntax only; parse with parseCidString to check it is a real atproto CID. */
 export function isValidCidString(value: string): boolean {
   // CIDv0 (base58 "Qm...") is not allowed in atproto
@@ -62,6 +89,10 @@ export function assertTid(value: string): void {
 
 export function assertHandle(value: string): void {
   assertSyntax(isValidHandle(value), "handle", value);
+}
+
+export function assertDatetime(value: string): void {
+  assertSyntax(isValidDatetime(value), "datetime", value);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   isValidCidString,
+  isValidDatetime,
   isValidDid,
   isValidHandle,
   isValidNsid,
@@ -17,6 +18,7 @@ const CASES: [string, (v: string) => boolean][] = [
   ["nsid", isValidNsid],
   ["recordkey", isValidRecordKey],
   ["cid", isValidCidString],
+  ["datetime", isValidDatetime],
 ];
 
 describe.each(CASES)("%s syntax (official interop vectors)", (name, isValid) => {
@@ -33,6 +35,20 @@ describe.each(CASES)("%s syntax (official interop vectors)", (name, isValid) => 
 
   it.each(invalid)("rejects %s", (value) => {
     expect(isValid(value)).toBe(false);
+  });
+});
+
+describe("datetimes", () => {
+  it.each(readInteropLines("syntax", "datetime_parse_invalid.txt"))(
+    "rejects %s, which has the syntax but is not a date",
+    (value) => {
+      expect(isValidDatetime(value)).toBe(false);
+    },
+  );
+
+  it("rejects datetimes longer than any real one", () => {
+    expect(isValidDatetime(`1985-04-12T23:20:50.${"1".repeat(20)}Z`)).toBe(true);
+    expect(isValidDatetime(`1985-04-12T23:20:50.${"1".repeat(200)}Z`)).toBe(false);
   });
 });
 
