@@ -17,8 +17,10 @@ import { SegmentReader } from "./segment-reader";
 //   cutover:  when the log has nothing newer, the batches that arrived meanwhile are taken from
 //             RecentBatches and the consumer turns live, with no await in between;
 //   live:     each batch the Sequencer delivers is sent to live consumers, skipping seqs at or
-//             below a consumer's cursor (no duplicates); a batch that starts after cursor + 1
-//             (a delivery this Fanout missed) sends the consumer back to backfill (no gaps).
+//             below a consumer's cursor (no duplicates). A batch that starts after the last one
+//             this Fanout received (a delivery it missed) is preceded by one read of the gap for
+//             all consumers; a consumer whose cursor is still short of a batch goes back to
+//             backfill (no gaps).
 // The cursor (last seq sent) lives in the socket attachment, so hibernation loses nothing.
 // Backfills hold up to a read chunk each, so only a few run at once (ReplaySlots); the rest wait
 // in line. A live consumer stays live: the watchdog alarm only restarts backfills lost to
@@ -178,8 +180,15 @@ export class Fanout extends DurableObject<Env> {
     firstSeq: number,
     lastSeq: number,
   ): Promise<{ consumers: number }> {
+    const previous = this.#deliveredThrough;
+    this.#deliveredThrough = Math.max(previous ?? lastSeq, lastSeq);
+    if (previous !== null && firstSeq > previous + 1) {
+      // This Fanout missed a delivery (the Sequencer dropped its queue, or a call failed): read
+      // the gap once for every consumer, rather than send each to a backfill of its own (a
+      // readLog each, two at a time). The Sequencer sends the next delivery after this returns.
+      await this.#catchUp(previous);
+    }
     this.#recent.push({ records, firstSeq, lastSeq });
-    this.#deliveredThrough = Math.max(this.#deliveredThrough ?? lastSeq, lastSeq);
     const consumers = this.#deliverToAll(records, firstSeq, lastSeq);
     return { consumers: consumers + this.#connecting };
   }
@@ -387,7 +396,8 @@ export class Fanout extends DurableObject<Env> {
   /**
    * Reads the log after `afterSeq` once for the whole Fanout and hands each chunk to every live
    * consumer as if the Sequencer had delivered it (#deliverTo skips what a consumer has and
-   * sends one with an older cursor to its own backfill). Used only for lost deliveries.
+   * sends one with an older cursor to its own backfill). Used only for lost deliveries: one
+   * revealed by the next delivery, or one the watchdog found on a quiet relay.
    */
   async #catchUp(afterSeq: number): Promise<void> {
     if (this.#catchingUp) return;

@@ -121,3 +121,37 @@ describe("Fanout registration", () => {
     consumer.ws.close();
   });
 });
+
+describe("Fanout gap", () => {
+  it("a delivery the Fanout missed is read once for all its consumers when the next one reveals it", async () => {
+    // The test plays the Sequencer's part for this object: its consumers register it under
+    // another name, so the Sequencer feeds that (empty) object and never this one. Batches are
+    // read from the real log and delivered as the Sequencer would, except one, which is lost.
+    const fanout = fanoutStub(env, "fanout-gap");
+    const sequencer = sequencerStub(env);
+    const deliverFromLog = async (afterSeq: number) => {
+      const read = await sequencer.readLog(afterSeq, 1024 * 1024);
+      if (read.kind !== "hot") throw new Error(`expected the hot log, got ${read.kind}`);
+      return fanout.deliver(read.records, afterSeq + 1, read.lastSeq);
+    };
+    const h = await head();
+    const consumers: Consumer[] = [];
+    for (let i = 0; i < 3; i++)
+      consumers.push(await connectToFanout("fanout-gap-alias", undefined, fanout));
+
+    await appendEvents(1);
+    await deliverFromLog(h);
+    for (const c of consumers) await c.waitFor((r) => r.length >= 1);
+    await appendEvents(2); // h+2..h+3: this delivery is lost
+    await appendEvents(1);
+    await deliverFromLog(h + 3); // h+4 reveals the gap
+
+    for (const c of consumers) {
+      await c.waitFor((r) => r.length >= 4);
+      expectContiguous(seqs(c.received), h + 1, h + 4);
+    }
+    // the gap, then "caught up": two reads for the Fanout, not two per consumer
+    expect(await fanout.stats()).toMatchObject({ live: 3, logReads: 2, replaying: 0 });
+    for (const c of consumers) c.ws.close();
+  });
+});
