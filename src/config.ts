@@ -105,14 +105,3 @@ export function readConfig(env: Env): Config {
     },
   };
 }
-
-// The binding behind fanoutMaxConcurrentReplays. It belongs in env.ts with the others; declared
-// here until that file's owner moves it (module augmentation merges it into Env).
-declare module "./env" {
-  interface Env {
-    FANOUT_MAX_CONCURRENT_REPLAYS?: string;
-    AUTO_PIN_EVENTS_PER_SECOND?: string;
-    AUTO_UNPIN_EVENTS_PER_SECOND?: string;
-    AUTO_PLACEMENT_WINDOW_SECONDS?: string;
-  }
-}

@@ -74,6 +74,9 @@ export class Sequencer extends DurableObject<Env> {
   #sealing: Promise<SealOutcome> | null = null;
   #fanouts = new Set<string>();
   readonly #deliveryQueues = new Map<string, DeliveryQueue>();
+  /** Per Fanout, how many times it registered (in memory): a "no consumers" answer to a
+   * delivery sent before its latest registration must not unregister it. */
+  readonly #registrations = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -196,6 +199,7 @@ export class Sequencer extends DurableObject<Env> {
 
   /** A Fanout with consumers asks to be fed live batches. */
   async registerFanout(name: string): Promise<{ headSeq: number }> {
+    this.#registrations.set(name, (this.#registrations.get(name) ?? 0) + 1);
     if (!this.#fanouts.has(name)) {
       this.#fanouts.add(name);
       this.ctx.storage.sql.exec("INSERT OR IGNORE INTO fanouts (name) VALUES (?)", name);
@@ -307,13 +311,15 @@ export class Sequencer extends DurableObject<Env> {
         queue.bytes = 0;
         queue.lastSentMs = Date.now();
         const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
+        // a registration that arrives while this delivery is in flight wins over its answer
+        const registration = this.#registrations.get(name) ?? 0;
         try {
           const { consumers } = await fanoutStub(this.env, name).deliver(
             records,
             firstSeq,
             lastSeq,
           );
-          if (consumers === 0) {
+          if (consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
             this.#unregisterFanout(name);
             return;
           }
