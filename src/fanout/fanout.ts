@@ -41,6 +41,8 @@ const WATCHDOG_HEAD_KEY = "watchdogHead";
 /** What a Fanout is doing, for metrics and tests. */
 export type FanoutStats = {
   consumers: number;
+  /** Upgrades being accepted (they count as consumers in delivery answers). */
+  connecting: number;
   live: number;
   /** Consumers replaying from storage now (each holds a replay slot). */
   replaying: number;
@@ -216,6 +218,7 @@ export class Fanout extends DurableObject<Env> {
     const queuedReplays = this.#replaySlots.queued;
     return {
       consumers: sockets.length,
+      connecting: this.#connecting,
       live,
       replaying: this.#backfilling.size - queuedReplays,
       queuedReplays,

@@ -107,6 +107,12 @@ describe("Fanout registration", () => {
     // same stub: the upgrade reaches the Fanout first and is awaiting the Sequencer when the
     // delivery runs
     const connecting = connectToFanout(name, undefined, fanout);
+    // the upgrade has reached the Fanout (it may even be accepted already: then it counts too)
+    for (;;) {
+      const stats = await fanout.stats();
+      if (stats.connecting + stats.consumers >= 1) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
     // a repeat of an old seq: every consumer already has it, so it changes nothing but the count
     const { consumers } = await fanout.deliver(
       encodeRecords([{ seq: h, frame: commitFrame(1) }]),
