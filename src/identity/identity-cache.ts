@@ -1,16 +1,41 @@
-import type { DidDocumentInfo } from "../protocol/did-doc";
+import { fullBucket, refill, type TokenBucket } from "../ingest/rate-limit";
+import { type DidDocumentInfo, endpointHost } from "../protocol/did-doc";
 import { formatDidKey, parseDidKey } from "../protocol/did-key";
 import { IdentityUnavailable, type ResolverOptions, resolveDid } from "./resolver";
 
 // DID documents cached in the ingester's SQLite (survives eviction) with an in-memory layer.
-// An entry expires after IDENTITY_TTL_MS; `#identity` events and failed checks force a refresh.
+//
+// Look-ups are driven by what upstream hosts send, so a hostile host must not be able to turn
+// its events into PLC requests and row writes (issue 10, item 11). Bounds:
+//   - a document is fetched again only when it is older than the caller allows: IDENTITY_TTL_MS
+//     for ordinary checks, IDENTITY_RECHECK_AFTER_MS to re-check a refusal (WrongHost, a bad
+//     signature) or to follow an #identity event, so a burst of events about one DID costs one
+//     fetch;
+//   - failed resolutions are remembered briefly (FAILURE_TTL_MS), so they are not retried per
+//     event;
+//   - per host, look-ups that authorise nothing (a failure, or a document that names another
+//     host) spend a token bucket (WASTED_LOOKUPS_PER_SECOND, WASTED_LOOKUPS_BURST); once it is
+//     empty, that host's further fresh look-ups are refused as IdentityUnavailable, a retryable
+//     verdict (the ingester stalls the host and reads it again later, nothing is skipped).
+//     Look-ups that authorise the asking host cost nothing, so an honest host is never slowed;
+//   - a row is written only when a stored document changed, or for a document that names the
+//     asking host when its row is missing or older than the TTL: other hosts' accounts are kept
+//     in memory only, and an unchanged document costs no write.
 // Resolution is retried a few times with a short backoff; a failure is reported to the caller,
 // never thrown past it.
 
 export const IDENTITY_TTL_MS = 60 * 60 * 1000;
+/** A document fetched this recently is not fetched again to re-check a refusal or an #identity. */
+export const IDENTITY_RECHECK_AFTER_MS = 5_000;
+/** How long a failed resolution is answered from memory: unavailable (retryable), or invalid. */
+export const FAILURE_TTL_MS = { unavailable: 10_000, invalid: 60_000 } as const;
+/** Per host: look-ups that authorise nothing, per second and in a burst, before it must wait. */
+export const WASTED_LOOKUPS_PER_SECOND = 2;
+export const WASTED_LOOKUPS_BURST = 30;
 const RESOLVE_ATTEMPTS = 3;
 const RETRY_BASE_MS = 200;
 const MEMORY_ENTRIES = 50_000;
+const MEMORY_FAILURES = 10_000;
 
 type Stored = {
   did: string;
@@ -31,8 +56,38 @@ CREATE TABLE IF NOT EXISTS identity (
 
 export type Resolve = (did: string) => Promise<DidDocumentInfo>;
 
+export type LookupOptions = {
+  /** The host whose event needs the document (whose budget a wasted look-up spends). */
+  host: string;
+  /** Accept a cached document at most this old; IDENTITY_TTL_MS when absent. */
+  maxAgeMs?: number;
+};
+
+type Entry = {
+  info: DidDocumentInfo;
+  fetchedMs: number;
+  /** `fetched_ms` of the SQLite row, null when the document has no row. */
+  storedMs: number | null;
+};
+
+type Failure = { error: unknown; untilMs: number };
+
+function hostOf(info: DidDocumentInfo): string | null {
+  return info.pdsEndpoint ? endpointHost(info.pdsEndpoint) : null;
+}
+
+function keyOf(info: DidDocumentInfo): string | null {
+  return info.signingKey ? formatDidKey(info.signingKey) : null;
+}
+
+function sameDocument(a: DidDocumentInfo, b: DidDocumentInfo): boolean {
+  return a.pdsEndpoint === b.pdsEndpoint && a.handle === b.handle && keyOf(a) === keyOf(b);
+}
+
 export class IdentityCache {
-  readonly #memory = new Map<string, { info: DidDocumentInfo; fetchedMs: number }>();
+  readonly #memory = new Map<string, Entry>();
+  readonly #failures = new Map<string, Failure>();
+  readonly #budgets = new Map<string, TokenBucket>();
   readonly #inflight = new Map<string, Promise<DidDocumentInfo>>();
   readonly #resolve: Resolve;
 
@@ -45,32 +100,62 @@ export class IdentityCache {
     this.#resolve = resolve ?? ((did) => resolveDid(did, options));
   }
 
-  /** The cached document if fresh, otherwise a resolved one. `fresh` skips the cache. */
-  async get(did: string, fresh = false): Promise<DidDocumentInfo> {
+  /**
+   * The cached document if it is recent enough, otherwise a resolved one. Throws
+   * IdentityUnavailable (retryable: the directory is down, or `host` spent its look-up budget)
+   * or a ProtocolError (the document is missing or malformed).
+   */
+  async get(did: string, options: LookupOptions): Promise<DidDocumentInfo> {
     const now = Date.now();
-    if (!fresh) {
-      const cached = this.#memory.get(did) ?? this.#load(did);
-      if (cached && now - cached.fetchedMs < IDENTITY_TTL_MS) return cached.info;
-    }
+    const cached = this.#entry(did);
+    if (cached && now - cached.fetchedMs < (options.maxAgeMs ?? IDENTITY_TTL_MS))
+      return cached.info;
+    const failure = this.#failures.get(did);
+    if (failure && failure.untilMs > now) throw failure.error;
     const running = this.#inflight.get(did);
     if (running) return running;
-    const promise = this.#resolveWithRetry(did).finally(() => this.#inflight.delete(did));
+    const budget = refill(
+      this.#budgets.get(options.host) ?? fullBucket(WASTED_LOOKUPS_BURST, now),
+      now,
+      WASTED_LOOKUPS_PER_SECOND,
+      WASTED_LOOKUPS_BURST,
+    );
+    this.#budgets.set(options.host, budget);
+    if (budget.tokens < 1) {
+      throw new IdentityUnavailable(
+        `${options.host} spent its identity look-up budget (${WASTED_LOOKUPS_PER_SECOND}/s of look-ups that authorise nothing)`,
+      );
+    }
+    const promise = this.#fetch(did, options.host).finally(() => this.#inflight.delete(did));
     this.#inflight.set(did, promise);
     return promise;
   }
 
-  /** Forgets a DID so the next check resolves it again (after an `#identity` event). */
+  /** The cached document of a DID, however old, without any network request. */
+  peek(did: string): DidDocumentInfo | null {
+    return this.#entry(did)?.info ?? null;
+  }
+
+  /**
+   * Forgets a DID so the next check resolves it again: another ingester saw the account's
+   * `#identity` name a new PDS (HostDirectory.identityMoved). One row write per migration.
+   */
   invalidate(did: string): void {
     this.#memory.delete(did);
+    this.#failures.delete(did);
     this.sql.exec("DELETE FROM identity WHERE did = ?", did);
   }
 
-  #load(did: string): { info: DidDocumentInfo; fetchedMs: number } | undefined {
+  #entry(did: string): Entry | undefined {
+    return this.#memory.get(did) ?? this.#load(did);
+  }
+
+  #load(did: string): Entry | undefined {
     const row = this.sql
       .exec<Stored>("SELECT did, pds, handle, key, fetched_ms FROM identity WHERE did = ?", did)
       .toArray()[0];
     if (!row) return undefined;
-    const entry = {
+    const entry: Entry = {
       info: {
         did: row.did,
         pdsEndpoint: row.pds,
@@ -78,12 +163,14 @@ export class IdentityCache {
         signingKey: row.key ? parseDidKey(row.key) : null,
       },
       fetchedMs: row.fetched_ms,
+      storedMs: row.fetched_ms,
     };
     this.#remember(did, entry);
     return entry;
   }
 
-  #remember(did: string, entry: { info: DidDocumentInfo; fetchedMs: number }): void {
+  #remember(did: string, entry: Entry): void {
+    this.#memory.delete(did);
     if (this.#memory.size >= MEMORY_ENTRIES) {
       const oldest = this.#memory.keys().next().value;
       if (oldest !== undefined) this.#memory.delete(oldest);
@@ -91,26 +178,67 @@ export class IdentityCache {
     this.#memory.set(did, entry);
   }
 
+  #spend(host: string): void {
+    const now = Date.now();
+    const budget = refill(
+      this.#budgets.get(host) ?? fullBucket(WASTED_LOOKUPS_BURST, now),
+      now,
+      WASTED_LOOKUPS_PER_SECOND,
+      WASTED_LOOKUPS_BURST,
+    );
+    this.#budgets.set(host, { tokens: Math.max(0, budget.tokens - 1), atMs: now });
+  }
+
+  async #fetch(did: string, host: string): Promise<DidDocumentInfo> {
+    let info: DidDocumentInfo;
+    try {
+      info = await this.#resolveWithRetry(did);
+    } catch (err) {
+      this.#spend(host);
+      const ttl =
+        err instanceof IdentityUnavailable ? FAILURE_TTL_MS.unavailable : FAILURE_TTL_MS.invalid;
+      if (this.#failures.size >= MEMORY_FAILURES) {
+        const oldest = this.#failures.keys().next().value;
+        if (oldest !== undefined) this.#failures.delete(oldest);
+      }
+      this.#failures.set(did, { error: err, untilMs: Date.now() + ttl });
+      throw err;
+    }
+    this.#failures.delete(did);
+    const namesHost = hostOf(info) === host;
+    if (!namesHost) this.#spend(host);
+    const now = Date.now();
+    const previous = this.#entry(did);
+    const changed = previous !== undefined && !sameDocument(previous.info, info);
+    let storedMs = previous?.storedMs ?? null;
+    const stale = storedMs === null || now - storedMs >= IDENTITY_TTL_MS;
+    // a stored row must never keep an outdated document (after an eviction it would speak for
+    // the account again); other hosts' accounts are not worth a row
+    if ((storedMs !== null && changed) || (namesHost && stale)) {
+      this.sql.exec(
+        "INSERT OR REPLACE INTO identity (did, pds, handle, key, fetched_ms) VALUES (?, ?, ?, ?, ?)",
+        did,
+        info.pdsEndpoint,
+        info.handle,
+        keyOf(info),
+        now,
+      );
+      storedMs = now;
+    }
+    this.#remember(did, { info, fetchedMs: now, storedMs });
+    return info;
+  }
+
   async #resolveWithRetry(did: string): Promise<DidDocumentInfo> {
     let lastError: unknown;
     for (let attempt = 0; attempt < RESOLVE_ATTEMPTS; attempt++) {
       try {
-        const info = await this.#resolve(did);
-        const fetchedMs = Date.now();
-        this.#remember(did, { info, fetchedMs });
-        this.sql.exec(
-          "INSERT OR REPLACE INTO identity (did, pds, handle, key, fetched_ms) VALUES (?, ?, ?, ?, ?)",
-          did,
-          info.pdsEndpoint,
-          info.handle,
-          info.signingKey ? formatDidKey(info.signingKey) : null,
-          fetchedMs,
-        );
-        return info;
+        return await this.#resolve(did);
       } catch (err) {
         lastError = err;
         if (!(err instanceof IdentityUnavailable)) throw err;
-        await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** attempt));
+        if (attempt + 1 < RESOLVE_ATTEMPTS)
+          await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** attempt));
       }
     }
     throw lastError;

@@ -1,6 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
+import { readConfig } from "../config";
 import type { Env } from "../env";
+import { hostIngesterStub } from "../stubs";
 import type { HostLimits, HostReport, HostStatus } from "./host-record";
+import { ingesterObjectName } from "./partition";
 
 // The registry of every host the relay knows, for listHosts/getHostStatus/metrics and the admin.
 // One object, because hosts are few (thousands) and change rarely: ingesters report their hosts'
@@ -232,6 +235,25 @@ export class HostDirectory extends DurableObject<Env> {
       hostname,
     );
     return this.getHost(hostname);
+  }
+
+  /**
+   * An account's document now names another host than `oldHost` (an ingester saw the move):
+   * the object holding `oldHost` forgets its cached copy, so the old PDS stops speaking for the
+   * account at once rather than when the copy expires. The object is the one the partition rule
+   * gives for the host's pin, and the one that last reported it if that differs (a hand-over in
+   * progress). A host the relay never crawled holds no copy.
+   */
+  async identityMoved(did: string, oldHost: string): Promise<void> {
+    const row = this.#row(oldHost);
+    if (!row) return;
+    const objects = new Set([
+      ingesterObjectName(oldHost, row.pinned === 1, readConfig(this.env).ingestShards),
+    ]);
+    if (/^(host|shard):/.test(row.ingester)) objects.add(row.ingester);
+    await Promise.all(
+      [...objects].map((name) => hostIngesterStub(this.env, name).invalidateIdentity(did)),
+    );
   }
 
   /** Sums for /metrics, computed here so only a few numbers cross the RPC. */

@@ -37,8 +37,8 @@ export class ScriptedPlc {
   readonly docs = new Map<string, unknown>();
   /** Document requests served (or refused), per DID: tests bound the relay's look-ups. */
   readonly requestsByDid = new Map<string, number>();
-  /** While true, every document request is answered 503 (PLC down or rate-limiting us). */
-  unavailable = false;
+  /** DIDs whose document requests are answered 503 (PLC down or rate-limiting us, for them). */
+  readonly unavailableDids = new Set<string>();
   server!: Server;
   url = "";
 
@@ -51,7 +51,7 @@ export class ScriptedPlc {
       }
       const did = decodeURIComponent(path.slice(1));
       this.requestsByDid.set(did, (this.requestsByDid.get(did) ?? 0) + 1);
-      if (this.unavailable) {
+      if (this.unavailableDids.has(did)) {
         res.writeHead(503, { "Content-Type": "application/json" });
         res.end(JSON.stringify({ message: "unavailable" }));
         return;
@@ -69,7 +69,8 @@ export class ScriptedPlc {
   /**
    * Test control, for tests inside workerd (they reach this server on loopback):
    *   GET  /_stats?did=D           -> { requests }  document requests for D (all DIDs without did)
-   *   POST /_unavailable?on=1|0    -> answer every document request 503, or stop
+   *   POST /_unavailable?did=D&on=1|0 -> answer D's document requests 503, or stop (per DID,
+   *                                      so test files running at the same time are not hit)
    */
   #control(req: IncomingMessage, res: ServerResponse, path: string): void {
     const url = new URL(req.url ?? "/", "http://x");
@@ -84,8 +85,10 @@ export class ScriptedPlc {
       return;
     }
     if (path === "/_unavailable") {
-      this.unavailable = url.searchParams.get("on") === "1";
-      reply({ unavailable: this.unavailable });
+      const did = url.searchParams.get("did") ?? "";
+      if (url.searchParams.get("on") === "1") this.unavailableDids.add(did);
+      else this.unavailableDids.delete(did);
+      reply({ unavailable: this.unavailableDids.has(did) });
       return;
     }
     res.writeHead(404, { "Content-Type": "application/json" });
