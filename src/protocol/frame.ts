@@ -7,6 +7,7 @@ import {
   MAX_FRAME_BYTES,
   MAX_IDENTITY_FRAME_BYTES,
   MAX_INFO_FRAME_BYTES,
+  MAX_MESSAGE_NAME_CHARS,
   MAX_SYNC_FRAME_BYTES,
 } from "./limits";
 
@@ -104,6 +105,18 @@ function optStr(o: Fields, key: string): string | undefined {
   const v = o[key];
   if (v === undefined) return undefined;
   if (typeof v !== "string") throw invalid(`${key} must be a string`);
+  return v;
+}
+
+/**
+ * `#info` `name` and an error frame's `error`: names from an open set (`OutdatedCursor`,
+ * `FutureCursor`, ...), so letters, digits, `-` and `_`, at most MAX_MESSAGE_NAME_CHARS. They
+ * are logged and shown as a host's last error; their `message` is bounded by the frame size.
+ */
+function messageName(o: Fields, key: string): string {
+  const v = str(o, key);
+  if (v.length > MAX_MESSAGE_NAME_CHARS || !/^[a-zA-Z][a-zA-Z0-9_-]*$/.test(v))
+    throw invalid(`${key} is not a name: ${v.slice(0, 70)}`);
   return v;
 }
 
@@ -215,7 +228,7 @@ function parseBody(kind: Exclude<FrameKind, "error">, o: Fields): Frame {
       return { kind, body };
     }
     case "info": {
-      const body: InfoBody = { name: str(o, "name") };
+      const body: InfoBody = { name: messageName(o, "name") };
       const message = optStr(o, "message");
       if (message !== undefined) body.message = message;
       return { kind, body };
@@ -270,7 +283,7 @@ export function decodeFrame(frame: Uint8Array): Frame {
     throw new ProtocolError("TrailingBytes", `${trailing.length} bytes after the body`);
   const body = asObject(rawBody, "body");
   if (header.op === -1) {
-    const errorBody: ErrorBody = { error: str(body, "error") };
+    const errorBody: ErrorBody = { error: messageName(body, "error") };
     const message = optStr(body, "message");
     if (message !== undefined) errorBody.message = message;
     return { kind: "error", body: errorBody };

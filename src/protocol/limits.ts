@@ -31,3 +31,5 @@ export const MAX_ACCOUNT_FRAME_BYTES = 8_192;
 export const MAX_INFO_FRAME_BYTES = 8_192;
 /** `#account` status: an open set of short names (`deactivated`, `takendown`, ...). */
 export const MAX_ACCOUNT_STATUS_CHARS = 64;
+/** `#info` `name` and error frames' `error`: short names (`OutdatedCursor`, `FutureCursor`). */
+export const MAX_MESSAGE_NAME_CHARS = 64;

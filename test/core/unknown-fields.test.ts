@@ -182,3 +182,25 @@ describe("#identity and #account field formats", () => {
     expect(errorName(check)).toBe("InvalidSyntax");
   });
 });
+
+describe("#info and error frames", () => {
+  it("take names from the open set and refuse anything else", () => {
+    expect(decodeFrame(frameOf({ op: 1, t: "#info" }, { name: "OutdatedCursor" }))).toEqual({
+      kind: "info",
+      body: { name: "OutdatedCursor" },
+    });
+    expect(decodeFrame(frameOf({ op: -1 }, { error: "FutureCursor", message: "ahead" }))).toEqual({
+      kind: "error",
+      body: { error: "FutureCursor", message: "ahead" },
+    });
+    expect(
+      errorName(() => decodeFrame(frameOf({ op: 1, t: "#info" }, { name: "x".repeat(65) }))),
+    ).toBe("InvalidFrame");
+    expect(errorName(() => decodeFrame(frameOf({ op: -1 }, { error: "<script>" })))).toBe(
+      "InvalidFrame",
+    );
+    expect(
+      errorName(() => decodeFrame(frameOf({ op: -1 }, { error: "X", message: "m".repeat(9_000) }))),
+    ).toBe("TooBig");
+  });
+});
