@@ -18,6 +18,9 @@ import { IdentityUnavailable, type ResolverOptions, resolveDid } from "./resolve
 //     empty, that host's further fresh look-ups are refused as IdentityUnavailable, a retryable
 //     verdict (the ingester stalls the host and reads it again later, nothing is skipped).
 //     Look-ups that authorise the asking host cost nothing, so an honest host is never slowed;
+//   - while the directory is unavailable, an ordinary check may use an expired copy (at most
+//     IDENTITY_STALE_MAX_MS old), so a PLC outage does not stall every honest host; re-checks
+//     may not;
 //   - a row is written only when a stored document changed, or for a document that names the
 //     asking host when its row is missing or older than the TTL: other hosts' accounts are kept
 //     in memory only, and an unchanged document costs no write.
@@ -25,6 +28,8 @@ import { IdentityUnavailable, type ResolverOptions, resolveDid } from "./resolve
 // never thrown past it.
 
 export const IDENTITY_TTL_MS = 60 * 60 * 1000;
+/** While the directory is unavailable, ordinary checks may use a copy up to this old. */
+export const IDENTITY_STALE_MAX_MS = 24 * 60 * 60 * 1000;
 /** A document fetched this recently is not fetched again to re-check a refusal or an #identity. */
 export const IDENTITY_RECHECK_AFTER_MS = 5_000;
 /** How long a failed resolution is answered from memory: unavailable (retryable), or invalid. */
@@ -111,9 +116,9 @@ export class IdentityCache {
     if (cached && now - cached.fetchedMs < (options.maxAgeMs ?? IDENTITY_TTL_MS))
       return cached.info;
     const failure = this.#failures.get(did);
-    if (failure && failure.untilMs > now) throw failure.error;
+    if (failure && failure.untilMs > now) return this.#unavailable(failure.error, cached, options);
     const running = this.#inflight.get(did);
-    if (running) return running;
+    if (running) return running.catch((err) => this.#unavailable(err, cached, options));
     const budget = refill(
       this.#budgets.get(options.host) ?? fullBucket(WASTED_LOOKUPS_BURST, now),
       now,
@@ -122,13 +127,32 @@ export class IdentityCache {
     );
     this.#budgets.set(options.host, budget);
     if (budget.tokens < 1) {
-      throw new IdentityUnavailable(
+      const spent = new IdentityUnavailable(
         `${options.host} spent its identity look-up budget (${WASTED_LOOKUPS_PER_SECOND}/s of look-ups that authorise nothing)`,
       );
+      return this.#unavailable(spent, cached, options);
     }
     const promise = this.#fetch(did, options.host).finally(() => this.#inflight.delete(did));
     this.#inflight.set(did, promise);
-    return promise;
+    return promise.catch((err) => this.#unavailable(err, cached, options));
+  }
+
+  /**
+   * A look-up failed. When the directory is only unavailable (down, rate-limiting, or the host's
+   * budget is spent) an ordinary check may use an expired copy up to IDENTITY_STALE_MAX_MS old,
+   * so honest hosts keep flowing through a directory outage; a re-check (after a refusal or an
+   * #identity) may not, and gets the error.
+   */
+  #unavailable(err: unknown, cached: Entry | undefined, options: LookupOptions): DidDocumentInfo {
+    const ordinary = (options.maxAgeMs ?? IDENTITY_TTL_MS) >= IDENTITY_TTL_MS;
+    if (
+      err instanceof IdentityUnavailable &&
+      ordinary &&
+      cached &&
+      Date.now() - cached.fetchedMs < IDENTITY_STALE_MAX_MS
+    )
+      return cached.info;
+    throw err;
   }
 
   /** The cached document of a DID, however old, without any network request. */

@@ -54,7 +54,7 @@ function countingWrites(sql: SqlStorage): { sql: SqlStorage; writes: () => numbe
 
 async function inFreshObject(
   name: string,
-  fn: (cache: IdentityCache, writes: () => number) => Promise<void>,
+  fn: (cache: IdentityCache, writes: () => number, sql: SqlStorage) => Promise<void>,
 ): Promise<void> {
   const config = readConfig(env);
   await runInDurableObject(hostIngesterStub(env, name), async (_instance, state) => {
@@ -62,6 +62,7 @@ async function inFreshObject(
     await fn(
       new IdentityCache(counted.sql, { plcUrl: config.plcUrl, devMode: config.devMode }),
       counted.writes,
+      state.storage.sql,
     );
   });
 }
@@ -138,6 +139,33 @@ describe("identity look-ups", () => {
       expect((await plcRequests(foreign.did)) - before).toBe(3);
     } finally {
       await setUnavailable(foreign.did, false);
+    }
+  });
+
+  it("uses an expired copy for ordinary checks while the PLC is down, never for a re-check", async () => {
+    const host = await newHost();
+    await setUnavailable(host.did, true);
+    try {
+      await inFreshObject("identity-test:stale", async (_cache, _writes, sql) => {
+        // a copy fetched two hours ago, as a row of the cache's own table
+        const twoHoursAgo = Date.now() - 2 * 60 * 60 * 1000;
+        sql.exec(
+          "INSERT OR REPLACE INTO identity (did, pds, handle, key, fetched_ms) VALUES (?, ?, NULL, NULL, ?)",
+          host.did,
+          `http://${host.hostname}`,
+          twoHoursAgo,
+        );
+        const stale = new IdentityCache(sql, { plcUrl: readConfig(env).plcUrl, devMode: true });
+        const doc = await stale.get(host.did, { host: host.hostname });
+        expect(doc.pdsEndpoint).toBe(`http://${host.hostname}`);
+        expect(
+          await outcome(
+            stale.get(host.did, { host: host.hostname, maxAgeMs: IDENTITY_RECHECK_AFTER_MS }),
+          ),
+        ).toBe("IdentityUnavailable");
+      });
+    } finally {
+      await setUnavailable(host.did, false);
     }
   });
 
