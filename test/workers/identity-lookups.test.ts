@@ -7,6 +7,7 @@ import {
   WASTED_LOOKUPS_BURST,
 } from "../../src/identity/identity-cache";
 import { IdentityUnavailable } from "../../src/identity/resolver";
+import { ingesterObjectName } from "../../src/ingest/partition";
 import { hostIngesterStub } from "../../src/stubs";
 import { crawl, ingester, newHost, push, sequencedThrough, until } from "./ingest-support";
 
@@ -94,6 +95,16 @@ describe("identity look-ups", () => {
     expect(report?.counters.dropped.WrongHost).toBe(200);
     // one look-up, and one more per IDENTITY_RECHECK_AFTER_MS the burst lasted
     expect(await plcRequests(foreign.did)).toBeLessThanOrEqual(4);
+    // and no row: another host's account is not worth one
+    const shard = ingesterObjectName(host.hostname, false, readConfig(env).ingestShards);
+    const rows = await runInDurableObject(
+      hostIngesterStub(env, shard),
+      async (_instance, state) =>
+        state.storage.sql
+          .exec<{ n: number }>("SELECT COUNT(*) AS n FROM identity WHERE did = ?", foreign.did)
+          .one().n,
+    );
+    expect(rows).toBe(0);
   });
 
   it("looks a refused document up again only after the re-check interval, and stores no row for it", async () => {
