@@ -110,10 +110,8 @@ async function authorisedDocument(
 ): Promise<Authorised | { ok: false; verdict: Verdict }> {
   const lookup = { host: ctx.hostname };
   try {
-    const cachedHost = (() => {
-      const cached = ctx.identity.peek(did);
-      return cached ? hostOf(cached) : null;
-    })();
+    const cached = ctx.identity.peek(did);
+    const cachedHost = cached ? hostOf(cached) : null;
     let doc = await ctx.identity.get(did, { ...lookup, maxAgeMs });
     if (hostOf(doc) !== ctx.hostname)
       doc = await ctx.identity.get(did, { ...lookup, maxAgeMs: IDENTITY_RECHECK_AFTER_MS });
