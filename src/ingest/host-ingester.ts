@@ -2,8 +2,15 @@ import { DurableObject } from "cloudflare:workers";
 import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { IdentityCache } from "../identity/identity-cache";
+import { identityMoves } from "../identity/identity-moves";
 import { ProtocolError } from "../protocol/errors";
-import { decodeFrame, type Frame, frameDid, isSequencedFrame } from "../protocol/frame";
+import {
+  canonicalEventFrame,
+  decodeFrame,
+  type Frame,
+  frameDid,
+  isSequencedFrame,
+} from "../protocol/frame";
 import { readFrameSeq } from "../protocol/seq-rewrite";
 import type { IngestEvent } from "../sequence/hot-log";
 import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../stubs";
@@ -25,7 +32,7 @@ import { newRateWindow, type RateWindow, reviewPlacement } from "./placement";
 import { fullBucket, type TokenBucket, take, waitForTokens } from "./rate-limit";
 import { type RepoState, RepoStateStore } from "./repo-state";
 import { openUpstream } from "./upstream";
-import { validateEvent } from "./validate";
+import { type IdentityMoves, validateEvent } from "./validate";
 
 // A HostIngester carries one host (pinned) or a shard of small hosts. Per host it holds the
 // upstream socket, processes frames strictly in order (a promise chain per host), batches the
@@ -103,6 +110,7 @@ export class HostIngester extends DurableObject<Env> {
   /** Per host, kept across reconnects so that a throttled host cannot reset its budget. */
   readonly #buckets = new Map<string, TokenBucket>();
   #identity!: IdentityCache;
+  readonly #identityMoves: IdentityMoves;
   #repos!: RepoStateStore;
   #pending: PendingEvent[] = [];
   #pendingBytes = 0;
@@ -115,6 +123,7 @@ export class HostIngester extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#config = readConfig(env);
+    this.#identityMoves = identityMoves(env, this.#config.repoIndexShards);
     ctx.blockConcurrencyWhile(async () => {
       ctx.storage.sql.exec(HOSTS_SCHEMA);
       this.#hosts = loadHosts(ctx.storage.sql);
@@ -567,6 +576,7 @@ export class HostIngester extends DurableObject<Env> {
       nowMs: now,
       identity: this.#identity,
       repo,
+      identityMoves: this.#identityMoves,
     });
     if (session.closing || this.#sessions.get(hostname) !== session) return;
     if (!verdict.accept && verdict.reason === "IdentityUnavailable") {
@@ -587,11 +597,13 @@ export class HostIngester extends DurableObject<Env> {
       }
       host.counters.accepted++;
       this.#dirtyHosts.add(hostname);
+      // only the fields the lexicon defines are forwarded (protocol/frame.ts)
+      const forwarded = canonicalEventFrame(frame);
       this.#pending.push({
-        event: { host: hostname, upstreamSeq: seq, frame: bytes, did },
+        event: { host: hostname, upstreamSeq: seq, frame: forwarded, did },
         next: verdict.next,
       });
-      this.#pendingBytes += bytes.byteLength;
+      this.#pendingBytes += forwarded.byteLength;
       this.#scheduleFlush();
     } else {
       this.#countDrop(hostname, verdict.reason);

@@ -85,4 +85,30 @@ describe("account migration across ingester shards", () => {
     expect(report?.counters.accepted).toBe(1);
     expect((await relayedCommits(did)).length).toBe(1);
   });
+
+  it("end to end: the new host's ingester validates its #identity and the old host's commits stop", async () => {
+    const oldHost = await newHost();
+    const newHostOfAccount = await hostOnAnotherShard(oldHost);
+    const did = oldHost.did;
+    expect((await crawl(oldHost.hostname)).status).toBe(200);
+    expect((await crawl(newHostOfAccount.hostname)).status).toBe(200);
+    const [first] = await push(oldHost, 1);
+    await sequencedThrough(oldHost.hostname, first!);
+    await ingester(oldHost.hostname).publishState();
+
+    const seq = await script(newHostOfAccount.hostname, `migrate-in?did=${did}`);
+    await sequencedThrough(newHostOfAccount.hostname, seq);
+
+    await script(oldHost.hostname, `commit?did=${did}`);
+    const report = await until(
+      "the old host's commit to be handled",
+      () => ingester(oldHost.hostname).getHost(oldHost.hostname),
+      (r) => (r?.counters.accepted ?? 0) + (r?.counters.dropped.WrongHost ?? 0) >= 2,
+    );
+    expect(report?.counters.dropped.WrongHost).toBe(1);
+    // the new host's commits of the account flow
+    const [next] = [await script(newHostOfAccount.hostname, `commit?did=${did}`)];
+    await sequencedThrough(newHostOfAccount.hostname, next!);
+    expect((await relayedCommits(did)).length).toBe(2);
+  });
 });

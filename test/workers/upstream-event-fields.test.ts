@@ -72,4 +72,15 @@ describe("fields of upstream events", () => {
     expect(Math.max(...relayed.map(([, bytes]) => bytes))).toBeLessThan(10_000);
     expect(good).toBeLessThan(last!);
   });
+
+  it("forwards an event without the fields the lexicon does not define", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await push(host, 1);
+    const seq = await script(host.hostname, "identity?handle=alice.test&padding=4000");
+    await sequencedThrough(host.hostname, seq);
+    const relayed = await relayedFrames(host.did);
+    expect(relayed.map(([kind]) => kind)).toEqual(["commit", "identity"]);
+    expect(relayed[1]![1]).toBeLessThan(200);
+  });
 });
