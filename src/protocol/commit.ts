@@ -2,7 +2,7 @@ import { decodeDagCbor, encodeDagCbor } from "./cbor";
 import { CID } from "./cid";
 import type { PublicKey } from "./did-key";
 import { ProtocolError } from "./errors";
-import { verifySignature } from "./signature";
+import { verifySignature, verifySignatureAsync } from "./signature";
 import { isValidDid, isValidTid } from "./syntax";
 
 // A repo commit (atproto repository spec, version 3): `{did, version, data, rev, prev, sig}`.
@@ -58,6 +58,12 @@ export function unsignedCommitBytes(commit: SignedCommit): Uint8Array {
   });
 }
 
+/** Synchronous check of the commit's signature (P-256 in JavaScript: slower than the async one). */
 export function verifyCommitSignature(commit: SignedCommit, key: PublicKey): boolean {
   return verifySignature(key, unsignedCommitBytes(commit), commit.sig);
+}
+
+/** The commit's signature, checked with the fastest backend for the key's curve (signature.ts). */
+export function verifyCommitSignatureAsync(commit: SignedCommit, key: PublicKey): Promise<boolean> {
+  return verifySignatureAsync(key, unsignedCommitBytes(commit), commit.sig);
 }

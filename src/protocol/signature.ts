@@ -2,101 +2,121 @@ import { p256 } from "@noble/curves/nist.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { Curve, PublicKey } from "./did-key";
+import { verifyP256Noble } from "./p256-noble";
+import { verifyP256WebCrypto } from "./p256-webcrypto";
+import { secp256k1Wasm } from "./secp256k1-wasm";
 
 // atproto signatures are ECDSA over sha256 of the message, in 64-byte compact form (r || s),
-// and must be "low-S" (s <= n/2) so each signature has one valid encoding; DER is not accepted.
+// and must be "low-S" (s <= n/2) so each signature has one valid encoding; DER is not accepted
+// (atproto cryptography spec). The range and low-S rules are checked here, once, before any
+// backend sees the signature: WebCrypto accepts high-S signatures, so this check is the rule.
 //
-// Signature checks bound how fast a relay can validate (DESIGN.md: ~790 secp256k1 verifies/s
-// per core with @noble/curves). ECDSA verification computes u1*G + u2*P; G has precomputed
-// multiples, P (the account's key) does not. The same accounts sign again and again, so once a
-// key has been used HOT_KEY_USES times we precompute its wNAF table too (window 6: measured
-// ~3x faster verifies here, for ~28 ms once), keeping at most MAX_HOT_KEYS tables (each a few
-// hundred KB) so memory stays bounded. Cold keys use noble's own Strauss-Shamir double
-// multiplication. The arithmetic is noble's; only the choice of precomputation is ours.
+// Signature checks bound how fast a relay validates (docs/benchmarks.md). Backends:
+// - secp256k1 (most accounts): libsecp256k1 compiled to WebAssembly (secp256k1-wasm.ts), ~5x
+//   @noble/curves; the key's uncompressed form is kept per PublicKey object, which saves the
+//   square root of parsing a compressed point on every later signature of that account.
+// - P-256: WebCrypto (p256-webcrypto.ts, asynchronous) for `verifySignatureAsync`, the
+//   ingester's path; @noble/curves (p256-noble.ts) for the synchronous `verifySignature`.
+// Keys are cached per PublicKey object (WeakMaps), so a key is as long-lived as the parsed DID
+// document holding it (the ingester's identity cache bounds how many there are).
 
 const COMPACT_SIGNATURE_BYTES = 64;
-const HOT_KEY_USES = 8;
-const MAX_HOT_KEYS = 64;
-const MAX_TRACKED_KEYS = 20_000;
-const TABLE_WINDOW = 6;
+const SCALAR_BYTES = 32;
 
-type CurveImpl = typeof secp256k1 | typeof p256;
-type Point = ReturnType<CurveImpl["Point"]["fromBytes"]>;
-
-const CURVES: Record<Curve, CurveImpl> = { secp256k1, p256 };
-
-type KeyState = { point: Point; uses: number; hot: boolean };
-
-const keyStates = new Map<string, KeyState>();
-const hotKeys: string[] = [];
-
-function bytesToBigInt(bytes: Uint8Array): bigint {
-  let hex = "";
-  for (const b of bytes) hex += (b < 16 ? "0" : "") + b.toString(16);
-  return hex.length === 0 ? 0n : BigInt(`0x${hex}`);
+function scalarBytes(n: bigint): Uint8Array {
+  const hex = n.toString(16).padStart(SCALAR_BYTES * 2, "0");
+  const out = new Uint8Array(SCALAR_BYTES);
+  for (let i = 0; i < SCALAR_BYTES; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
 }
 
-function keyId(key: PublicKey): string {
-  let id = key.curve;
-  for (const b of key.compressed) id += String.fromCharCode(b);
-  return id;
-}
+type ScalarBounds = { order: Uint8Array; halfOrder: Uint8Array };
 
-function keyState(curve: CurveImpl, key: PublicKey): KeyState {
-  const id = keyId(key);
-  let state = keyStates.get(id);
-  if (!state) {
-    if (keyStates.size >= MAX_TRACKED_KEYS) {
-      keyStates.clear();
-      hotKeys.length = 0;
-    }
-    state = { point: curve.Point.fromBytes(key.compressed), uses: 0, hot: false };
-    keyStates.set(id, state);
+const BOUNDS: Record<Curve, ScalarBounds> = {
+  secp256k1: {
+    order: scalarBytes(secp256k1.Point.Fn.ORDER),
+    halfOrder: scalarBytes(secp256k1.Point.Fn.ORDER >> 1n),
+  },
+  p256: {
+    order: scalarBytes(p256.Point.Fn.ORDER),
+    halfOrder: scalarBytes(p256.Point.Fn.ORDER >> 1n),
+  },
+};
+
+/** Compares the 32-byte big-endian scalar at `signature[offset..]` with `bound`. */
+function compareScalar(signature: Uint8Array, offset: number, bound: Uint8Array): number {
+  for (let i = 0; i < SCALAR_BYTES; i++) {
+    const a = signature[offset + i] as number;
+    const b = bound[i] as number;
+    if (a !== b) return a < b ? -1 : 1;
   }
-  state.uses++;
-  if (!state.hot && state.uses >= HOT_KEY_USES) {
-    if (hotKeys.length >= MAX_HOT_KEYS) {
-      const evicted = keyStates.get(hotKeys.shift() as string);
-      if (evicted) {
-        // a fresh point object drops the table (tables are cached per point identity)
-        evicted.point = curve.Point.fromBytes(evicted.point.toBytes(true));
-        evicted.hot = false;
-        evicted.uses = 0;
-      }
-    }
-    state.point.precompute(TABLE_WINDOW, false);
-    state.hot = true;
-    hotKeys.push(id);
-  }
-  return state;
+  return 0;
 }
 
-/** True only for a valid low-S compact signature of `message` by `key`. Never throws. */
+function isZeroScalar(signature: Uint8Array, offset: number): boolean {
+  for (let i = 0; i < SCALAR_BYTES; i++) if (signature[offset + i] !== 0) return false;
+  return true;
+}
+
+/** A compact signature with 0 < r < n and 0 < s <= n/2 (low-S). */
+function isCanonicalCompact(curve: Curve, signature: Uint8Array): boolean {
+  if (signature.byteLength !== COMPACT_SIGNATURE_BYTES) return false;
+  const { order, halfOrder } = BOUNDS[curve];
+  if (isZeroScalar(signature, 0) || compareScalar(signature, 0, order) >= 0) return false;
+  if (isZeroScalar(signature, SCALAR_BYTES)) return false;
+  return compareScalar(signature, SCALAR_BYTES, halfOrder) <= 0;
+}
+
+const uncompressedPoints = new WeakMap<PublicKey, Uint8Array | null>();
+
+function verifySecp256k1(key: PublicKey, message: Uint8Array, signature: Uint8Array): boolean {
+  let point = uncompressedPoints.get(key);
+  if (point === undefined) {
+    point = secp256k1Wasm.uncompressed(key.compressed);
+    uncompressedPoints.set(key, point);
+  }
+  if (point === null) return false;
+  return secp256k1Wasm.verify(sha256(message), point, signature);
+}
+
+/**
+ * True only for a valid low-S compact signature of `message` by `key`. Never throws.
+ * Synchronous: P-256 is verified in JavaScript. Prefer `verifySignatureAsync` where the caller
+ * can await (P-256 through WebCrypto is ~10x faster).
+ */
 export function verifySignature(
   key: PublicKey,
   message: Uint8Array,
   signature: Uint8Array,
 ): boolean {
-  if (signature.byteLength !== COMPACT_SIGNATURE_BYTES) return false;
-  try {
-    const curve = CURVES[key.curve];
-    const Point = curve.Point;
-    const Fn = Point.Fn;
-    const n = Fn.ORDER;
-    const r = bytesToBigInt(signature.subarray(0, 32));
-    const s = bytesToBigInt(signature.subarray(32, 64));
-    if (r <= 0n || r >= n || s <= 0n || s > n >> 1n) return false;
-    const state = keyState(curve, key);
-    const h = Fn.create(bytesToBigInt(sha256(message)));
-    const w = Fn.inv(s);
-    const u1 = Fn.mul(h, w);
-    const u2 = Fn.mul(r, w);
-    const R = state.hot
-      ? Point.BASE.multiplyUnsafe(u1).add(state.point.multiplyUnsafe(u2))
-      : Point.BASE.mulAddUnsafe(u1, state.point, u2);
-    if (R.is0()) return false;
-    return Fn.create(R.toAffine().x) === r;
-  } catch {
-    return false;
+  if (!isCanonicalCompact(key.curve, signature)) return false;
+  switch (key.curve) {
+    case "secp256k1":
+      return verifySecp256k1(key, message, signature);
+    case "p256":
+      return verifyP256Noble(key.compressed, message, signature);
+    default: {
+      const unreachable: never = key.curve;
+      throw new Error(`unknown curve ${String(unreachable)}`);
+    }
+  }
+}
+
+/** As `verifySignature`, with P-256 verified by the runtime's WebCrypto. Never rejects. */
+export async function verifySignatureAsync(
+  key: PublicKey,
+  message: Uint8Array,
+  signature: Uint8Array,
+): Promise<boolean> {
+  if (!isCanonicalCompact(key.curve, signature)) return false;
+  switch (key.curve) {
+    case "secp256k1":
+      return verifySecp256k1(key, message, signature);
+    case "p256":
+      return verifyP256WebCrypto(key, key.compressed, message, signature);
+    default: {
+      const unreachable: never = key.curve;
+      throw new Error(`unknown curve ${String(unreachable)}`);
+    }
   }
 }

@@ -2,14 +2,19 @@ import { P256Keypair, Secp256k1Keypair } from "@atproto/crypto";
 import { describe, expect, it } from "vitest";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { cidForDagCbor } from "../../src/protocol/cid";
-import { decodeCommit, verifyCommitSignature } from "../../src/protocol/commit";
+import {
+  decodeCommit,
+  verifyCommitSignature,
+  verifyCommitSignatureAsync,
+} from "../../src/protocol/commit";
 import {
   formatDidKey,
+  type PublicKey,
   parseDidKey,
   parseLegacyMultibaseKey,
   parseMultikey,
 } from "../../src/protocol/did-key";
-import { verifySignature } from "../../src/protocol/signature";
+import { verifySignature, verifySignatureAsync } from "../../src/protocol/signature";
 import { readInteropJson } from "../support/interop";
 
 type SignatureFixture = {
@@ -26,6 +31,24 @@ type SignatureFixture = {
 
 const b64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 
+// Both entry points: the synchronous one (libsecp256k1 WASM, noble P-256) and the one the
+// ingester awaits (libsecp256k1 WASM, WebCrypto P-256).
+const verifiers = [
+  [
+    "verifySignature",
+    async (k: PublicKey, m: Uint8Array, s: Uint8Array) => verifySignature(k, m, s),
+  ],
+  ["verifySignatureAsync", verifySignatureAsync],
+] as const;
+
+const highSTwin = (sig: Uint8Array, order: bigint): Uint8Array => {
+  const s = BigInt(`0x${Buffer.from(sig.subarray(32)).toString("hex")}`);
+  const highS = Buffer.from((order - s).toString(16).padStart(64, "0"), "hex");
+  return new Uint8Array([...sig.subarray(0, 32), ...highS]);
+};
+const SECP256K1_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const P256_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+
 describe("signature fixtures (official interop vectors)", () => {
   const fixtures = readInteropJson<SignatureFixture[]>("crypto", "signature-fixtures.json");
   it.each(fixtures.map((f) => [f.comment, f] as const))("%s", (_c, f) => {
@@ -38,8 +61,21 @@ describe("signature fixtures (official interop vectors)", () => {
     const legacy = parseLegacyMultibaseKey(key.curve, f.publicKeyMultibase);
     expect(Buffer.from(legacy.compressed).equals(Buffer.from(key.compressed))).toBe(true);
   });
-  it("covers high-S cases", () => {
-    expect(fixtures.some((f) => f.tags.includes("high-s") && !f.validSignature)).toBe(true);
+  it("covers high-S cases on both curves", () => {
+    const highS = fixtures.filter((f) => f.tags.includes("high-s") && !f.validSignature);
+    expect(new Set(highS.map((f) => f.algorithm))).toEqual(new Set(["ES256", "ES256K"]));
+  });
+  describe.each(verifiers)("%s", (_name, verify) => {
+    it.each(fixtures.map((f) => [f.comment, f] as const))("%s", async (_c, f) => {
+      const message = b64(f.messageBase64);
+      const signature = b64(f.signatureBase64);
+      // a key seen for the first time, then the same key object again (its cached form)
+      const key = parseDidKey(f.publicKeyDid);
+      expect(await verify(key, message, signature)).toBe(f.validSignature);
+      expect(await verify(key, message, signature)).toBe(f.validSignature);
+      const legacy = parseLegacyMultibaseKey(key.curve, f.publicKeyMultibase);
+      expect(await verify(legacy, message, signature)).toBe(f.validSignature);
+    });
   });
 });
 
@@ -92,29 +128,59 @@ describe("signed commits made by the reference implementation", () => {
     const block = encodeDagCbor({ ...unsigned, sig });
     const commit = decodeCommit(block);
     const key = parseDidKey(keypair.did());
-    expect(verifyCommitSignature(commit, key)).toBe(true);
-
+    const other = parseDidKey((await create()).did());
     const flipped = new Uint8Array(commit.sig);
     flipped[10] = (flipped[10] as number) ^ 1;
-    expect(verifyCommitSignature({ ...commit, sig: flipped }, key)).toBe(false);
-    expect(verifyCommitSignature({ ...commit, rev: "3l6jd7dvzeg2d" }, key)).toBe(false);
-
-    const other = await create();
-    expect(verifyCommitSignature(commit, parseDidKey(other.did()))).toBe(false);
+    for (const verify of [verifyCommitSignature, verifyCommitSignatureAsync]) {
+      expect(await verify(commit, key)).toBe(true);
+      expect(await verify({ ...commit, sig: flipped }, key)).toBe(false);
+      expect(await verify({ ...commit, rev: "3l6jd7dvzeg2d" }, key)).toBe(false);
+      expect(await verify(commit, other)).toBe(false);
+    }
   });
 
-  it("rejects a high-S twin of a valid signature", async () => {
-    const keypair = await Secp256k1Keypair.create();
+  it.each([
+    ["secp256k1", () => Secp256k1Keypair.create(), SECP256K1_ORDER],
+    ["p256", () => P256Keypair.create(), P256_ORDER],
+  ] as const)("%s: rejects the high-S twin of a valid signature", async (_c, create, order) => {
+    const keypair = await create();
     const message = encodeDagCbor({ hello: "world" });
     const sig = await keypair.sign(message);
     const key = parseDidKey(keypair.did());
-    expect(verifySignature(key, message, sig)).toBe(true);
-    const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
-    const s = BigInt(`0x${Buffer.from(sig.subarray(32)).toString("hex")}`);
-    const highS = Buffer.from((n - s).toString(16).padStart(64, "0"), "hex");
-    const twin = new Uint8Array([...sig.subarray(0, 32), ...highS]);
-    expect(verifySignature(key, message, twin)).toBe(false);
+    const twin = highSTwin(sig, order);
+    for (const [, verify] of verifiers) {
+      expect(await verify(key, message, sig)).toBe(true);
+      expect(await verify(key, message, twin)).toBe(false);
+    }
   });
+
+  it.each([
+    ["secp256k1", () => Secp256k1Keypair.create(), SECP256K1_ORDER],
+    ["p256", () => P256Keypair.create(), P256_ORDER],
+  ] as const)(
+    "%s: rejects r or s out of range and keys off the curve",
+    async (_c, create, order) => {
+      const keypair = await create();
+      const message = encodeDagCbor({ hello: "range" });
+      const sig = await keypair.sign(message);
+      const key = parseDidKey(keypair.did());
+      const n = Buffer.from(order.toString(16).padStart(64, "0"), "hex");
+      const rIsOrder = new Uint8Array([...n, ...sig.subarray(32)]);
+      const zeroS = new Uint8Array([...sig.subarray(0, 32), ...new Uint8Array(32)]);
+      const zeroR = new Uint8Array([...new Uint8Array(32), ...sig.subarray(32)]);
+      // x = 5 is not the x of any point on either curve
+      const offCurve: PublicKey = { curve: key.curve, compressed: new Uint8Array(33) };
+      offCurve.compressed[0] = 2;
+      offCurve.compressed[32] = 5;
+      for (const [, verify] of verifiers) {
+        expect(await verify(key, message, rIsOrder)).toBe(false);
+        expect(await verify(key, message, zeroS)).toBe(false);
+        expect(await verify(key, message, zeroR)).toBe(false);
+        expect(await verify(key, message, sig.subarray(0, 63))).toBe(false);
+        expect(await verify(offCurve, message, sig)).toBe(false);
+      }
+    },
+  );
 
   it("rejects malformed commits with InvalidCommit", () => {
     const data = cidForDagCbor(encodeDagCbor({ e: [] }));
@@ -134,22 +200,24 @@ describe("signed commits made by the reference implementation", () => {
 });
 
 describe("verification of frequently used keys", () => {
-  it.each([
-    ["secp256k1", () => Secp256k1Keypair.create()],
-    ["p256", () => P256Keypair.create()],
-  ] as const)("%s: stays correct once the key's table is precomputed", async (_c, create) => {
-    const keypair = await create();
-    const key = parseDidKey(keypair.did());
-    const other = parseDidKey((await create()).did());
-    for (let i = 0; i < 20; i++) {
-      const message = encodeDagCbor({ i });
-      const sig = await keypair.sign(message);
-      expect(verifySignature(key, message, sig)).toBe(true);
-      expect(verifySignature(key, encodeDagCbor({ i: i + 1 }), sig)).toBe(false);
-      expect(verifySignature(other, message, sig)).toBe(false);
-      const flipped = new Uint8Array(sig);
-      flipped[40] = (flipped[40] as number) ^ 1;
-      expect(verifySignature(key, message, flipped)).toBe(false);
-    }
+  describe.each(verifiers)("%s", (_name, verify) => {
+    it.each([
+      ["secp256k1", () => Secp256k1Keypair.create()],
+      ["p256", () => P256Keypair.create()],
+    ] as const)("%s: stays correct once the key is cached", async (_c, create) => {
+      const keypair = await create();
+      const key = parseDidKey(keypair.did());
+      const other = parseDidKey((await create()).did());
+      for (let i = 0; i < 20; i++) {
+        const message = encodeDagCbor({ i });
+        const sig = await keypair.sign(message);
+        expect(await verify(key, message, sig)).toBe(true);
+        expect(await verify(key, encodeDagCbor({ i: i + 1 }), sig)).toBe(false);
+        expect(await verify(other, message, sig)).toBe(false);
+        const flipped = new Uint8Array(sig);
+        flipped[40] = (flipped[40] as number) ^ 1;
+        expect(await verify(key, message, flipped)).toBe(false);
+      }
+    });
   });
 });
