@@ -1,7 +1,7 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
-// Three projects, one per rung of the testing ladder (DESIGN.md):
+// Four projects, one per rung of the testing ladder (DESIGN.md) and the fault suite:
 // core runs the pure protocol code in plain Node, workers runs the Worker and
 // Durable Objects inside workerd, integration drives `wrangler dev` from Node
 // against real reference PDS hosts and real consumers.
@@ -49,6 +49,18 @@ export default defineConfig({
           name: "integration",
           environment: "node",
           include: ["test/integration/**/*.test.ts"],
+          testTimeout: 240_000,
+          hookTimeout: 240_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // kill -9 of `wrangler dev` at seeded moments (test/faults, docs/testing.md); one relay
+        // and one PDS network at a time
+        test: {
+          name: "faults",
+          environment: "node",
+          include: ["test/faults/**/*.test.ts"],
           testTimeout: 240_000,
           hookTimeout: 240_000,
           fileParallelism: false,

@@ -74,6 +74,55 @@ export async function restartPds(host: PdsHost, plcUrl: string): Promise<void> {
   host.pds = await startPds(plcUrl, host.dataDirectory, host.blobDirectory, host.pds.port);
 }
 
+/** The last seq this PDS sequenced (0 before any), read from its own database. */
+export async function pdsHead(host: PdsHost): Promise<number> {
+  return (await host.pds.ctx.sequencer.curr()) ?? 0;
+}
+
+/** Header our own readers of a PDS's stream send, so they are not mistaken for the relay. */
+export const TEST_READER_HEADER = "x-freehose-test-reader";
+
+/**
+ * Watches a PDS for subscribeRepos connections from anyone but the test's own readers (i.e.
+ * the relay), and notes the PDS's head at the first one after each `reset()`: a subscriber
+ * without a cursor is owed exactly the events sequenced after that.
+ */
+export type ConnectionWatch = {
+  /** PDS head when the relay first connected since the last reset; undefined before. */
+  floor(): number | undefined;
+  connections(): number;
+  reset(): void;
+  close(): void;
+};
+
+export function watchRelayConnections(host: PdsHost): ConnectionWatch {
+  let floor: number | undefined;
+  let pending: Promise<void> | undefined;
+  let connections = 0;
+  const server = host.pds.server.server;
+  if (!server) throw new Error(`PDS ${host.hostname} has no HTTP server to watch`);
+  const onUpgrade = (request: { headers: Record<string, unknown>; url?: string }) => {
+    if (request.headers[TEST_READER_HEADER] !== undefined) return;
+    if (!request.url?.includes("subscribeRepos")) return;
+    connections++;
+    if (floor !== undefined || pending) return;
+    pending = pdsHead(host).then((head) => {
+      floor = head;
+    });
+  };
+  server.on("upgrade", onUpgrade);
+  return {
+    floor: () => floor,
+    connections: () => connections,
+    reset() {
+      floor = undefined;
+      pending = undefined;
+      connections = 0;
+    },
+    close: () => server.off("upgrade", onUpgrade),
+  };
+}
+
 export async function startPdsNetwork(options: NetworkOptions): Promise<PdsNetwork> {
   const plc = await TestPlc.create({});
   const hosts: PdsHost[] = [];

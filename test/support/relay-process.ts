@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -29,7 +29,14 @@ export type RelayProcess = {
   port: number;
   persistDir: string;
   output: () => string;
+  /** Process id of `wrangler dev`, leader of its own process group (workerd is in it). */
+  pid: number;
   stop(): Promise<void>;
+  /**
+   * kill -9 of the whole process group (wrangler, esbuild, workerd) at once, as a crash or an
+   * eviction does it: nothing gets to flush. Resolves when wrangler has exited.
+   */
+  kill(): Promise<void>;
 };
 
 export async function freePort(): Promise<number> {
@@ -102,6 +109,15 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
     await exited;
     clearTimeout(timer);
   };
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+    await exited;
+  };
   const deadline = Date.now() + 90_000;
   for (;;) {
     if (child.exitCode !== null)
@@ -118,7 +134,47 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { url, wsUrl: `ws://127.0.0.1:${port}`, port, persistDir, output: () => output, stop };
+  return {
+    url,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    port,
+    persistDir,
+    output: () => output,
+    pid: child.pid as number,
+    stop,
+    kill,
+  };
+}
+
+/**
+ * Resident memory (bytes) of every workerd process in a relay's process group, read from
+ * /proc (Linux only; 0 where /proc is absent). workerd holds the Durable Objects, so this is
+ * the memory a long-running relay would grow.
+ */
+export function workerdRssBytes(relay: Pick<RelayProcess, "pid">): number {
+  let total = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // the command sits in parentheses and may contain spaces: fields follow the last ")"
+      const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const processGroup = Number(fields[2]);
+      if (processGroup !== relay.pid || !command.startsWith("workerd")) continue;
+      const rss = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/status`, "utf8"));
+      if (rss) total += Number(rss[1]) * 1024;
+    } catch {
+      // the process ended while we read it
+    }
+  }
+  return total;
 }
 
 export async function requestCrawl(relayUrl: string, hostname: string): Promise<Response> {

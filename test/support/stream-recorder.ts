@@ -35,8 +35,11 @@ export type StreamRecorder = {
   ): Promise<void>;
 };
 
-export function recordStream(url: string): StreamRecorder {
-  const ws = new WebSocket(url);
+export function recordStream(
+  url: string,
+  options: { headers?: Record<string, string> } = {},
+): StreamRecorder {
+  const ws = new WebSocket(url, { headers: options.headers });
   const recorder: StreamRecorder = {
     events: [],
     errors: [],
@@ -71,4 +74,95 @@ export function recordStream(url: string): StreamRecorder {
     recorder.closed = true;
   });
   return recorder;
+}
+
+/**
+ * Reads a subscribeRepos stream from `cursor` until an event with seq >= `throughSeq` arrived
+ * (or, with throughSeq 0, until it has been silent for a second), then closes it.
+ */
+export async function readLog(
+  url: string,
+  cursor: number,
+  throughSeq: number,
+  timeoutMs: number,
+  headers?: Record<string, string>,
+): Promise<RecordedEvent[]> {
+  const recorder = recordStream(`${url}?cursor=${cursor}`, { headers });
+  try {
+    await recorder.ready;
+    if (throughSeq > 0) {
+      await recorder.waitFor(
+        (events) => (events.at(-1)?.seq ?? 0) >= throughSeq || recorder.closed,
+        timeoutMs,
+        `${url} through seq ${throughSeq}`,
+      );
+    } else {
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    return recorder.events;
+  } finally {
+    recorder.close();
+  }
+}
+
+/**
+ * A consumer that keeps its place: when its socket closes (the relay died) it reconnects to
+ * `url()` with the last seq it saw, as a well-behaved firehose consumer does. `events` is
+ * everything it ever received, so a test can check it got each seq once.
+ */
+export type ResumingConsumer = {
+  events: RecordedEvent[];
+  errors: string[];
+  reconnects: number;
+  lastSeq(): number | undefined;
+  close(): void;
+};
+
+export function resumingConsumer(url: () => string, startCursor?: number): ResumingConsumer {
+  let current: StreamRecorder | undefined;
+  let stopped = false;
+  const consumer: ResumingConsumer = {
+    events: [],
+    errors: [],
+    reconnects: 0,
+    lastSeq: () => {
+      for (let i = consumer.events.length - 1; i >= 0; i--) {
+        const seq = consumer.events[i]?.seq;
+        if (seq !== null && seq !== undefined) return seq;
+      }
+      return undefined;
+    },
+    close() {
+      stopped = true;
+      current?.close();
+    },
+  };
+  const connect = (cursor: number | undefined) => {
+    const recorder = recordStream(`${url()}${cursor === undefined ? "" : `?cursor=${cursor}`}`);
+    current = recorder;
+    const push = recorder.events.push.bind(recorder.events);
+    recorder.events.push = (...items: RecordedEvent[]) => {
+      consumer.events.push(...items);
+      return push(...items);
+    };
+    recorder.ready.catch(() => undefined);
+    const retry = () => {
+      if (stopped || current !== recorder) return;
+      consumer.errors.push(...recorder.errors);
+      consumer.reconnects++;
+      setTimeout(() => {
+        if (!stopped) connect(consumer.lastSeq() ?? startCursor);
+      }, 500);
+    };
+    // "close" follows "error" for ws, so one handler covers both
+    const poll = setInterval(() => {
+      if (stopped) clearInterval(poll);
+      else if (recorder.closed) {
+        clearInterval(poll);
+        retry();
+      }
+    }, 100);
+  };
+  connect(startCursor);
+  return consumer;
 }
