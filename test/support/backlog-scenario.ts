@@ -165,7 +165,10 @@ export async function checkRelayLog(
     if ((lastRev.get(repo) ?? "") >= rev) outOfOrder++;
     lastRev.set(repo, rev);
   });
-  await new Promise((r) => ws.once("open", r));
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
   await waitUntil(() => performance.now() - last > 1_500, 120_000);
   ws.close();
   let lost = 0;
