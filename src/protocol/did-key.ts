@@ -1,7 +1,7 @@
 import { p256 } from "@noble/curves/nist.js";
-import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { base58btc } from "multiformats/bases/base58";
 import { ProtocolError } from "./errors";
+import { secp256k1Wasm } from "./secp256k1-wasm";
 
 // atproto signing keys are secp256k1 ("k256") or NIST P-256, published as `did:key:z...` or as a
 // Multikey `publicKeyMultibase` (multicodec-prefixed compressed point). The older DID-document
@@ -20,17 +20,30 @@ const SECP256K1_PUB_PREFIX = [0xe7, 0x01];
 const P256_PUB_PREFIX = [0x80, 0x24];
 const DID_KEY_PREFIX = "did:key:";
 
-function curveImpl(curve: Curve) {
-  return curve === "secp256k1" ? secp256k1 : p256;
+function compressedPoint(curve: Curve, point: Uint8Array): Uint8Array | null {
+  switch (curve) {
+    // libsecp256k1 parses a key ~4x faster than @noble/curves (~130 µs here): every DID
+    // document the relay resolves or reloads pays this once
+    case "secp256k1":
+      return secp256k1Wasm.compressed(point);
+    case "p256":
+      try {
+        return p256.Point.fromBytes(point).toBytes(true);
+      } catch {
+        return null;
+      }
+    default: {
+      const unreachable: never = curve;
+      throw new Error(`unknown curve ${String(unreachable)}`);
+    }
+  }
 }
 
 /** Validates a point on the curve and returns its compressed form. */
 export function compressPoint(curve: Curve, point: Uint8Array): Uint8Array {
-  try {
-    return curveImpl(curve).Point.fromBytes(point).toBytes(true);
-  } catch (err) {
-    throw new ProtocolError("InvalidKey", `not a valid ${curve} public key`, { cause: err });
-  }
+  const compressed = compressedPoint(curve, point);
+  if (!compressed) throw new ProtocolError("InvalidKey", `not a valid ${curve} public key`);
+  return compressed;
 }
 
 function decodeBase58Multibase(multibase: string): Uint8Array {

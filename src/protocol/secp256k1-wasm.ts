@@ -19,6 +19,8 @@ export type Secp256k1Verifier = {
   verify(hash: Uint8Array, publicKey: Uint8Array, signature: Uint8Array): boolean;
   /** The 65-byte uncompressed form of a valid point (parsing it skips a square root), or null. */
   uncompressed(publicKey: Uint8Array): Uint8Array | null;
+  /** The 33-byte compressed form of a valid point, or null. */
+  compressed(publicKey: Uint8Array): Uint8Array | null;
 };
 
 type Secp256k1Exports = {
@@ -76,6 +78,20 @@ export function secp256k1FromWasm(compiled: unknown): Secp256k1Verifier {
   const isPointLength = (n: number) =>
     n === COMPRESSED_POINT_BYTES || n === UNCOMPRESSED_POINT_BYTES;
 
+  /** Parses a point (rejecting one not on the curve) and writes it back in `length` bytes. */
+  const serialize = (publicKey: Uint8Array, length: number): Uint8Array | null => {
+    if (!isPointLength(publicKey.byteLength)) return null;
+    const bytes = memory();
+    bytes.set(publicKey, publicKeyAt);
+    try {
+      // throws (through throwError) when the bytes are not a point on the curve
+      exports.pointCompress(publicKey.byteLength, length);
+      return bytes.slice(publicKeyAt, publicKeyAt + length);
+    } catch {
+      return null;
+    }
+  };
+
   return {
     verify(hash, publicKey, signature) {
       if (hash.byteLength !== HASH_BYTES || signature.byteLength !== SIGNATURE_BYTES) return false;
@@ -91,16 +107,10 @@ export function secp256k1FromWasm(compiled: unknown): Secp256k1Verifier {
       }
     },
     uncompressed(publicKey) {
-      if (!isPointLength(publicKey.byteLength)) return null;
-      const bytes = memory();
-      bytes.set(publicKey, publicKeyAt);
-      try {
-        // throws (through throwError) when the bytes are not a point on the curve
-        exports.pointCompress(publicKey.byteLength, UNCOMPRESSED_POINT_BYTES);
-        return bytes.slice(publicKeyAt, publicKeyAt + UNCOMPRESSED_POINT_BYTES);
-      } catch {
-        return null;
-      }
+      return serialize(publicKey, UNCOMPRESSED_POINT_BYTES);
+    },
+    compressed(publicKey) {
+      return serialize(publicKey, COMPRESSED_POINT_BYTES);
     },
   };
 }

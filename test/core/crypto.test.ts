@@ -1,4 +1,7 @@
 import { P256Keypair, Secp256k1Keypair } from "@atproto/crypto";
+import { p256 } from "@noble/curves/nist.js";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { base58btc } from "multiformats/bases/base58";
 import { describe, expect, it } from "vitest";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { cidForDagCbor } from "../../src/protocol/cid";
@@ -30,6 +33,12 @@ type SignatureFixture = {
 };
 
 const b64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
+
+// the generator points, in both encodings (keys known to be on their curves)
+const k256Base = () => secp256k1.Point.BASE.toBytes(true);
+const k256BaseUncompressed = () => secp256k1.Point.BASE.toBytes(false);
+const p256Base = () => p256.Point.BASE.toBytes(true);
+const p256BaseUncompressed = () => p256.Point.BASE.toBytes(false);
 
 // Both entry points: the synchronous one (libsecp256k1 WASM, noble P-256) and the one the
 // ingester awaits (libsecp256k1 WASM, WebCrypto P-256).
@@ -105,6 +114,36 @@ describe("did:key vectors (official interop vectors)", () => {
     );
     expect(() => parseMultikey("zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBmX")).toThrow();
     expect(() => parseDidKey("did:web:example.com")).toThrow(/did:key/);
+    // x = 7 is the x of no point on either curve; 0x04 with a wrong y is off the curve too
+    for (const [curve, prefix] of [
+      ["secp256k1", [0xe7, 0x01]],
+      ["p256", [0x80, 0x24]],
+    ] as const) {
+      const compressed = new Uint8Array(33);
+      compressed[0] = 2;
+      compressed[32] = 7;
+      const multikey = `z${base58btc.encode(new Uint8Array([...prefix, ...compressed])).slice(1)}`;
+      expect(() => parseMultikey(multikey)).toThrow(/not a valid/);
+      const valid = parseDidKey(
+        formatDidKey({ curve, compressed: curve === "p256" ? p256Base() : k256Base() }),
+      );
+      expect(valid.curve).toBe(curve);
+    }
+  });
+
+  it("reads the uncompressed form of the legacy DID-document keys", () => {
+    for (const [curve, base] of [
+      ["secp256k1", k256BaseUncompressed()],
+      ["p256", p256BaseUncompressed()],
+    ] as const) {
+      const key = parseLegacyMultibaseKey(curve, base58btc.encode(base));
+      expect(key.compressed).toEqual(curve === "secp256k1" ? k256Base() : p256Base());
+      const offCurve = base.slice();
+      offCurve[64] = (offCurve[64] as number) ^ 1;
+      expect(() => parseLegacyMultibaseKey(curve, base58btc.encode(offCurve))).toThrow(
+        /not a valid/,
+      );
+    }
   });
 });
 
@@ -168,10 +207,10 @@ describe("signed commits made by the reference implementation", () => {
       const rIsOrder = new Uint8Array([...n, ...sig.subarray(32)]);
       const zeroS = new Uint8Array([...sig.subarray(0, 32), ...new Uint8Array(32)]);
       const zeroR = new Uint8Array([...new Uint8Array(32), ...sig.subarray(32)]);
-      // x = 5 is not the x of any point on either curve
+      // x = 7 is not the x of any point on either curve
       const offCurve: PublicKey = { curve: key.curve, compressed: new Uint8Array(33) };
       offCurve.compressed[0] = 2;
-      offCurve.compressed[32] = 5;
+      offCurve.compressed[32] = 7;
       for (const [, verify] of verifiers) {
         expect(await verify(key, message, rIsOrder)).toBe(false);
         expect(await verify(key, message, zeroS)).toBe(false);
