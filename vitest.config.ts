@@ -55,6 +55,29 @@ export default defineConfig({
         },
       },
       {
+        // `npm run cost`: the billed-unit workload (test/cost, docs/cost.md), with the default
+        // settings except a short host report window, so reports happen within the run
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                PLC_URL: inject("plcUrl"),
+                DEV_MODE: "true",
+                ADMIN_TOKEN: "test-admin-token",
+                HOST_REPORT_INTERVAL_SECONDS: "3",
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "cost",
+          include: ["test/cost/**/*.test.ts"],
+          globalSetup: ["test/cost/cost-setup.ts"],
+          testTimeout: 240_000,
+        },
+      },
+      {
         // kill -9 of `wrangler dev` at seeded moments (test/faults, docs/testing.md); one relay
         // and one PDS network at a time
         test: {

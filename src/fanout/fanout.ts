@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
 import { iterateRecords, recordsSeqRange } from "../log/records";
+import { meterObject } from "../metering/meter";
 import { decideStreamStart } from "../protocol/cursor";
 import { encodeErrorFrame, encodeInfoFrame } from "../protocol/frame";
 import { sequencerStub } from "../stubs";
@@ -82,6 +83,7 @@ export class Fanout extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    meterObject(this, ctx, env, "Fanout");
     this.#segments = new SegmentReader(env.EVENT_LOG);
     const config = readConfig(env);
     this.#minBytesPerSecond = config.consumerMinBytesPerSecond;

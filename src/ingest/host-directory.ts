@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
+import { meterObject } from "../metering/meter";
 import { hostIngesterStub } from "../stubs";
 import type { HostLimits, HostReport, HostStatus } from "./host-record";
 import { ingesterObjectName } from "./partition";
@@ -106,6 +107,7 @@ function toEntry(row: Row): HostEntry {
 export class HostDirectory extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    meterObject(this, ctx, env, "HostDirectory");
     ctx.storage.sql.exec(SCHEMA);
   }
 

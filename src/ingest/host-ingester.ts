@@ -3,6 +3,7 @@ import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { IdentityCache } from "../identity/identity-cache";
 import { identityMoves } from "../identity/identity-moves";
+import { meterObject } from "../metering/meter";
 import { ProtocolError } from "../protocol/errors";
 import {
   canonicalEventFrame,
@@ -122,6 +123,7 @@ export class HostIngester extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    meterObject(this, ctx, env, "HostIngester");
     this.#config = readConfig(env);
     this.#identityMoves = identityMoves(env, this.#config.repoIndexShards);
     ctx.blockConcurrencyWhile(async () => {

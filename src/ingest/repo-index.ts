@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { meterObject } from "../metering/meter";
 
 // DID -> host, rev, head commit and status, for listRepos, getRepoStatus and getLatestCommit.
 //
@@ -74,6 +75,7 @@ function toEntry(row: Row): RepoEntry {
 export class RepoIndex extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    meterObject(this, ctx, env, "RepoIndex");
     ctx.storage.sql.exec(SCHEMA);
   }
 

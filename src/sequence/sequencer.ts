@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { segmentKey } from "../log/segment";
+import { meterObject } from "../metering/meter";
 import { concatBytes } from "../protocol/bytes";
 import { fanoutStub } from "../stubs";
 import { loadHostCursors, loadHostEpochs, resetHostCursor } from "./host-cursors";
@@ -80,6 +81,7 @@ export class Sequencer extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    meterObject(this, ctx, env, "Sequencer");
     this.#config = readConfig(env);
     ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql;

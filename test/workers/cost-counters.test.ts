@@ -1,0 +1,69 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { meterSnapshot, resetMeter } from "../../src/metering/meter";
+import { sequencerStub } from "../../src/stubs";
+import { crawl, ingester, newHost, push, sequencedThrough } from "./ingest-support";
+import { appendEvents } from "./support";
+
+// Keeps the billed-unit counters honest (src/metering/meter.ts, `npm run cost`, docs/cost.md):
+// a known workload gives known row and request counts, so a change that adds a row or a request
+// per event fails here.
+
+async function settled(): Promise<void> {
+  // the meter sums a statement's rows in the microtask after it ran
+  await new Promise((r) => setTimeout(r, 10));
+}
+
+describe("cost counters", () => {
+  it("the event log writes one row per batch, deleted once sealed, and one request per batch", async () => {
+    await sequencerStub(env).getLogState();
+    resetMeter();
+    const batches = 20;
+    for (let i = 0; i < batches; i++) await appendEvents(10, "cost.test", 500);
+    await settled();
+    const appended = meterSnapshot();
+    expect(appended.calls["Sequencer.appendBatch"]).toBe(batches);
+    expect(appended.objects.Sequencer!.requests).toBe(batches);
+    // one hot-log row per batch; an alarm firing meanwhile may add a few
+    expect(appended.objects.Sequencer!.rowsWritten).toBeGreaterThanOrEqual(batches);
+    expect(appended.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(batches + 4);
+
+    resetMeter();
+    await sequencerStub(env).sealNow();
+    await settled();
+    const sealed = meterSnapshot();
+    // the range delete is billed per row; the seal adds a segment row, a host cursor
+    // (row + primary-key index) and its bookkeeping
+    expect(
+      sealed.statements["Sequencer: DELETE FROM hot_log WHERE first_seq >= ? AND las"],
+    ).toEqual({ execs: 1, rowsWritten: batches });
+    expect(sealed.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(batches + 12);
+    expect(sealed.r2.classA).toBe(1);
+    expect(sealed.r2.bytesPut).toBeGreaterThan(batches * 10 * 500);
+  });
+
+  it("an ingester writes account state per report, not per event", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await sequencedThrough(host.hostname, (await push(host, 1)).at(-1)!);
+    await ingester(host.hostname).publishState();
+    await settled();
+    resetMeter();
+    const events = 40;
+    const seqs = await push(host, events);
+    await sequencedThrough(host.hostname, seqs.at(-1)!);
+    // the report that persists the account state and the host's cursor, as every
+    // HOST_REPORT_INTERVAL_SECONDS
+    await ingester(host.hostname).publishState();
+    await settled();
+    const units = meterSnapshot();
+    // one account: its state row (+ 2 index rows) and the host record (+ its index row), once;
+    // a row per event would be >= 40
+    expect(units.objects.HostIngester!.rowsWritten).toBeGreaterThanOrEqual(3);
+    expect(units.objects.HostIngester!.rowsWritten).toBeLessThanOrEqual(8);
+    expect(units.objects.RepoIndex!.rowsWritten).toBeLessThanOrEqual(2);
+    expect(units.objects.HostDirectory!.rowsWritten).toBeLessThanOrEqual(1);
+    // the batches reach the Sequencer as a few appends, not one per event
+    expect(units.calls["Sequencer.appendBatch"]).toBeLessThan(events / 2);
+  });
+});
