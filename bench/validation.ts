@@ -1,4 +1,7 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { IdResolver, MemoryCache } from "@atproto/identity";
 import { parseCommitAuthenticated } from "@atproto/sync";
 import { Frame } from "@atproto/xrpc-server";
@@ -12,11 +15,12 @@ import {
   verifyCommitSignatureAsync,
 } from "../src/protocol/commit";
 import { parseDidDocument } from "../src/protocol/did-doc";
-import { type PublicKey, parseDidKey } from "../src/protocol/did-key";
+import { formatDidKey, type PublicKey, parseDidKey } from "../src/protocol/did-key";
 import { type CheckedCommit, checkCommitEvent } from "../src/protocol/event-checks";
 import { type CommitBody, decodeFrame } from "../src/protocol/frame";
 import { checkCommitOps } from "../src/protocol/mst";
 import { loadCapturedFrames, loadDidDocuments } from "../test/fixtures/captured";
+import { freePort } from "../test/support/relay-process";
 import { ScriptedPlc } from "../test/support/scripted-pds";
 import { benchAccounts } from "./fixtures";
 import { reportFigure, reportRatio } from "./report";
@@ -277,7 +281,79 @@ async function generatedFrames(): Promise<void> {
   }
 }
 
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const WORKERD_EVENTS = 6000;
+
+/**
+ * The captured mix validated inside workerd (bench/workers/validation-worker.ts under
+ * `wrangler dev`), the relay's runtime: wall-clock events/s of one request on one thread.
+ */
+async function inWorkerd(): Promise<void> {
+  const frames = loadCapturedFrames()
+    .filter((c) => c.kind === "commit")
+    .map((c) => Buffer.from(c.bytes).toString("base64"));
+  const keys: Record<string, string> = {};
+  for (const [did, doc] of Object.entries(loadDidDocuments())) {
+    const key = parseDidDocument(doc).signingKey;
+    if (key) keys[did] = formatDidKey(key);
+  }
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    join(BENCH_DIR, "..", "node_modules", ".bin", "wrangler"),
+    [
+      "dev",
+      "--config",
+      join(BENCH_DIR, "workers", "validation.wrangler.toml"),
+      "--port",
+      String(port),
+      "--ip",
+      "127.0.0.1",
+      "--inspector-port",
+      String(await freePort()),
+      "--show-interactive-dev-session=false",
+      "--log-level",
+      "error",
+    ],
+    {
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
+      stdio: "ignore",
+      detached: true,
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error("wrangler dev exited");
+      const up = await fetch(url).then(
+        () => true,
+        () => false,
+      );
+      if (up) break;
+      if (Date.now() > deadline) throw new Error("wrangler dev did not start");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    for (const mode of ["first sight", "hot"] as const) {
+      const res = await fetch(url, {
+        method: "POST",
+        body: JSON.stringify({ frames, keys, events: WORKERD_EVENTS, mode }),
+      });
+      if (!res.ok) throw new Error(`workerd bench failed: ${await res.text()}`);
+      const { eventsPerSecond } = (await res.json()) as { eventsPerSecond: number };
+      reportFigure(
+        `validation in workerd (${frames.length} captured commits, ${mode === "hot" ? "hot keys" : "keys seen for the first time"})`,
+        eventsPerSecond,
+        "events/s",
+        "wall clock, one thread of wrangler dev",
+      );
+    }
+  } finally {
+    if (child.pid !== undefined) process.kill(-child.pid, "SIGTERM");
+  }
+}
+
 export default async function main(): Promise<void> {
   await capturedFrames();
   await generatedFrames();
+  await inWorkerd();
 }
