@@ -4,7 +4,7 @@ import {
   type IdentityCache,
 } from "../identity/identity-cache";
 import { IdentityUnavailable } from "../identity/resolver";
-import { verifyCommitSignature } from "../protocol/commit";
+import { verifyCommitSignatureAsync } from "../protocol/commit";
 import { type DidDocumentInfo, endpointHost } from "../protocol/did-doc";
 import { ProtocolError } from "../protocol/errors";
 import {
@@ -141,13 +141,13 @@ async function verifySigned(
   const authorised = await authorisedDocument(checked.did, ctx, IDENTITY_TTL_MS);
   if (!authorised.ok) return authorised.verdict;
   const key = authorised.doc.signingKey;
-  if (key && verifyCommitSignature(checked.commit, key)) return authorised;
+  if (key && (await verifyCommitSignatureAsync(checked.commit, key))) return authorised;
   const refreshed = await authorisedDocument(checked.did, ctx, IDENTITY_RECHECK_AFTER_MS);
   if (!refreshed.ok) return refreshed.verdict;
   const doc = refreshed.doc;
   if (!doc.signingKey)
     return drop(checked.did, "NoSigningKey", `${checked.did} has no #atproto key`);
-  if (!verifyCommitSignature(checked.commit, doc.signingKey)) {
+  if (!(await verifyCommitSignatureAsync(checked.commit, doc.signingKey))) {
     return drop(
       checked.did,
       "BadSignature",
