@@ -5,6 +5,13 @@ import { PRICES, SECONDS_PER_MONTH } from "./cost-prices";
 // not measured (the load itself, how many accounts are active per window, how many consumers one
 // Fanout carries) is a named assumption in `Load`, printed beside the result.
 
+type Units = {
+  objects: Record<string, { rowsWritten: number; rowsRead: number; requests: number }>;
+  calls: Record<string, number>;
+  statements: Record<string, { execs: number; rowsWritten: number }>;
+  r2: { classA: number; classB: number; bytesPut: number };
+};
+
 export type Measured = {
   workload: { hosts: number; accounts: number; events: number; consumers: number };
   config: {
@@ -15,12 +22,10 @@ export type Measured = {
     fanoutDeliveryIntervalMs: number;
     segmentMaxBytes: number;
   };
-  units: {
-    objects: Record<string, { rowsWritten: number; rowsRead: number; requests: number }>;
-    calls: Record<string, number>;
-    statements: Record<string, { execs: number; rowsWritten: number }>;
-    r2: { classA: number; classB: number; bytesPut: number };
-  };
+  units: Units;
+  /** One report window with no events, after the active part (absent in older measurements:
+   * quiet hosts are then priced as active ones). */
+  quiet?: Units;
 };
 
 export type Load = {
@@ -58,10 +63,14 @@ export type Term = { term: string; units: string; dollars: number };
 
 type Coefficients = ReturnType<typeof coefficients>;
 
-function statement(m: Measured, prefix: string): { execs: number; rowsWritten: number } {
+function statement(
+  m: Measured,
+  prefix: string,
+  units: Units = m.units,
+): { execs: number; rowsWritten: number } {
   let execs = 0;
   let rowsWritten = 0;
-  for (const [key, value] of Object.entries(m.units.statements))
+  for (const [key, value] of Object.entries(units.statements))
     if (key.startsWith(prefix)) {
       execs += value.execs;
       rowsWritten += value.rowsWritten;
@@ -109,6 +118,10 @@ export function coefficients(m: Measured) {
     repoIndexRowsPerAccountWindow:
       statement(m, "RepoIndex: INSERT INTO repo_index").rowsWritten / accountWindows,
     hostDirectoryRowsPerHostWindow: (objects.HostDirectory?.rowsWritten ?? 0) / hostWindows,
+    hostDirectoryRowsPerQuietHostWindow: m.quiet
+      ? (m.quiet.objects.HostDirectory?.rowsWritten ?? 0) /
+        Math.max(1, statement(m, "HostDirectory: UPDATE host_directory SET status", m.quiet).execs)
+      : (objects.HostDirectory?.rowsWritten ?? 0) / hostWindows,
     repoIndexCallsPerReport: (calls["RepoIndex.applyRepoUpdates"] ?? 0) / ingesterReports,
     r2BytesPerEvent: m.units.r2.bytesPut / m.workload.events,
     accountWindows,
@@ -153,7 +166,11 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
     identity: (load.activeAccountsPerHour / 3600) * c.identityRowsPerFetch * month,
     hostsIngester:
       load.activeHostsPerWindow * windowsPerSecond * c.ingesterRowsPerActiveHostWindow * month,
-    hostDirectory: load.hosts * windowsPerSecond * c.hostDirectoryRowsPerHostWindow * month,
+    hostDirectory:
+      windowsPerSecond *
+      (load.activeHostsPerWindow * c.hostDirectoryRowsPerHostWindow +
+        (load.hosts - load.activeHostsPerWindow) * c.hostDirectoryRowsPerQuietHostWindow) *
+      month,
   };
   const requests = {
     appendBatch: batchesPerSecond * c.sequencerRequestsPerBatch * month,

@@ -96,7 +96,7 @@ console.log(
   `- account state rows per active account per report window: ingester ${f(c.ingesterRowsPerAccountWindow)}, RepoIndex ${f(c.repoIndexRowsPerAccountWindow)} (${c.accountWindows} account-windows)`,
 );
 console.log(
-  `- host rows per host per report window: HostDirectory ${f(c.hostDirectoryRowsPerHostWindow)}, ingester ${f(c.ingesterRowsPerActiveHostWindow)} (${c.hostWindows} host-windows)`,
+  `- host rows per host per report window: HostDirectory ${f(c.hostDirectoryRowsPerHostWindow)} (quiet host ${f(c.hostDirectoryRowsPerQuietHostWindow)}), ingester ${f(c.ingesterRowsPerActiveHostWindow)} (${c.hostWindows} host-windows)`,
 );
 console.log(
   `- identity cache rows per document fetched ${f(c.identityRowsPerFetch)}; ingester rows not attributed ${c.ingesterOtherRows}`,

@@ -105,6 +105,13 @@ function toEntry(row: Row): HostEntry {
 }
 
 export class HostDirectory extends DurableObject<Env> {
+  /**
+   * When each host was last reported, in memory: a report that changes nothing an operator reads
+   * writes no row (rows written are billed; every host is reported every
+   * HOST_REPORT_INTERVAL_SECONDS), so the stored `reported_ms` is that of the last change.
+   */
+  readonly #reportedMs = new Map<string, number>();
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterObject(this, ctx, env, "HostDirectory");
@@ -129,12 +136,18 @@ export class HostDirectory extends DurableObject<Env> {
   #entry(hostname: string): HostEntry {
     const row = this.#row(hostname);
     if (!row) throw new Error(`host ${hostname} vanished from the directory`);
-    return toEntry(row);
+    return this.#toEntry(row);
+  }
+
+  #toEntry(row: Row): HostEntry {
+    const entry = toEntry(row);
+    entry.reportedMs = this.#reportedMs.get(row.hostname) ?? entry.reportedMs;
+    return entry;
   }
 
   async getHost(hostname: string): Promise<HostEntry | null> {
     const row = this.#row(hostname);
-    return row ? toEntry(row) : null;
+    return row ? this.#toEntry(row) : null;
   }
 
   /**
@@ -145,7 +158,7 @@ export class HostDirectory extends DurableObject<Env> {
   async registerHost(hostname: string, maxNewHostsPerDay: number): Promise<RegisterOutcome> {
     const known = this.#row(hostname);
     if (known) {
-      const entry = toEntry(known);
+      const entry = this.#toEntry(known);
       return entry.banned
         ? { kind: "banned", entry }
         : { kind: "registered", entry, created: false };
@@ -163,17 +176,16 @@ export class HostDirectory extends DurableObject<Env> {
     return { kind: "registered", entry: this.#entry(hostname), created: true };
   }
 
-  /** The ingesters' periodic report: status, cursor and counters of each of their hosts. */
+  /**
+   * The ingesters' periodic report: status, cursor and counters of each of their hosts. A host's
+   * row is written only when one of those changed (a quiet host costs no row write).
+   */
   async reportHosts(reports: HostReport[]): Promise<void> {
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       for (const r of reports) {
         if (!this.#row(r.hostname)) this.#insert(r.hostname, now);
-        this.ctx.storage.sql.exec(
-          `UPDATE host_directory SET status = ?, cursor = ?, account_count = ?, last_error = ?,
-             last_attempt_ms = ?, connected_since_ms = ?, last_event_ms = ?, accepted = ?,
-             dropped = ?, ingester = ?, reported_ms = ?
-           WHERE hostname = ?`,
+        const values = [
           r.status,
           r.cursor,
           r.accountCount,
@@ -184,9 +196,20 @@ export class HostDirectory extends DurableObject<Env> {
           r.counters.accepted,
           JSON.stringify(r.counters.dropped),
           r.ingester,
+        ];
+        this.ctx.storage.sql.exec(
+          `UPDATE host_directory SET status = ?, cursor = ?, account_count = ?, last_error = ?,
+             last_attempt_ms = ?, connected_since_ms = ?, last_event_ms = ?, accepted = ?,
+             dropped = ?, ingester = ?, reported_ms = ?
+           WHERE hostname = ? AND NOT (status IS ? AND cursor IS ? AND account_count IS ?
+             AND last_error IS ? AND last_attempt_ms IS ? AND connected_since_ms IS ?
+             AND last_event_ms IS ? AND accepted IS ? AND dropped IS ? AND ingester IS ?)`,
+          ...values,
           now,
           r.hostname,
+          ...values,
         );
+        this.#reportedMs.set(r.hostname, now);
       }
     });
   }
@@ -205,7 +228,7 @@ export class HostDirectory extends DurableObject<Env> {
       .toArray();
     const last = rows.at(-1);
     return {
-      hosts: rows.map(toEntry),
+      hosts: rows.map((row) => this.#toEntry(row)),
       cursor: rows.length === limit && last ? last.seen_order : null,
     };
   }

@@ -1,8 +1,9 @@
 import { env, SELF } from "cloudflare:test";
 import { expect, inject, it } from "vitest";
 import { readConfig } from "../../src/config";
-import { meterSnapshot, resetMeter } from "../../src/metering/meter";
-import { sequencerStub } from "../../src/stubs";
+import { ingesterObjectName } from "../../src/ingest/partition";
+import { type MeterSnapshot, meterSnapshot, resetMeter } from "../../src/metering/meter";
+import { hostIngesterStub, sequencerStub } from "../../src/stubs";
 import { connect, RELAY } from "../workers/support";
 
 // The cost workload (`npm run cost`, docs/cost.md): real hosts, many accounts, consumers
@@ -16,6 +17,30 @@ const ACCOUNTS_PER_HOST = 20;
 const ROUNDS = 10;
 const COMMITS_PER_ROUND = 10;
 const CONSUMERS = 2;
+
+/** What was counted between two snapshots. */
+function difference(after: MeterSnapshot, before: MeterSnapshot): MeterSnapshot {
+  const objects: MeterSnapshot["objects"] = {};
+  for (const [name, units] of Object.entries(after.objects)) {
+    const was = before.objects[name];
+    objects[name] = Object.fromEntries(
+      Object.entries(units).map(([k, v]) => [k, v - (was?.[k as keyof typeof units] ?? 0)]),
+    ) as (typeof objects)[string];
+  }
+  const calls: Record<string, number> = {};
+  for (const [key, n] of Object.entries(after.calls)) calls[key] = n - (before.calls[key] ?? 0);
+  const statements: MeterSnapshot["statements"] = {};
+  for (const [key, v] of Object.entries(after.statements)) {
+    const was = before.statements[key] ?? { execs: 0, rowsWritten: 0 };
+    statements[key] = { execs: v.execs - was.execs, rowsWritten: v.rowsWritten - was.rowsWritten };
+  }
+  const r2 = {
+    classA: after.r2.classA - before.r2.classA,
+    classB: after.r2.classB - before.r2.classB,
+    bytesPut: after.r2.bytesPut - before.r2.bytesPut,
+  };
+  return { objects, calls, statements, r2 };
+}
 
 type CostHost = { id: string; hostname: string; dids: string[] };
 
@@ -74,6 +99,15 @@ it("measures the billed units of a realistic mix", { timeout: 240_000 }, async (
   for (const consumer of consumers) await consumer.waitFor((r) => r.length >= events, 60_000);
   // let one full report window pass, so host and account reports are part of the count
   await new Promise((r) => setTimeout(r, config.hostReportIntervalMs + 500));
+  // then a report with no events, as the ingesters' watchdog makes every 30 s: what quiet hosts
+  // cost
+  const beforeQuiet = meterSnapshot();
+  const objectNames = new Set(
+    hosts.map((h) => ingesterObjectName(h.hostname, false, config.ingestShards)),
+  );
+  for (const name of objectNames) await hostIngesterStub(env, name).publishState();
+  await new Promise((r) => setTimeout(r, 50));
+  const quiet = difference(meterSnapshot(), beforeQuiet);
   await sequencerStub(env).sealNow();
   await new Promise((r) => setTimeout(r, 50));
   const elapsedMs = Date.now() - started;
@@ -102,6 +136,7 @@ it("measures the billed units of a realistic mix", { timeout: 240_000 }, async (
         segmentMaxBytes: config.segmentMaxBytes,
       },
       units,
+      quiet,
     })}`,
   );
 });

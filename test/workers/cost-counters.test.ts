@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
-import { sequencerStub } from "../../src/stubs";
+import type { HostReport } from "../../src/ingest/host-record";
+import { hostDirectoryStub, sequencerStub } from "../../src/stubs";
 import { crawl, ingester, newHost, push, sequencedThrough } from "./ingest-support";
 import { appendEvents } from "./support";
 
@@ -65,5 +66,38 @@ describe("cost counters", () => {
     expect(units.objects.HostDirectory!.rowsWritten).toBeLessThanOrEqual(1);
     // the batches reach the Sequencer as a few appends, not one per event
     expect(units.calls["Sequencer.appendBatch"]).toBeLessThan(events / 2);
+  });
+
+  it("a host report that changes nothing an operator reads writes no row", async () => {
+    const directory = hostDirectoryStub(env);
+    const report: HostReport = {
+      hostname: "quiet.cost.test",
+      status: "active",
+      cursor: 10,
+      accountCount: 3,
+      lastError: null,
+      lastAttemptMs: 1_000,
+      connectedSinceMs: 1_000,
+      lastEventMs: 2_000,
+      counters: { accepted: 10, dropped: {} },
+      ingester: "shard:0",
+    };
+    await directory.reportHosts([report]);
+    const first = (await directory.getHost(report.hostname))!.reportedMs!;
+    await new Promise((r) => setTimeout(r, 5));
+    resetMeter();
+    for (let i = 0; i < 5; i++) await directory.reportHosts([report]);
+    await settled();
+    expect(meterSnapshot().objects.HostDirectory!.rowsWritten).toBe(0);
+    // liveness still moves, in memory
+    expect((await directory.getHost(report.hostname))!.reportedMs!).toBeGreaterThan(first);
+
+    resetMeter();
+    await directory.reportHosts([{ ...report, cursor: 11, lastEventMs: 3_000 }]);
+    await settled();
+    expect(meterSnapshot().objects.HostDirectory!.rowsWritten).toBe(1);
+    const entry = (await directory.getHost(report.hostname))!;
+    expect(entry.cursor).toBe(11);
+    expect(entry.lastEventMs).toBe(3_000);
   });
 });
