@@ -166,6 +166,8 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
     identity: (load.activeAccountsPerHour / 3600) * c.identityRowsPerFetch * month,
     hostsIngester:
       load.activeHostsPerWindow * windowsPerSecond * c.ingesterRowsPerActiveHostWindow * month,
+    // each setAlarm is billed as one row written: every maintenance alarm sets the next one
+    setAlarm: ((1 + fanouts + ingesterObjects) / 30) * month,
     hostDirectory:
       windowsPerSecond *
       (load.activeHostsPerWindow * c.hostDirectoryRowsPerHostWindow +
@@ -223,6 +225,7 @@ export function price(c: Coefficients, load: Load, s: Settings): { terms: Term[]
     identity: "rows written: identity cache",
     hostsIngester: "rows written: host records, ingesters",
     hostDirectory: "rows written: HostDirectory",
+    setAlarm: "rows written: setAlarm",
   };
   for (const [key, value] of Object.entries(u.rows))
     terms.push({

@@ -120,6 +120,25 @@ table(
 );
 const more = table("Full network with 1,010 consumers", moreConsumers, defaults);
 const z = table("200 small hosts (5 events/s, 1 consumer)", small, defaults);
+// the levers of wrangler.toml, each alone against the defaults, full network
+console.log("\n## Levers (full network, each setting alone)\n");
+console.log("| setting | $/month |\n| --- | ---: |");
+const levers: [string, Settings, Load?][] = [
+  ["defaults", defaults],
+  ["INGEST_BATCH_WINDOW_MS=200", { ...defaults, ingestBatchWindowMs: 200 }],
+  ["INGEST_SHARDS=2", { ...defaults, ingestShards: 2 }],
+  ["INGEST_SHARDS=1", { ...defaults, ingestShards: 1 }],
+  ["FANOUT_DELIVERY_INTERVAL_MS=100", { ...defaults, fanoutDeliveryIntervalMs: 100 }],
+  [
+    "HOST_REPORT_INTERVAL_SECONDS=300 (assumes 25,000 accounts active per 5 min)",
+    { ...defaults, hostReportIntervalMs: 300_000 },
+    { ...network, activeAccountsPerWindow: 25_000 },
+  ],
+  ["low-latency profile (10 ms window, no delivery interval)", lowLatency],
+];
+for (const [label, settings, load] of levers)
+  console.log(`| ${label} | ${price(c, load ?? network, settings).total.toFixed(0)} |`);
+
 console.log(
   `\ncost: full network $${x.toFixed(0)}/month (10 consumers); +$${(more - x).toFixed(0)} per 1,000 consumers; 200 small hosts $${z.toFixed(0)}/month`,
 );
