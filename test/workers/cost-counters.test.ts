@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { meterSnapshot, resetMeter } from "../../src/metering/meter";
 import type { HostReport } from "../../src/ingest/host-record";
+import { meterSnapshot, resetMeter } from "../../src/metering/meter";
 import { hostDirectoryStub, sequencerStub } from "../../src/stubs";
 import { crawl, ingester, newHost, push, sequencedThrough } from "./ingest-support";
 import { appendEvents } from "./support";
