@@ -6,7 +6,8 @@ import { ScriptedPds, type ScriptedPlc } from "../support/scripted-pds";
 // many accounts and its commits go round-robin over them, so account-state rows are measured
 // per active account, not per host.
 //   POST /pds?accounts=N        -> { id, hostname, dids }
-//   POST /pds/:id/commits?count=N -> { lastSeq }
+//   POST /pds/:id/commits?count=N&identityAndAccount=M -> { lastSeq }  N commits over the
+//                                 accounts in turn, then M pairs of #identity and #account
 
 export async function startCostControl(
   plc: ScriptedPlc,
@@ -39,6 +40,13 @@ export async function startCostControl(
           for (let i = 0; i < count; i++) {
             const account = host.pds.accounts[host.next++ % host.pds.accounts.length]!;
             lastSeq = host.pds.push(await host.pds.commitFrame(account));
+          }
+          // the non-commit events of the mix: an #identity and an #account of the next account
+          const other = Number(url.searchParams.get("identityAndAccount") ?? "0");
+          for (let i = 0; i < other; i++) {
+            const account = host.pds.accounts[host.next % host.pds.accounts.length]!;
+            host.pds.push(host.pds.identityFrame(account));
+            lastSeq = host.pds.push(host.pds.accountFrame(account));
           }
           return reply(200, { lastSeq });
         }

@@ -6,8 +6,8 @@ import { type MeterSnapshot, meterSnapshot, resetMeter } from "../../src/meterin
 import { hostIngesterStub, sequencerStub } from "../../src/stubs";
 import { connect, RELAY } from "../workers/support";
 
-// The cost workload (`npm run cost`, docs/cost.md): real hosts, many accounts, consumers
-// attached, ingest batches, host reports, a seal. It prints the billed units the meter counted
+// The cost workload (`npm run cost`, docs/cost.md): real hosts, many accounts, signed commits,
+// #identity and #account events, consumers attached, ingest batches, host reports, a seal. It prints the billed units the meter counted
 // (src/metering/meter.ts) as one `COST-UNITS {json}` line; scripts/cost.ts scales them to the
 // loads of docs/cost.md with Cloudflare's prices.
 
@@ -84,14 +84,15 @@ it("measures the billed units of a realistic mix", { timeout: 240_000 }, async (
     await Promise.all(
       hosts.map(async (host) => {
         const { lastSeq } = await post<{ lastSeq: number }>(
-          `/pds/${host.id}/commits?count=${COMMITS_PER_ROUND}`,
+          `/pds/${host.id}/commits?count=${COMMITS_PER_ROUND}&identityAndAccount=${round % 5 === 0 ? 1 : 0}`,
         );
         lastSeqs.set(host.hostname, lastSeq);
       }),
     );
     await new Promise((r) => setTimeout(r, 500));
   }
-  const events = HOSTS * ROUNDS * COMMITS_PER_ROUND;
+  // every fifth round also carries an #identity and an #account per host
+  const events = HOSTS * (ROUNDS * COMMITS_PER_ROUND + Math.ceil(ROUNDS / 5) * 2);
   await until("every event sequenced", async () => {
     const state = await sequencerStub(env).getLogState();
     return state.headSeq - startHead >= events;
