@@ -17,8 +17,19 @@ export type HostLog = {
 };
 
 export type LogComparison = {
-  /** Events a host sequenced after the relay subscribed that the relay's log does not have. */
-  missing: { hostname: string; count: number; upstreamSeqs: string }[];
+  /**
+   * Events a host sequenced after the relay subscribed that the relay's log does not have.
+   * `after` is the last upstream seq of that host the relay does have: missing seqs below it
+   * are a hole (skipped for good), above it a tail (never delivered, or stuck upstream).
+   */
+  missing: {
+    hostname: string;
+    count: number;
+    upstreamSeqs: string;
+    after: number | null;
+    /** Every missing seq is above `after`: nothing the relay has came after them. */
+    tailOnly: boolean;
+  }[];
   /** Events the relay's log holds more than once. */
   duplicated: { hostname: string; upstreamSeq: number; relaySeqs: number[] }[];
   /** An account's events relayed in another order than its host sequenced them. */
@@ -108,16 +119,24 @@ export function compareLogs(
       ? Math.max(host.floor, (firstSeenByHost.get(host.hostname) ?? Infinity) - 1)
       : host.floor;
     const lost: number[] = [];
+    let lastRelayed: number | null = null;
     for (const e of host.events) {
       if (e.seq === null || e.seq <= from) continue;
       owedEvents++;
       const relaySeqs = seen.get(e.key) ?? [];
       if (relaySeqs.length === 0) lost.push(e.seq);
+      else lastRelayed = e.seq;
       if (relaySeqs.length > 1)
         duplicated.push({ hostname: host.hostname, upstreamSeq: e.seq, relaySeqs });
     }
     if (lost.length > 0)
-      missing.push({ hostname: host.hostname, count: lost.length, upstreamSeqs: ranges(lost) });
+      missing.push({
+        hostname: host.hostname,
+        count: lost.length,
+        upstreamSeqs: ranges(lost),
+        after: lastRelayed,
+        tailOnly: lost.every((seq) => lastRelayed === null || seq > lastRelayed),
+      });
   }
   return {
     missing,

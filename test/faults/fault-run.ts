@@ -7,7 +7,12 @@ import {
   pdsHead,
   TEST_READER_HEADER,
 } from "../support/pds-network";
-import { type RelayProcess, requestCrawl, startRelay } from "../support/relay-process";
+import {
+  type RelayOptions,
+  type RelayProcess,
+  requestCrawl,
+  startRelay,
+} from "../support/relay-process";
 import { type ResumingConsumer, readLog, resumingConsumer } from "../support/stream-recorder";
 import {
   type ConsumerComparison,
@@ -65,6 +70,8 @@ export type FaultOutcome = {
   continuityFlags: string[];
   /** How the restarted relay resubscribed to each host. */
   reconnectedWith: string[];
+  /** What the relay said it dropped, refused or failed on (both lifetimes, first few). */
+  dropLines: string[];
   /** The restarted relay's log at the end: oldest retained seq and sealed segments. */
   logState: { oldestSeq?: number; segments?: number };
 };
@@ -91,6 +98,19 @@ async function until(what: string, ok: () => Promise<boolean> | boolean, timeout
   }
 }
 
+/**
+ * wrangler dev itself (its esbuild) now and then dies while starting on a loaded two-core
+ * machine; that is not the relay's fault, so a start is tried twice.
+ */
+async function startRelayOnce(options: RelayOptions): Promise<RelayProcess> {
+  try {
+    return await startRelay(options);
+  } catch (err) {
+    if (!String(err).includes("wrangler dev exited")) throw err;
+    return startRelay(options);
+  }
+}
+
 async function health(relay: RelayProcess): Promise<number> {
   const res = await fetch(`${relay.url}/xrpc/_health`);
   return ((await res.json()) as { seq?: number }).seq ?? 0;
@@ -109,6 +129,18 @@ export async function readHostLog(host: PdsHost): Promise<HostLog["events"]> {
   });
 }
 
+/** Relay log lines that say an event was not sequenced, or a host stopped being read. */
+const DROP_MESSAGES = [
+  "dropped event",
+  "dropped malformed frame",
+  "sequencer refused event",
+  "sequencer append failed; will retry",
+  "frame handling failed",
+  "host throttled",
+  "host offline after repeated failures",
+  "cursor lookup failed; will retry",
+];
+
 function relayLines(output: string, message: string): string[] {
   return output.split("\n").filter((line) => line.includes(`"msg":"${message}"`));
 }
@@ -126,7 +158,7 @@ export async function runFaultIteration(options: {
   const hosts = network.hosts;
   for (const watch of watches.values()) watch.reset();
   const vars = { ...BASE_VARS, ...scenario.vars };
-  let relay = await startRelay({ plcUrl: network.plcUrl, logLevel: "log", vars });
+  let relay = await startRelayOnce({ plcUrl: network.plcUrl, logLevel: "log", vars });
   const persistDir = relay.persistDir;
   const consumers: { from: number; consumer: ResumingConsumer }[] = [];
   const addConsumer = (cursor: number) =>
@@ -183,6 +215,7 @@ export async function runFaultIteration(options: {
     scenario.killWindowMs[0] + random() * (scenario.killWindowMs[1] - scenario.killWindowMs[0]),
   );
   const downMs = Math.floor(500 + random() * 2500);
+  let beforeKill = "";
   try {
     addConsumer(0);
     for (const host of hosts) {
@@ -194,13 +227,14 @@ export async function runFaultIteration(options: {
     await sleep(killDelayMs);
     const headAtKill = await relayHead().catch(() => lastHead);
     await relay.kill();
+    beforeKill = relay.output();
     log(
       `${scenario.name} seed ${seed}: killed ${killDelayMs} ms after the trigger at head ${headAtKill}`,
     );
     // the hosts keep writing while the relay is down
     startWrites();
     await sleep(downMs);
-    relay = await startRelay({ plcUrl: network.plcUrl, logLevel: "log", vars, persistDir });
+    relay = await startRelayOnce({ plcUrl: network.plcUrl, logLevel: "log", vars, persistDir });
     // a PDS pings its crawlers when it writes after a quiet spell
     for (const host of hosts) await requestCrawl(relay.url, host.hostname).catch(() => undefined);
     await sleep(2000);
@@ -232,7 +266,9 @@ export async function runFaultIteration(options: {
       const relayLog = head > 0 ? await readLog(`${relay.wsUrl}${SUBSCRIBE}`, 0, head, 30_000) : [];
       comparison = compareLogs(hostLogs, relayLog, { retainedOnly: scenario.retainedOnly });
       if (comparison.missing.length === 0) break;
-      if (Date.now() - stableSince > 8_000 || Date.now() > deadline) break;
+      // a tail may still come: an ingester's watchdog reconnects a silent host within 30 s
+      const patience = comparison.missing.some((m) => m.tailOnly) ? 35_000 : 8_000;
+      if (Date.now() - stableSince > patience || Date.now() > deadline) break;
       await sleep(1000);
     }
     const head = await relayHead();
@@ -264,6 +300,10 @@ export async function runFaultIteration(options: {
       consumers: consumerResults,
       continuityFlags: relayLines(after, "repo continuity mismatch").slice(0, 5),
       reconnectedWith: relayLines(after, "connected").map((l) => l.slice(l.indexOf("{"))),
+      dropLines: [beforeKill, after]
+        .flatMap((output) => DROP_MESSAGES.flatMap((message) => relayLines(output, message)))
+        .map((l) => l.slice(l.indexOf("{")))
+        .slice(0, 8),
       logState: await logState(relay),
     };
   } finally {

@@ -82,6 +82,7 @@ describe("kill -9 of the relay at seeded moments", () => {
         owedEvents: outcome.comparison.owedEvents,
         relayEvents: outcome.comparison.relayEvents,
         reconnectedWith: outcome.reconnectedWith,
+        dropLines: outcome.dropLines,
         logState: outcome.logState,
       };
       expect(

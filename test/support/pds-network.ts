@@ -99,6 +99,8 @@ export function watchRelayConnections(host: PdsHost): ConnectionWatch {
   let floor: number | undefined;
   let pending: Promise<void> | undefined;
   let connections = 0;
+  // a head read still in flight at a reset belongs to the previous relay
+  let generation = 0;
   const server = host.pds.server.server;
   if (!server) throw new Error(`PDS ${host.hostname} has no HTTP server to watch`);
   const onUpgrade = (request: { headers: Record<string, unknown>; url?: string }) => {
@@ -106,8 +108,9 @@ export function watchRelayConnections(host: PdsHost): ConnectionWatch {
     if (!request.url?.includes("subscribeRepos")) return;
     connections++;
     if (floor !== undefined || pending) return;
+    const readFor = generation;
     pending = pdsHead(host).then((head) => {
-      floor = head;
+      if (readFor === generation) floor = head;
     });
   };
   server.on("upgrade", onUpgrade);
@@ -115,6 +118,7 @@ export function watchRelayConnections(host: PdsHost): ConnectionWatch {
     floor: () => floor,
     connections: () => connections,
     reset() {
+      generation++;
       floor = undefined;
       pending = undefined;
       connections = 0;
