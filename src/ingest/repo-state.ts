@@ -41,8 +41,12 @@ export function unseenRepo(did: string, host: string): RepoState {
   };
 }
 
+// One row per account, WITHOUT ROWID and with no secondary index, written by upsert: each write
+// is billed as one row (an `INSERT OR REPLACE` into a rowid table with an index on host was
+// billed as three: docs/cost.md). Accounts per host, which the index served, are kept in
+// `repo_state_counts`, one row per host, written only when the count changes.
 export const REPO_SCHEMA = `
-CREATE TABLE IF NOT EXISTS repos (
+CREATE TABLE IF NOT EXISTS repo_state (
   did TEXT PRIMARY KEY,
   host TEXT NOT NULL,
   rev TEXT NOT NULL,
@@ -50,10 +54,16 @@ CREATE TABLE IF NOT EXISTS repos (
   data TEXT,
   active INTEGER NOT NULL,
   status TEXT,
-  relay_takedown INTEGER NOT NULL DEFAULT 0,
   flag TEXT
-);
-CREATE INDEX IF NOT EXISTS repos_by_host ON repos (host);`;
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS repo_state_counts (host TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;`;
+
+/** The layout before repo_state: moved over once, then dropped. */
+const LEGACY_MIGRATION = `
+INSERT OR IGNORE INTO repo_state (did, host, rev, head, data, active, status, flag)
+  SELECT did, host, rev, head, data, active, status, flag FROM repos;
+INSERT OR REPLACE INTO repo_state_counts (host, n) SELECT host, COUNT(*) FROM repo_state GROUP BY host;
+DROP TABLE repos;`;
 
 type Row = {
   did: string;
@@ -63,7 +73,6 @@ type Row = {
   data: string | null;
   active: number;
   status: string | null;
-  relay_takedown: number;
   flag: string | null;
 };
 
@@ -75,9 +84,22 @@ export class RepoStateStore {
   readonly #unacked = new Map<string, RepoState>();
   /** Acknowledged state not yet written. */
   readonly #dirty = new Map<string, RepoState>();
+  /** Stored accounts per host (repo_state_counts). */
+  readonly #counts = new Map<string, number>();
+  /** Per host, accounts met but not stored yet (they count against the host's account limit). */
+  readonly #fresh = new Map<string, Set<string>>();
 
   constructor(private readonly storage: DurableObjectStorage) {
-    storage.sql.exec(REPO_SCHEMA);
+    const sql = storage.sql;
+    sql.exec(REPO_SCHEMA);
+    const legacy = sql
+      .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'repos'")
+      .toArray();
+    if (legacy.length > 0) storage.transactionSync(() => sql.exec(LEGACY_MIGRATION));
+    for (const row of sql.exec<{ host: string; n: number }>(
+      "SELECT host, n FROM repo_state_counts",
+    ))
+      this.#counts.set(row.host, row.n);
   }
 
   get(did: string): RepoState | undefined {
@@ -85,7 +107,7 @@ export class RepoStateStore {
     if (working) return working;
     const cached = this.#cache.get(did);
     if (cached) return cached;
-    const row = this.storage.sql.exec<Row>("SELECT * FROM repos WHERE did = ?", did).toArray()[0];
+    const row = this.#stored(did);
     if (!row) return undefined;
     const state: RepoState = {
       did: row.did,
@@ -95,16 +117,33 @@ export class RepoStateStore {
       data: row.data,
       active: row.active === 1,
       status: row.status,
-      relayTakedown: row.relay_takedown === 1,
+      relayTakedown: false,
       flag: row.flag,
     };
     this.#remember(state);
     return state;
   }
 
+  #stored(did: string): Row | undefined {
+    return this.storage.sql.exec<Row>("SELECT * FROM repo_state WHERE did = ?", did).toArray()[0];
+  }
+
   /** The effect of an event accepted but not yet acknowledged: validation sees it at once. */
   setWorking(state: RepoState): void {
+    const known =
+      this.#unacked.has(state.did) || this.#dirty.has(state.did) || this.#cache.has(state.did);
+    // get() caches every stored account it reads, and validation reads before it sets
+    if (!known) this.#freshFor(state.host).add(state.did);
     this.#unacked.set(state.did, state);
+  }
+
+  #freshFor(host: string): Set<string> {
+    let set = this.#fresh.get(host);
+    if (!set) {
+      set = new Set();
+      this.#fresh.set(host, set);
+    }
+    return set;
   }
 
   /** The Sequencer acknowledged the event that produced `state`: it may now be written. */
@@ -114,24 +153,9 @@ export class RepoStateStore {
     if (this.#unacked.get(state.did) === state) this.#unacked.delete(state.did);
   }
 
-  /** Accounts of a host, counting unflushed ones (for the per-host account limit). */
+  /** Accounts of a host, counting those not stored yet (for the per-host account limit). */
   countForHost(host: string): number {
-    const stored =
-      this.storage.sql
-        .exec<{ n: number }>("SELECT COUNT(*) AS n FROM repos WHERE host = ?", host)
-        .toArray()[0]?.n ?? 0;
-    const fresh = new Set<string>();
-    for (const layer of [this.#dirty, this.#unacked]) {
-      for (const state of layer.values()) {
-        if (state.host === host && !fresh.has(state.did) && !this.#isStored(state.did))
-          fresh.add(state.did);
-      }
-    }
-    return stored + fresh.size;
-  }
-
-  #isStored(did: string): boolean {
-    return this.storage.sql.exec("SELECT 1 FROM repos WHERE did = ?", did).toArray().length > 0;
+    return (this.#counts.get(host) ?? 0) + (this.#fresh.get(host)?.size ?? 0);
   }
 
   /**
@@ -143,10 +167,29 @@ export class RepoStateStore {
     const changed = [...this.#dirty.values()];
     this.#dirty.clear();
     const sql = this.storage.sql;
+    const moved = new Set<string>();
     for (const s of changed) {
+      const before = sql
+        .exec<{ host: string }>("SELECT host FROM repo_state WHERE did = ?", s.did)
+        .toArray()[0]?.host;
+      if (before !== s.host) {
+        if (before !== undefined) {
+          this.#counts.set(before, (this.#counts.get(before) ?? 1) - 1);
+          moved.add(before);
+        }
+        this.#counts.set(s.host, (this.#counts.get(s.host) ?? 0) + 1);
+        moved.add(s.host);
+      }
+      if (!this.#fresh.get(s.host)?.delete(s.did)) {
+        // met under another host (it moved before it was written)
+        for (const set of this.#fresh.values()) set.delete(s.did);
+      }
       sql.exec(
-        `INSERT OR REPLACE INTO repos (did, host, rev, head, data, active, status, relay_takedown, flag)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO repo_state (did, host, rev, head, data, active, status, flag)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(did) DO UPDATE SET host = excluded.host, rev = excluded.rev,
+           head = excluded.head, data = excluded.data, active = excluded.active,
+           status = excluded.status, flag = excluded.flag`,
         s.did,
         s.host,
         s.rev,
@@ -154,8 +197,14 @@ export class RepoStateStore {
         s.data,
         s.active ? 1 : 0,
         s.status,
-        s.relayTakedown ? 1 : 0,
         s.flag,
+      );
+    }
+    for (const host of moved) {
+      sql.exec(
+        "INSERT INTO repo_state_counts (host, n) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET n = excluded.n",
+        host,
+        this.#counts.get(host) ?? 0,
       );
     }
     return changed;
