@@ -87,10 +87,10 @@ export function coefficients(m: Measured) {
   // the workload's own probes (getLogState, sealNow) are not the relay's requests
   const sequencerRequests =
     sequencer.requests - (calls["Sequencer.getLogState"] ?? 0) - (calls["Sequencer.sealNow"] ?? 0);
-  const accountWindows = statement(m, "RepoIndex: INSERT INTO repo_index").execs;
+  const accountWindows = statement(m, "RepoIndex: INSERT INTO repo_entries").execs;
   const hostWindows = statement(m, "HostDirectory: UPDATE host_directory SET status").execs;
   const identity = statement(m, "HostIngester: INSERT OR REPLACE INTO identity");
-  const ingesterRepoRows = statement(m, "HostIngester: INSERT OR REPLACE INTO repos").rowsWritten;
+  const ingesterRepoRows = statement(m, "HostIngester: INSERT INTO repo_state").rowsWritten;
   const ingesterHostRows = statement(m, "HostIngester: INSERT OR REPLACE INTO hosts").rowsWritten;
   const ingesterRows = objects.HostIngester?.rowsWritten ?? 0;
   const ingesterReports = calls["HostDirectory.reportHosts"] ?? 0;
@@ -116,7 +116,7 @@ export function coefficients(m: Measured) {
     ingesterOtherRows: ingesterRows - ingesterRepoRows - ingesterHostRows - identity.rowsWritten,
     identityRowsPerFetch: identity.execs ? identity.rowsWritten / identity.execs : 0,
     repoIndexRowsPerAccountWindow:
-      statement(m, "RepoIndex: INSERT INTO repo_index").rowsWritten / accountWindows,
+      statement(m, "RepoIndex: INSERT INTO repo_entries").rowsWritten / accountWindows,
     hostDirectoryRowsPerHostWindow: (objects.HostDirectory?.rowsWritten ?? 0) / hostWindows,
     hostDirectoryRowsPerQuietHostWindow: m.quiet
       ? (m.quiet.objects.HostDirectory?.rowsWritten ?? 0) /

@@ -34,8 +34,10 @@ export type RepoEntry = RepoUpdate & {
 // PDS) and the relay's own takedown (written by the admin, mirroring the Sequencer's takedowns
 // table, which is the authority) are separate columns, so a later report from the host can
 // never undo a takedown and a restore can tell the account's real status.
+// WITHOUT ROWID: a write is billed as one row (a rowid table with a text key also writes its
+// implicit index: docs/cost.md). `repo_index` is the earlier layout, moved over once.
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS repo_index (
+CREATE TABLE IF NOT EXISTS repo_entries (
   did TEXT PRIMARY KEY,
   host TEXT NOT NULL,
   rev TEXT NOT NULL,
@@ -44,7 +46,12 @@ CREATE TABLE IF NOT EXISTS repo_index (
   status TEXT,
   takendown INTEGER NOT NULL DEFAULT 0,
   updated_ms INTEGER NOT NULL
-);`;
+) WITHOUT ROWID;`;
+
+const LEGACY_MIGRATION = `
+INSERT OR IGNORE INTO repo_entries SELECT did, host, rev, head, active, status, takendown, updated_ms
+  FROM repo_index;
+DROP TABLE repo_index;`;
 
 type Row = {
   did: string;
@@ -77,6 +84,11 @@ export class RepoIndex extends DurableObject<Env> {
     super(ctx, env);
     meterObject(this, ctx, env, "RepoIndex");
     ctx.storage.sql.exec(SCHEMA);
+    const legacy = ctx.storage.sql
+      .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'repo_index'")
+      .toArray();
+    if (legacy.length > 0)
+      ctx.storage.transactionSync(() => ctx.storage.sql.exec(LEGACY_MIGRATION));
   }
 
   /** An ingester's coalesced changes for the DIDs of this shard, in one transaction. */
@@ -86,7 +98,7 @@ export class RepoIndex extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       for (const u of updates) {
         sql.exec(
-          `INSERT INTO repo_index (did, host, rev, head, active, status, updated_ms)
+          `INSERT INTO repo_entries (did, host, rev, head, active, status, updated_ms)
            VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(did) DO UPDATE SET host = excluded.host, rev = excluded.rev,
              head = excluded.head, active = excluded.active, status = excluded.status,
@@ -105,7 +117,7 @@ export class RepoIndex extends DurableObject<Env> {
 
   async getRepo(did: string): Promise<RepoEntry | null> {
     const row = this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM repo_index WHERE did = ?", did)
+      .exec<Row>("SELECT * FROM repo_entries WHERE did = ?", did)
       .toArray()[0];
     return row ? toEntry(row) : null;
   }
@@ -117,7 +129,7 @@ export class RepoIndex extends DurableObject<Env> {
   async listRepos(cursor: string | null, limit: number): Promise<RepoEntry[]> {
     return this.ctx.storage.sql
       .exec<Row>(
-        "SELECT * FROM repo_index WHERE did > ? AND head IS NOT NULL AND rev != '' ORDER BY did LIMIT ?",
+        "SELECT * FROM repo_entries WHERE did > ? AND head IS NOT NULL AND rev != '' ORDER BY did LIMIT ?",
         cursor ?? "",
         limit,
       )
@@ -128,7 +140,7 @@ export class RepoIndex extends DurableObject<Env> {
   /** The relay's own takedown (admin), kept apart from the host's status. */
   async setTakedown(did: string, takendown: boolean): Promise<RepoEntry | null> {
     this.ctx.storage.sql.exec(
-      "UPDATE repo_index SET takendown = ?, updated_ms = ? WHERE did = ?",
+      "UPDATE repo_entries SET takendown = ?, updated_ms = ? WHERE did = ?",
       takendown ? 1 : 0,
       Date.now(),
       did,
