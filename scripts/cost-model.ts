@@ -89,9 +89,9 @@ export function coefficients(m: Measured) {
     sequencer.requests - (calls["Sequencer.getLogState"] ?? 0) - (calls["Sequencer.sealNow"] ?? 0);
   const accountWindows = statement(m, "RepoIndex: INSERT INTO repo_entries").execs;
   const hostWindows = statement(m, "HostDirectory: UPDATE host_directory SET status").execs;
-  const identity = statement(m, "HostIngester: INSERT OR REPLACE INTO identity");
+  const identity = statement(m, "HostIngester: INSERT INTO identity_docs");
   const ingesterRepoRows = statement(m, "HostIngester: INSERT INTO repo_state").rowsWritten;
-  const ingesterHostRows = statement(m, "HostIngester: INSERT OR REPLACE INTO hosts").rowsWritten;
+  const ingesterHostRows = statement(m, "HostIngester: INSERT INTO host_records").rowsWritten;
   const ingesterRows = objects.HostIngester?.rowsWritten ?? 0;
   const ingesterReports = calls["HostDirectory.reportHosts"] ?? 0;
   const activeFanouts = Math.min(m.workload.consumers, m.config.fanoutShards);

@@ -50,14 +50,17 @@ type Stored = {
   fetched_ms: number;
 };
 
+// WITHOUT ROWID: a write is one billed row (a rowid table with a text key also writes its
+// implicit index). `identity` was the earlier layout; being a cache, it is simply dropped.
 export const IDENTITY_SCHEMA = `
-CREATE TABLE IF NOT EXISTS identity (
+CREATE TABLE IF NOT EXISTS identity_docs (
   did TEXT PRIMARY KEY,
   pds TEXT,
   handle TEXT,
   key TEXT,
   fetched_ms INTEGER NOT NULL
-);`;
+) WITHOUT ROWID;
+DROP TABLE IF EXISTS identity;`;
 
 export type Resolve = (did: string) => Promise<DidDocumentInfo>;
 
@@ -167,7 +170,7 @@ export class IdentityCache {
   invalidate(did: string): void {
     this.#memory.delete(did);
     this.#failures.delete(did);
-    this.sql.exec("DELETE FROM identity WHERE did = ?", did);
+    this.sql.exec("DELETE FROM identity_docs WHERE did = ?", did);
   }
 
   #entry(did: string): Entry | undefined {
@@ -176,7 +179,10 @@ export class IdentityCache {
 
   #load(did: string): Entry | undefined {
     const row = this.sql
-      .exec<Stored>("SELECT did, pds, handle, key, fetched_ms FROM identity WHERE did = ?", did)
+      .exec<Stored>(
+        "SELECT did, pds, handle, key, fetched_ms FROM identity_docs WHERE did = ?",
+        did,
+      )
       .toArray()[0];
     if (!row) return undefined;
     const entry: Entry = {
@@ -240,7 +246,9 @@ export class IdentityCache {
     // the account again); other hosts' accounts are not worth a row
     if ((storedMs !== null && changed) || (namesHost && stale)) {
       this.sql.exec(
-        "INSERT OR REPLACE INTO identity (did, pds, handle, key, fetched_ms) VALUES (?, ?, ?, ?, ?)",
+        `INSERT INTO identity_docs (did, pds, handle, key, fetched_ms) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(did) DO UPDATE SET pds = excluded.pds, handle = excluded.handle,
+           key = excluded.key, fetched_ms = excluded.fetched_ms`,
         did,
         info.pdsEndpoint,
         info.handle,

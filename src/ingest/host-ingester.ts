@@ -18,12 +18,12 @@ import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } fro
 import { moveHost } from "../xrpc/ingesters";
 import { reconnectDelayMs } from "./backoff";
 import {
-  HOSTS_SCHEMA,
   type HostLimits,
   type HostRecord,
   type HostReport,
   loadHosts,
   newHostRecord,
+  prepareHostsTable,
   saveHosts,
   writeHosts,
 } from "./host-record";
@@ -127,7 +127,7 @@ export class HostIngester extends DurableObject<Env> {
     this.#config = readConfig(env);
     this.#identityMoves = identityMoves(env, this.#config.repoIndexShards);
     ctx.blockConcurrencyWhile(async () => {
-      ctx.storage.sql.exec(HOSTS_SCHEMA);
+      prepareHostsTable(ctx.storage);
       this.#hosts = loadHosts(ctx.storage.sql);
       this.#identity = new IdentityCache(ctx.storage.sql, {
         plcUrl: this.#config.plcUrl,
@@ -199,7 +199,7 @@ export class HostIngester extends DurableObject<Env> {
     this.#processed.delete(hostname);
     this.#acked.delete(hostname);
     this.#rateWindows.delete(hostname);
-    this.ctx.storage.sql.exec("DELETE FROM hosts WHERE hostname = ?", hostname);
+    this.ctx.storage.sql.exec("DELETE FROM host_records WHERE hostname = ?", hostname);
     return cursor;
   }
 

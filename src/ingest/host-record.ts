@@ -41,16 +41,29 @@ export type HostCounters = {
   flagged?: number;
 };
 
+// WITHOUT ROWID: a write is one billed row. `hosts` was the earlier layout, moved over once.
 export const HOSTS_SCHEMA = `
-CREATE TABLE IF NOT EXISTS hosts (
+CREATE TABLE IF NOT EXISTS host_records (
   hostname TEXT PRIMARY KEY,
   record TEXT NOT NULL
-);`;
+) WITHOUT ROWID;`;
+
+const LEGACY_HOSTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hosts'";
+const MIGRATE_LEGACY_HOSTS = `
+INSERT OR IGNORE INTO host_records (hostname, record) SELECT hostname, record FROM hosts;
+DROP TABLE hosts;`;
+
+/** Creates the hosts table, moving rows of the earlier layout over once. */
+export function prepareHostsTable(storage: DurableObjectStorage): void {
+  storage.sql.exec(HOSTS_SCHEMA);
+  if (storage.sql.exec(LEGACY_HOSTS).toArray().length > 0)
+    storage.transactionSync(() => storage.sql.exec(MIGRATE_LEGACY_HOSTS));
+}
 
 export function loadHosts(sql: SqlStorage): Map<string, HostRecord> {
   const hosts = new Map<string, HostRecord>();
   for (const row of sql.exec<{ hostname: string; record: string }>(
-    "SELECT hostname, record FROM hosts",
+    "SELECT hostname, record FROM host_records",
   )) {
     hosts.set(row.hostname, JSON.parse(row.record) as HostRecord);
   }
@@ -65,7 +78,7 @@ export function saveHosts(storage: DurableObjectStorage, records: Iterable<HostR
 export function writeHosts(sql: SqlStorage, records: Iterable<HostRecord>): void {
   for (const r of records) {
     sql.exec(
-      "INSERT OR REPLACE INTO hosts (hostname, record) VALUES (?, ?)",
+      "INSERT INTO host_records (hostname, record) VALUES (?, ?) ON CONFLICT(hostname) DO UPDATE SET record = excluded.record",
       r.hostname,
       JSON.stringify(r),
     );

@@ -101,7 +101,7 @@ describe("identity look-ups", () => {
       hostIngesterStub(env, shard),
       async (_instance, state) =>
         state.storage.sql
-          .exec<{ n: number }>("SELECT COUNT(*) AS n FROM identity WHERE did = ?", foreign.did)
+          .exec<{ n: number }>("SELECT COUNT(*) AS n FROM identity_docs WHERE did = ?", foreign.did)
           .one().n,
     );
     expect(rows).toBe(0);
@@ -161,7 +161,7 @@ describe("identity look-ups", () => {
         // a copy fetched two hours ago, as a row of the cache's own table
         const twoHoursAgo = Date.now() - 2 * 60 * 60 * 1000;
         sql.exec(
-          "INSERT OR REPLACE INTO identity (did, pds, handle, key, fetched_ms) VALUES (?, ?, NULL, NULL, ?)",
+          "INSERT OR REPLACE INTO identity_docs (did, pds, handle, key, fetched_ms) VALUES (?, ?, NULL, NULL, ?)",
           host.did,
           `http://${host.hostname}`,
           twoHoursAgo,
