@@ -71,6 +71,9 @@ type Session = {
 /** An accepted event on its way to the Sequencer, with the account state it leads to. */
 type PendingEvent = { event: IngestEvent; next: RepoState | null };
 
+const MAX_INHERIT_CHECKED = 100_000;
+/** Clock skew allowed between a host's event times and ours (replay of a new host, below). */
+const SUBSCRIPTION_SKEW_MS = 60_000;
 /** How long to wait before asking the Sequencer again for a host's cursor after a failure. */
 const CURSOR_RETRY_MS = 5_000;
 
@@ -102,6 +105,8 @@ export class HostIngester extends DurableObject<Env> {
   readonly #acked = new Map<string, number>();
   /** Per host, frames taken since its placement was last reviewed (automatic placement). */
   readonly #rateWindows = new Map<string, RateWindow>();
+  /** Accounts whose handed-over state was already compared with the local one (per wake). */
+  readonly #inheritChecked = new Set<string>();
   /** Per host, consecutive stalls (a dependency failed on a frame that was not skipped). */
   readonly #stallRetries = new Map<string, number>();
   /** Connects in progress: a second caller waits for the first, never opens a second socket. */
@@ -225,6 +230,8 @@ export class HostIngester extends DurableObject<Env> {
     this.#processed.delete(hostname);
     this.#acked.delete(hostname);
     host.cursor = null;
+    host.subscribedAtMs = null; // the next live connect fixes it afresh
+    host.skipBeforeMs = null;
     host.stopped = false;
     host.status = host.status === "banned" ? "banned" : "active";
     saveHosts(this.ctx.storage, [host]);
@@ -318,6 +325,8 @@ export class HostIngester extends DurableObject<Env> {
     };
     this.#sessions.set(host.hostname, session);
     host.connectedSinceMs = Date.now();
+    // live from now: if no frame arrives before a crash, this is where the host is owed from
+    if (cursor === null) host.subscribedAtMs ??= Date.now();
     host.lastEventMs = Date.now();
     if (host.status !== "banned") host.status = "active";
     saveHosts(this.ctx.storage, [host]);
@@ -340,7 +349,13 @@ export class HostIngester extends DurableObject<Env> {
     if (known !== null) return known;
     try {
       // this object has never read the host (new, or its state was handed over without one)
-      return await sequencerStub(this.env).getHostCursor(host.hostname);
+      const sequenced = await sequencerStub(this.env).getHostCursor(host.hostname);
+      if (sequenced !== null || host.subscribedAtMs == null) return sequenced;
+      // Subscribed live before, but no frame ever arrived, so no position was fixed: what it
+      // sent since (while we were down) is owed. Read it from the start of its log and skip
+      // what it wrote before we first subscribed, by the events' own times.
+      host.skipBeforeMs ??= host.subscribedAtMs - SUBSCRIPTION_SKEW_MS;
+      return 0;
     } catch (err) {
       host.lastError = `cannot read the host's cursor from the Sequencer: ${String(err)}`;
       host.nextAttemptMs = Date.now() + CURSOR_RETRY_MS;
@@ -565,8 +580,18 @@ export class HostIngester extends DurableObject<Env> {
       return;
     }
     session.lastSeqOnSocket = seq;
+    if (host.skipBeforeMs != null) {
+      if (Date.parse(frame.body.time) < host.skipBeforeMs) {
+        // written before the relay first subscribed to this host: not owed to consumers
+        this.#countDrop(hostname, "BeforeSubscription");
+        this.#processed.set(hostname, seq);
+        return;
+      }
+      host.skipBeforeMs = null;
+      saveHosts(this.ctx.storage, [host]);
+    }
     const did = frameDid(frame);
-    const repo = this.#repos.get(did) ?? (await this.#inheritRepo(host, did));
+    const repo = await this.#accountState(host, did);
     if (session.closing || this.#sessions.get(hostname) !== session) return;
     if (!repo && this.#repos.countForHost(hostname) >= host.limits.maxAccounts) {
       this.#countDrop(hostname, "AccountLimit");
@@ -626,17 +651,21 @@ export class HostIngester extends DurableObject<Env> {
   }
 
   /**
-   * An account met for the first time here, on a host handed over from another object: its
-   * state there (written when the host was released, so it matches the handed-over cursor) is
-   * adopted, so rev order and continuity hold across the move. One request per account, once.
+   * The state of an account for validation. On a host handed over from another object (pin,
+   * unpin, automatic placement), the object it left holds the state that matches the handed-over
+   * cursor: the first time each account is met here, the newer of that and any local row wins
+   * (a local row may be stale, from before an earlier move away). One request per account.
    */
-  async #inheritRepo(host: HostRecord, did: string): Promise<RepoState | undefined> {
-    if (!host.previousIngester || host.previousIngester === this.#name) return undefined;
-    const [inherited] = await hostIngesterStub(this.env, host.previousIngester).exportRepoStates([
-      did,
-    ]);
-    if (!inherited || inherited.host !== host.hostname) return undefined;
-    if (this.#repos.get(did)) return this.#repos.get(did); // met meanwhile
+  async #accountState(host: HostRecord, did: string): Promise<RepoState | undefined> {
+    const local = this.#repos.get(did);
+    const from = host.previousIngester;
+    if (!from || from === this.#name || this.#inheritChecked.has(did)) return local;
+    if (this.#inheritChecked.size >= MAX_INHERIT_CHECKED) this.#inheritChecked.clear();
+    this.#inheritChecked.add(did);
+    const [inherited] = await hostIngesterStub(this.env, from).exportRepoStates([did]);
+    const current = this.#repos.get(did);
+    if (!inherited || inherited.host !== host.hostname) return current;
+    if (current && (current !== local || current.rev >= inherited.rev)) return current;
     this.#repos.markAcknowledged(inherited);
     return inherited;
   }

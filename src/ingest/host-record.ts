@@ -29,6 +29,10 @@ export type HostRecord = {
    * host's accounts, inherited from it the first time each account is met here.
    */
   previousIngester?: string | null;
+  /** When the relay first subscribed to this host live (no cursor), until a frame fixed one. */
+  subscribedAtMs?: number | null;
+  /** Events written before this time are skipped (replaying a host that never sent a frame). */
+  skipBeforeMs?: number | null;
   /** On an object of its own by automatic placement, not by an admin (ingest/placement.ts). */
   autoPinned?: boolean;
   counters: HostCounters;

@@ -49,6 +49,27 @@ describe("HostIngester crash safety", () => {
     expect(new Set(commits.map(([, rev]) => rev)).size).toBe(300);
   });
 
+  it("a new host subscribed live that had sent nothing when aborted is read from its log: what it wrote meanwhile arrives", async () => {
+    const host = await newHost();
+    const before = await push(host, 3); // written before the relay subscribed
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await until(
+      "the relay to subscribe",
+      () => upstreamState(host),
+      (s) => s.subscribers === 1,
+    );
+    await abortAllDurableObjects();
+    const owed = await push(host, 5);
+    await recoverThrough(host, Math.max(...owed));
+    const revs = (await relayedCommits(host.did)).map(([, rev]) => rev);
+    // every owed event once, in order; events written just before the crawl may come too (the
+    // relay skips by the events' own times, allowing for clock skew)
+    expect(new Set(revs).size).toBe(revs.length);
+    expect([...revs].sort()).toEqual(revs);
+    expect(revs.length).toBeGreaterThanOrEqual(owed.length);
+    expect(revs.length).toBeLessThanOrEqual(owed.length + before.length);
+  });
+
   it("after an abort, validation sees the state of the sequenced log: no false continuity flag, no old rev replayed", async () => {
     const host = await newHost();
     expect((await crawl(host.hostname)).status).toBe(200);
@@ -127,5 +148,40 @@ describe("HostIngester crash safety", () => {
     const report = await pinned.getHost(host.hostname);
     expect(report?.counters.dropped.RevNotIncreasing).toBe(1);
     expect(report?.counters.flagged ?? 0).toBe(0);
+  });
+
+  it("a host moved back to its shard validates with the state it left the other object with, not the shard's stale row", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    const pin = (pinned: boolean) =>
+      SELF.fetch(`${RELAY}/admin/hosts/pin`, {
+        method: "POST",
+        headers: { Authorization: "Bearer test-admin-token", "Content-Type": "application/json" },
+        body: JSON.stringify({ hostname: host.hostname, pinned }),
+      });
+    const objectOf = (pinned: boolean) =>
+      hostIngesterStub(
+        env,
+        ingesterObjectName(host.hostname, pinned, readConfig(env).ingestShards),
+      );
+    const through = async (pinned: boolean, upstreamSeq: number) =>
+      until(
+        `sequenced through ${upstreamSeq}`,
+        async () => {
+          await objectOf(pinned).flush();
+          return sequencerStub(env).getHostCursor(host.hostname);
+        },
+        (cursor) => (cursor ?? 0) >= upstreamSeq,
+      );
+    await through(false, Math.max(...(await push(host, 4))));
+    // written in the shard, then the host moves away and on
+    await objectOf(false).publishState();
+    expect((await pin(true)).status).toBe(200);
+    await through(true, Math.max(...(await push(host, 4))));
+    expect((await pin(false)).status).toBe(200);
+    await through(false, Math.max(...(await push(host, 2))));
+    const report = await objectOf(false).getHost(host.hostname);
+    expect(report?.counters.flagged ?? 0).toBe(0);
+    expect((await relayedCommits(host.did)).length).toBe(10);
   });
 });
