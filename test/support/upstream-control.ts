@@ -9,6 +9,7 @@ import { ScriptedPds, type ScriptedPlc } from "./scripted-pds";
 //   POST /pds                  -> { id, hostname, did }   a host with one account
 //   POST /pds/:id/good?count=N -> { seqs }                N valid commits
 //   POST /pds/:id/hostile      -> { goodSeqs, drops }     the hostile script (see below)
+//   POST /pds/:id/drop         -> cuts the subscribers' connections (the host stays up)
 //   POST /pds/:id/repeat?seq=N -> { seq }              frame N sent again under a new seq
 //   POST /pds/:id/reset        -> the host forgets its frames (its seq restarts at 1)
 //   GET  /pds/:id              -> { frames, subscribers }
@@ -48,6 +49,11 @@ export async function startUpstreamControl(
           return reply(200, {
             seqs: await pds.pushGood(account, Number(url.searchParams.get("count") ?? "1")),
           });
+        }
+        if (req.method === "POST" && parts[2] === "drop") {
+          // cuts every subscriber's connection, as a network blip or a PDS restart would
+          for (const ws of pds.sockets) ws.terminate();
+          return reply(200, { dropped: true });
         }
         if (req.method === "POST" && parts[2] === "repeat") {
           // sends an old frame again under a new seq: a replayed older rev

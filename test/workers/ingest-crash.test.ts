@@ -5,6 +5,7 @@ import { ingesterObjectName } from "../../src/ingest/partition";
 import { hostIngesterStub, sequencerStub } from "../../src/stubs";
 import {
   crawl,
+  dropConnections,
   type Host,
   ingester,
   newHost,
@@ -182,6 +183,29 @@ describe("HostIngester crash safety", () => {
     await through(false, Math.max(...(await push(host, 2))));
     const report = await objectOf(false).getHost(host.hostname);
     expect(report?.counters.flagged ?? 0).toBe(0);
+    expect((await relayedCommits(host.did)).length).toBe(10);
+  });
+
+  it("connection failures spread over a host's life do not add up to offline: good events reset the count", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    let last = 0;
+    // more drops than HOST_MAX_FAILURES (8), each followed by a reconnect and a good event
+    for (let i = 0; i < 10; i++) {
+      await until(
+        "the relay to be subscribed",
+        async () => {
+          await runDurableObjectAlarm(ingester(host.hostname));
+          return upstreamState(host);
+        },
+        (s) => s.subscribers === 1,
+      );
+      last = Math.max(...(await push(host, 1)));
+      await sequencedThrough(host.hostname, last);
+      await dropConnections(host);
+    }
+    const report = await ingester(host.hostname).getHost(host.hostname);
+    expect(report?.status).not.toBe("offline");
     expect((await relayedCommits(host.did)).length).toBe(10);
   });
 });

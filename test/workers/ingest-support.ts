@@ -88,6 +88,11 @@ export async function repeat(host: Host, seq: number): Promise<number> {
   return ((await res.json()) as { seq: number }).seq;
 }
 
+/** Cuts the relay's connection to the host, as a network blip would. */
+export async function dropConnections(host: Host): Promise<void> {
+  await fetch(`${control}/pds/${host.id}/drop`, { method: "POST" });
+}
+
 export async function upstreamState(host: Host): Promise<{ frames: number; subscribers: number }> {
   return (await (await fetch(`${control}/pds/${host.id}`)).json()) as {
     frames: number;
