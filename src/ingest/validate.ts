@@ -253,7 +253,9 @@ export async function validateEvent(
       const movedFrom = await noteMove(body.repo, signed, ctx, false);
       const next = newRepoState(ctx.repo, checked, ctx.hostname);
       let flag: string | undefined;
-      if (ctx.repo && body.since !== ctx.repo.rev)
+      // rev "" means no commit of the account was seen (only its #account or #identity): there
+      // is nothing to continue from, so a new account's first commit (since null) is no mismatch
+      if (ctx.repo && ctx.repo.rev !== "" && body.since !== ctx.repo.rev)
         flag = `since ${body.since} but last rev seen was ${ctx.repo.rev}`;
       else if (ctx.repo?.data && body.prevData && body.prevData.toString() !== ctx.repo.data) {
         flag = `prevData ${body.prevData} but last data seen was ${ctx.repo.data}`;

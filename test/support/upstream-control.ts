@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Secp256k1Keypair } from "@atproto/crypto";
+import { encodeFrame } from "../../src/protocol/frame";
 import { rewriteFrameSeq } from "../../src/protocol/seq-rewrite";
 import { ScriptedPds, type ScriptedPlc } from "./scripted-pds";
 
@@ -9,6 +10,7 @@ import { ScriptedPds, type ScriptedPlc } from "./scripted-pds";
 //   POST /pds                  -> { id, hostname, did }   a host with one account
 //   POST /pds/:id/good?count=N -> { seqs }                N valid commits
 //   POST /pds/:id/hostile      -> { goodSeqs, drops }     the hostile script (see below)
+//   POST /pds/:id/account      -> { seq }              an #account {active: true} of its account
 //   POST /pds/:id/drop         -> cuts the subscribers' connections (the host stays up)
 //   POST /pds/:id/repeat?seq=N -> { seq }              frame N sent again under a new seq
 //   POST /pds/:id/reset        -> the host forgets its frames (its seq restarts at 1)
@@ -49,6 +51,16 @@ export async function startUpstreamControl(
           return reply(200, {
             seqs: await pds.pushGood(account, Number(url.searchParams.get("count") ?? "1")),
           });
+        }
+        if (req.method === "POST" && parts[2] === "account") {
+          // an #account event of the host's account, as a PDS emits for a new account
+          const seq = pds.push((n) =>
+            encodeFrame({
+              kind: "account",
+              body: { seq: n, did: account.did, time: new Date().toISOString(), active: true },
+            }),
+          );
+          return reply(200, { seq });
         }
         if (req.method === "POST" && parts[2] === "drop") {
           // cuts every subscriber's connection, as a network blip or a PDS restart would

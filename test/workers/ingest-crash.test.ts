@@ -10,6 +10,7 @@ import {
   ingester,
   newHost,
   push,
+  pushAccount,
   relayedCommits,
   repeat,
   sequencedThrough,
@@ -207,5 +208,21 @@ describe("HostIngester crash safety", () => {
     const report = await ingester(host.hostname).getHost(host.hostname);
     expect(report?.status).not.toBe("offline");
     expect((await relayedCommits(host.did)).length).toBe(10);
+  });
+
+  it("a new account's first commit after its #account event is no continuity mismatch", async () => {
+    // found by the fault suite (after-crawl, seed 9000): an account first met through #account
+    // has no rev yet, and its first commit says `since: null`
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await until(
+      "the relay to subscribe",
+      () => upstreamState(host),
+      (s) => s.subscribers === 1,
+    );
+    await pushAccount(host);
+    await sequencedThrough(host.hostname, Math.max(...(await push(host, 2))));
+    const report = await ingester(host.hostname).getHost(host.hostname);
+    expect(report?.counters.flagged ?? 0).toBe(0);
   });
 });

@@ -88,6 +88,12 @@ export async function repeat(host: Host, seq: number): Promise<number> {
   return ((await res.json()) as { seq: number }).seq;
 }
 
+/** Makes the host emit an #account {active: true} of its account; returns its seq. */
+export async function pushAccount(host: Host): Promise<number> {
+  const res = await fetch(`${control}/pds/${host.id}/account`, { method: "POST" });
+  return ((await res.json()) as { seq: number }).seq;
+}
+
 /** Cuts the relay's connection to the host, as a network blip would. */
 export async function dropConnections(host: Host): Promise<void> {
   await fetch(`${control}/pds/${host.id}/drop`, { method: "POST" });
