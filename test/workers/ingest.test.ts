@@ -1,101 +1,21 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm, SELF } from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
-import { readConfig } from "../../src/config";
-import { ingesterObjectName } from "../../src/ingest/partition";
-import { iterateRecords } from "../../src/log/records";
-import { decodeTrailer, TRAILER_BYTES } from "../../src/log/segment";
-import { decodeFrame } from "../../src/protocol/frame";
-import { hostIngesterStub, sequencerStub } from "../../src/stubs";
+import { sequencerStub } from "../../src/stubs";
+import {
+  crawl,
+  ingester,
+  newHost,
+  push,
+  relayedCommits,
+  sequencedThrough,
+  until,
+} from "./ingest-support";
 import { RELAY } from "./support";
 
 // HostIngester against scripted upstreams (test/support/scripted-pds.ts) that send real signed
 // commits, and hostile ones, over real WebSockets on loopback.
 
 const control = inject("upstreamControlUrl");
-
-type Host = { id: string; hostname: string; did: string };
-
-async function newHost(): Promise<Host> {
-  return (await (await fetch(`${control}/pds`, { method: "POST" })).json()) as Host;
-}
-
-async function crawl(hostname: string): Promise<Response> {
-  return SELF.fetch(`${RELAY}/xrpc/com.atproto.sync.requestCrawl`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ hostname }),
-  });
-}
-
-function ingester(hostname: string) {
-  return hostIngesterStub(env, ingesterObjectName(hostname, false, readConfig(env).ingestShards));
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Every relayed commit of `did`, in relay order, as [relay seq, rev]. */
-async function relayedCommits(did: string): Promise<[number, string][]> {
-  const out: [number, string][] = [];
-  let after = 0;
-  for (;;) {
-    const read = await sequencerStub(env).readLog(after, 4_000_000);
-    let records: Uint8Array;
-    if (read.kind === "hot") {
-      records = read.records;
-    } else if (read.kind === "segment") {
-      const bytes = new Uint8Array(await (await env.EVENT_LOG.get(read.key))!.arrayBuffer());
-      records = bytes.subarray(
-        0,
-        decodeTrailer(bytes.subarray(bytes.byteLength - TRAILER_BYTES)).indexOffset,
-      );
-    } else {
-      break;
-    }
-    for (const record of iterateRecords(records)) {
-      if (record.seq <= after) continue;
-      const frame = decodeFrame(record.frame);
-      if (frame.kind === "commit" && frame.body.repo === did)
-        out.push([record.seq, frame.body.rev]);
-      after = record.seq;
-    }
-  }
-  return out;
-}
-
-async function push(host: Host, count: number): Promise<number[]> {
-  const res = await fetch(`${control}/pds/${host.id}/good?count=${count}`, { method: "POST" });
-  return ((await res.json()) as { seqs: number[] }).seqs;
-}
-
-async function sequencedThrough(
-  hostname: string,
-  upstreamSeq: number,
-  timeoutMs = 20_000,
-): Promise<void> {
-  await until(
-    `${hostname} sequenced through ${upstreamSeq}`,
-    async () => {
-      await ingester(hostname).flush();
-      return sequencerStub(env).getHostCursor(hostname);
-    },
-    (cursor) => (cursor ?? 0) >= upstreamSeq,
-    timeoutMs,
-  );
-}
 
 describe("HostIngester", () => {
   it("drops forged, foreign, backwards, malformed and oversized events, counts why, and keeps serving", async () => {
