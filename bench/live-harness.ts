@@ -145,11 +145,4 @@ export async function workerdRssKb(): Promise<number> {
     .reduce((a, b) => a + b, 0);
 }
 
-export async function waitUntil(ok: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
+export { waitUntil } from "../test/support/wait";

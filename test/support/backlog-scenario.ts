@@ -2,6 +2,7 @@ import WebSocket from "ws";
 import { decodeFrame } from "../../src/protocol/frame";
 import { requestCrawl, startRelay } from "./relay-process";
 import { ScriptedPds, ScriptedPlc } from "./scripted-pds";
+import { waitUntil } from "./wait";
 
 // Catch-up after a restart: every host wrote while the relay was down, and all of them send
 // their backlog at once when it comes back. Hosts are scripted (real signed commits, real
@@ -22,15 +23,6 @@ export type BacklogOutcome = {
   seqGaps: number;
   complete: boolean;
 };
-
-async function waitUntil(ok: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
 
 export async function runBacklog(
   hostCount: number,
