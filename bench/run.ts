@@ -9,6 +9,7 @@ const BENCHMARKS = [
   "relay-throughput",
   "replay",
   "fanout",
+  "fanout-cost",
   "latency",
   "backlog",
 ] as const;
