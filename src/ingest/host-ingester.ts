@@ -18,6 +18,7 @@ import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } fro
 import { moveHost } from "../xrpc/ingesters";
 import { reconnectDelayMs } from "./backoff";
 import {
+  applyNewerHosts,
   type HostLimits,
   type HostRecord,
   type HostReport,
@@ -25,7 +26,6 @@ import {
   newHostRecord,
   prepareHostsTable,
   saveHosts,
-  writeHosts,
 } from "./host-record";
 import { isLoopbackHostname } from "./hostname";
 import { repoIndexShard } from "./partition";
@@ -139,6 +139,8 @@ export class HostIngester extends DurableObject<Env> {
         devMode: this.#config.devMode,
       });
       this.#repos = new RepoStateStore(ctx.storage);
+      // cursors and counters written since the hosts' rows ride in the account-state deltas
+      applyNewerHosts(this.#hosts, this.#repos.replayedHosts);
       this.#name = (await ctx.storage.get<string>("name")) ?? null;
       // after an eviction or deploy, sockets are gone: the watchdog reconnects hosts that were
       // connected soon, not at its next regular tick
@@ -879,6 +881,8 @@ export class HostIngester extends DurableObject<Env> {
     }
     this.#lastReportMs = now;
     const changedRepos = this.#persist([]);
+    // bounded: at most compactAtEntries accounts written as a run, then any full level merged
+    this.#repos.compactIfDue((hostname) => this.#hosts.get(hostname));
     try {
       await hostDirectoryStub(this.env).reportHosts(
         [...this.#hosts.values()].map((h) => this.#report(h)),
@@ -890,9 +894,9 @@ export class HostIngester extends DurableObject<Env> {
   }
 
   /**
-   * Writes, in one transaction, the acknowledged account state, the hosts' cursors that match
-   * it, and every host whose record changed (plus `also`). Only what moved: a quiet host costs
-   * no row write. Returns the account states written.
+   * Writes, in one row (one transaction), the acknowledged account state, the hosts' cursors
+   * that match it, and every host whose record changed (plus `also`). Only what moved: a quiet
+   * report writes no row. Returns the account states written.
    */
   #persist(also: HostRecord[]): RepoState[] {
     for (const [hostname, seq] of this.#acked) {
@@ -910,8 +914,7 @@ export class HostIngester extends DurableObject<Env> {
     this.#dirtyHosts.clear();
     let changed: RepoState[] = [];
     this.ctx.storage.transactionSync(() => {
-      writeHosts(this.ctx.storage.sql, dirty);
-      changed = this.#repos.writeAcknowledged();
+      changed = this.#repos.writeAcknowledged([...dirty]);
     });
     return changed;
   }

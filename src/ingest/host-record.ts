@@ -36,6 +36,11 @@ export type HostRecord = {
   /** On an object of its own by automatic placement, not by an admin (ingest/placement.ts). */
   autoPinned?: boolean;
   counters: HostCounters;
+  /**
+   * When this copy was written (a stamp that only grows): a host is persisted both as its
+   * `host_records` row and inside account-state delta rows (repo-state.ts); the newer copy wins.
+   */
+  savedAt?: number;
 };
 
 export type HostCounters = {
@@ -69,9 +74,45 @@ export function loadHosts(sql: SqlStorage): Map<string, HostRecord> {
   for (const row of sql.exec<{ hostname: string; record: string }>(
     "SELECT hostname, record FROM host_records",
   )) {
-    hosts.set(row.hostname, JSON.parse(row.record) as HostRecord);
+    const record = JSON.parse(row.record) as HostRecord;
+    seenStamp(record.savedAt);
+    hosts.set(row.hostname, record);
   }
   return hosts;
+}
+
+/**
+ * Applies host records written since their rows (in account-state delta rows, oldest first):
+ * a copy replaces the row's only if it is newer, and a host without a row (released since) is
+ * not brought back.
+ */
+export function applyNewerHosts(hosts: Map<string, HostRecord>, records: string[]): void {
+  for (const json of records) {
+    const record = JSON.parse(json) as HostRecord;
+    seenStamp(record.savedAt);
+    const current = hosts.get(record.hostname);
+    if (current && (record.savedAt ?? 0) > (current.savedAt ?? 0))
+      hosts.set(record.hostname, record);
+  }
+}
+
+/** A host record as a delta row carries it (stamped now). */
+export function hostSnapshot(record: HostRecord): string {
+  record.savedAt = nextStamp();
+  return JSON.stringify(record);
+}
+
+// Stamps grow even if the clock steps back after a restart: loading raises the floor to the
+// newest stamp stored.
+let lastStamp = 0;
+
+function nextStamp(): number {
+  lastStamp = Math.max(Date.now(), lastStamp + 1);
+  return lastStamp;
+}
+
+function seenStamp(stamp: number | undefined): void {
+  if (stamp !== undefined && stamp > lastStamp) lastStamp = stamp;
 }
 
 export function saveHosts(storage: DurableObjectStorage, records: Iterable<HostRecord>): void {
@@ -84,7 +125,7 @@ export function writeHosts(sql: SqlStorage, records: Iterable<HostRecord>): void
     sql.exec(
       "INSERT INTO host_records (hostname, record) VALUES (?, ?) ON CONFLICT(hostname) DO UPDATE SET record = excluded.record",
       r.hostname,
-      JSON.stringify(r),
+      hostSnapshot(r),
     );
   }
 }

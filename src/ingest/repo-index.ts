@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { meterObject } from "../metering/meter";
+import { PackedStore } from "../storage/packed-store";
 
 // DID -> host, rev, head commit and status, for listRepos, getRepoStatus and getLatestCommit.
 //
@@ -32,23 +33,31 @@ export type RepoEntry = RepoUpdate & {
 
 // Upstream state (written by ingesters: `active`, `status` are the account's status on its
 // PDS) and the relay's own takedown (written by the admin, mirroring the Sequencer's takedowns
-// table, which is the authority) are separate columns, so a later report from the host can
+// table, which is the authority) are separate fields, so a later report from the host can
 // never undo a takedown and a restore can tell the account's real status.
-// WITHOUT ROWID: a write is billed as one row (a rowid table with a text key also writes its
-// implicit index: docs/cost.md). `repo_index` is the earlier layout, moved over once.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS repo_entries (
-  did TEXT PRIMARY KEY,
-  host TEXT NOT NULL,
-  rev TEXT NOT NULL,
-  head TEXT,
-  active INTEGER NOT NULL,
-  status TEXT,
-  takendown INTEGER NOT NULL DEFAULT 0,
-  updated_ms INTEGER NOT NULL
-) WITHOUT ROWID;`;
+//
+// Stored packed (storage/packed-store.ts): an ingester's report is one delta row however many
+// accounts it names, not a row per account (rows written are billed: docs/cost.md).
+// `repo_entries` (a row per account) and before it `repo_index` are earlier layouts, moved over
+// once.
+type Stored = [
+  host: string,
+  rev: string,
+  head: string | null,
+  active: boolean,
+  status: string | null,
+  takendown: boolean,
+  updatedMs: number,
+];
 
-const LEGACY_MIGRATION = `
+const STORE_NAME = "index_entries";
+
+const LEGACY_INDEX_MIGRATION = `
+CREATE TABLE IF NOT EXISTS repo_entries (
+  did TEXT PRIMARY KEY, host TEXT NOT NULL, rev TEXT NOT NULL, head TEXT,
+  active INTEGER NOT NULL, status TEXT, takendown INTEGER NOT NULL DEFAULT 0,
+  updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
 INSERT OR IGNORE INTO repo_entries SELECT did, host, rev, head, active, status, takendown, updated_ms
   FROM repo_index;
 DROP TABLE repo_index;`;
@@ -64,62 +73,75 @@ type Row = {
   updated_ms: number;
 };
 
-function toEntry(row: Row): RepoEntry {
-  const takendown = row.takendown === 1;
+function toEntry(did: string, stored: Stored): RepoEntry {
+  const [host, rev, head, active, status, takendown, updatedMs] = stored;
   return {
-    did: row.did,
-    host: row.host,
-    rev: row.rev,
-    head: row.head,
-    active: !takendown && row.active === 1,
-    status: takendown ? "takendown" : row.status,
+    did,
+    host,
+    rev,
+    head,
+    active: !takendown && active,
+    status: takendown ? "takendown" : status,
     takendown,
-    upstream: { active: row.active === 1, status: row.status },
-    updatedMs: row.updated_ms,
+    upstream: { active, status },
+    updatedMs,
   };
 }
 
+function hasTable(sql: SqlStorage, name: string): boolean {
+  return (
+    sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray()
+      .length > 0
+  );
+}
+
+/** Moves the row-per-account layouts into the packed store, once. */
+function migrateRows(storage: DurableObjectStorage, store: PackedStore<Stored>): void {
+  const sql = storage.sql;
+  if (hasTable(sql, "repo_index")) storage.transactionSync(() => sql.exec(LEGACY_INDEX_MIGRATION));
+  if (!hasTable(sql, "repo_entries")) return;
+  storage.transactionSync(() => {
+    const count = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM repo_entries").one().n;
+    const rows = sql.exec<Row>("SELECT * FROM repo_entries ORDER BY did");
+    store.importSorted(
+      (function* () {
+        for (const r of rows)
+          yield [
+            r.did,
+            [r.host, r.rev, r.head, r.active === 1, r.status, r.takendown === 1, r.updated_ms],
+          ] as const;
+      })(),
+      count,
+    );
+    sql.exec("DROP TABLE repo_entries");
+  });
+}
+
 export class RepoIndex extends DurableObject<Env> {
+  readonly #entries: PackedStore<Stored>;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterObject(this, ctx, env, "RepoIndex");
-    ctx.storage.sql.exec(SCHEMA);
-    const legacy = ctx.storage.sql
-      .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'repo_index'")
-      .toArray();
-    if (legacy.length > 0)
-      ctx.storage.transactionSync(() => ctx.storage.sql.exec(LEGACY_MIGRATION));
+    this.#entries = new PackedStore<Stored>(ctx.storage, STORE_NAME);
+    migrateRows(ctx.storage, this.#entries);
   }
 
-  /** An ingester's coalesced changes for the DIDs of this shard, in one transaction. */
+  /** An ingester's coalesced changes for the DIDs of this shard: one delta row. */
   async applyRepoUpdates(updates: RepoUpdate[]): Promise<void> {
-    const sql = this.ctx.storage.sql;
+    if (updates.length === 0) return;
     const now = Date.now();
-    this.ctx.storage.transactionSync(() => {
-      for (const u of updates) {
-        sql.exec(
-          `INSERT INTO repo_entries (did, host, rev, head, active, status, updated_ms)
-           VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(did) DO UPDATE SET host = excluded.host, rev = excluded.rev,
-             head = excluded.head, active = excluded.active, status = excluded.status,
-             updated_ms = excluded.updated_ms`,
-          u.did,
-          u.host,
-          u.rev,
-          u.head,
-          u.active ? 1 : 0,
-          u.status,
-          now,
-        );
-      }
+    const entries = updates.map((u): [string, Stored] => {
+      const takendown = this.#entries.get(u.did)?.[5] ?? false;
+      return [u.did, [u.host, u.rev, u.head, u.active, u.status, takendown, now]];
     });
+    this.ctx.storage.transactionSync(() => this.#entries.writeDelta(entries));
+    this.#entries.compactIfDue();
   }
 
   async getRepo(did: string): Promise<RepoEntry | null> {
-    const row = this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM repo_entries WHERE did = ?", did)
-      .toArray()[0];
-    return row ? toEntry(row) : null;
+    const stored = this.#entries.get(did);
+    return stored ? toEntry(did, stored) : null;
   }
 
   /**
@@ -127,24 +149,18 @@ export class RepoIndex extends DurableObject<Env> {
    * The Worker merges the pages of all shards; each shard answers at most `limit`.
    */
   async listRepos(cursor: string | null, limit: number): Promise<RepoEntry[]> {
-    return this.ctx.storage.sql
-      .exec<Row>(
-        "SELECT * FROM repo_entries WHERE did > ? AND head IS NOT NULL AND rev != '' ORDER BY did LIMIT ?",
-        cursor ?? "",
-        limit,
-      )
-      .toArray()
-      .map(toEntry);
+    return this.#entries
+      .scan(cursor ?? "", limit, (_did, s) => s[2] !== null && s[1] !== "")
+      .map(([did, stored]) => toEntry(did, stored));
   }
 
   /** The relay's own takedown (admin), kept apart from the host's status. */
   async setTakedown(did: string, takendown: boolean): Promise<RepoEntry | null> {
-    this.ctx.storage.sql.exec(
-      "UPDATE repo_entries SET takendown = ?, updated_ms = ? WHERE did = ?",
-      takendown ? 1 : 0,
-      Date.now(),
-      did,
-    );
-    return this.getRepo(did);
+    const stored = this.#entries.get(did);
+    if (!stored) return null;
+    const [host, rev, head, active, status] = stored;
+    const next: Stored = [host, rev, head, active, status, takendown, Date.now()];
+    this.ctx.storage.transactionSync(() => this.#entries.writeDelta([[did, next]]));
+    return toEntry(did, next);
   }
 }

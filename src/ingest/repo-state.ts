@@ -1,3 +1,6 @@
+import { PackedStore, type PackedStoreOptions } from "../storage/packed-store";
+import { type HostRecord, hostSnapshot, writeHosts } from "./host-record";
+
 // The state an ingester keeps per account of its hosts: the last rev, commit and MST root seen
 // (for rev ordering and sync 1.1 continuity) and the upstream status.
 //
@@ -5,11 +8,14 @@
 //   - working: the effect of every event validated so far, including events the Sequencer has
 //     not acknowledged yet (validation reads this);
 //   - durable-dirty: effects of acknowledged events, not yet written;
-//   - SQLite: written in one transaction per report together with the hosts' cursors, so a
-//     busy account costs one row write per report, not one per event (rows written are billed:
-//     DESIGN.md). After a crash, the ingester resumes each host from its persisted cursor and
-//     replays the rest through validation (the Sequencer drops what it already has), so the
-//     state rebuilt is exactly the state of the sequenced log: no stale rev, no false flag.
+//   - SQLite, packed (storage/packed-store.ts): once per report, ONE delta row holds every
+//     acknowledged change together with the changed host records (their cursors) and account
+//     counts, so the cursor and the state it matches are one row, and a report costs one row
+//     whatever the number of accounts or hosts it names (rows written are billed: DESIGN.md).
+//     Deltas are compacted into sorted runs now and then; host rows and counts are written
+//     then. After a crash, the ingester resumes each host from its persisted cursor and replays
+//     the rest through validation (the Sequencer drops what it already has), so the state
+//     rebuilt is exactly the state of the sequenced log: no stale rev, no false flag.
 
 export type RepoState = {
   did: string;
@@ -41,24 +47,19 @@ export function unseenRepo(did: string, host: string): RepoState {
   };
 }
 
-// One row per account, WITHOUT ROWID and with no secondary index, written by upsert: each write
-// is billed as one row (an `INSERT OR REPLACE` into a rowid table with an index on host was
-// billed as three: docs/cost.md). Accounts per host, which the index served, are kept in
-// `repo_state_counts`, one row per host, written only when the count changes.
-export const REPO_SCHEMA = `
-CREATE TABLE IF NOT EXISTS repo_state (
-  did TEXT PRIMARY KEY,
-  host TEXT NOT NULL,
-  rev TEXT NOT NULL,
-  head TEXT,
-  data TEXT,
-  active INTEGER NOT NULL,
-  status TEXT,
-  flag TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS repo_state_counts (host TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;`;
+// Accounts per host (the account limit) are snapshotted here at compaction; changes since ride
+// in the delta rows.
+const COUNTS_SCHEMA =
+  "CREATE TABLE IF NOT EXISTS repo_state_counts (host TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;";
 
-/** The layout before repo_state: moved over once, then dropped. */
+/** The row-per-account layout of earlier releases: moved into the packed store once. */
+const REPO_STATE_TABLE = `
+CREATE TABLE IF NOT EXISTS repo_state (
+  did TEXT PRIMARY KEY, host TEXT NOT NULL, rev TEXT NOT NULL, head TEXT, data TEXT,
+  active INTEGER NOT NULL, status TEXT, flag TEXT
+) WITHOUT ROWID;`;
+
+/** The layout before repo_state. */
 const LEGACY_MIGRATION = `
 INSERT OR IGNORE INTO repo_state (did, host, rev, head, data, active, status, flag)
   SELECT did, host, rev, head, data, active, status, flag FROM repos;
@@ -76,30 +77,106 @@ type Row = {
   flag: string | null;
 };
 
+/** An account's state as stored (a tuple: ~40 bytes less per entry than named fields). */
+type Stored = [
+  host: string,
+  rev: string,
+  head: string | null,
+  data: string | null,
+  active: boolean,
+  status: string | null,
+  flag: string | null,
+];
+
+/** What a delta row carries besides the account states. */
+type DeltaExtra = {
+  /** Host records (JSON, stamped) whose cursor or counters changed. */
+  hosts: string[];
+  /** New account counts of the hosts whose count changed. */
+  counts: [string, number][];
+};
+
+const STORE_NAME = "account_state";
 const MEMORY_ENTRIES = 100_000;
 
+function toStored(s: RepoState): Stored {
+  return [s.host, s.rev, s.head, s.data, s.active, s.status, s.flag];
+}
+
+function fromStored(did: string, [host, rev, head, data, active, status, flag]: Stored): RepoState {
+  return { did, host, rev, head, data, active, status, relayTakedown: false, flag };
+}
+
+function hasTable(sql: SqlStorage, name: string): boolean {
+  return (
+    sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray()
+      .length > 0
+  );
+}
+
 export class RepoStateStore {
+  readonly #store: PackedStore<Stored>;
+  /** Account states handed out, by identity (an unchanged account is the same object). */
   readonly #cache = new Map<string, RepoState>();
   /** Working state of events not yet acknowledged by the Sequencer (never evicted). */
   readonly #unacked = new Map<string, RepoState>();
   /** Acknowledged state not yet written. */
   readonly #dirty = new Map<string, RepoState>();
-  /** Stored accounts per host (repo_state_counts). */
+  /** Stored accounts per host. */
   readonly #counts = new Map<string, number>();
+  /** Hosts whose count changed since the last compaction (written to repo_state_counts then). */
+  readonly #countsToSnapshot = new Set<string>();
+  /** Hosts written in delta rows since the last compaction (their rows are written then). */
+  readonly #hostsToSnapshot = new Set<string>();
   /** Per host, accounts met but not stored yet (they count against the host's account limit). */
   readonly #fresh = new Map<string, Set<string>>();
+  /** Host records found in the delta rows at start-up, oldest first (host-record.ts). */
+  readonly replayedHosts: string[] = [];
 
-  constructor(private readonly storage: DurableObjectStorage) {
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    options: Partial<PackedStoreOptions> = {},
+  ) {
     const sql = storage.sql;
-    sql.exec(REPO_SCHEMA);
-    const legacy = sql
-      .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'repos'")
-      .toArray();
-    if (legacy.length > 0) storage.transactionSync(() => sql.exec(LEGACY_MIGRATION));
+    sql.exec(COUNTS_SCHEMA);
+    this.#store = new PackedStore<Stored>(storage, STORE_NAME, options);
+    this.#migrateRows();
     for (const row of sql.exec<{ host: string; n: number }>(
       "SELECT host, n FROM repo_state_counts",
     ))
       this.#counts.set(row.host, row.n);
+    for (const extra of this.#store.replayedExtras as DeltaExtra[]) {
+      for (const [host, n] of extra.counts) {
+        this.#counts.set(host, n);
+        this.#countsToSnapshot.add(host);
+      }
+      for (const json of extra.hosts) {
+        this.replayedHosts.push(json);
+        this.#hostsToSnapshot.add((JSON.parse(json) as { hostname: string }).hostname);
+      }
+    }
+  }
+
+  #migrateRows(): void {
+    const sql = this.storage.sql;
+    if (hasTable(sql, "repos"))
+      this.storage.transactionSync(() => sql.exec(REPO_STATE_TABLE + LEGACY_MIGRATION));
+    if (!hasTable(sql, "repo_state")) return;
+    this.storage.transactionSync(() => {
+      const count = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM repo_state").one().n;
+      const rows = sql.exec<Row>("SELECT * FROM repo_state ORDER BY did");
+      this.#store.importSorted(
+        (function* () {
+          for (const r of rows)
+            yield [
+              r.did,
+              [r.host, r.rev, r.head, r.data, r.active === 1, r.status, r.flag] as Stored,
+            ] as const;
+        })(),
+        count,
+      );
+      sql.exec("DROP TABLE repo_state");
+    });
   }
 
   get(did: string): RepoState | undefined {
@@ -107,25 +184,11 @@ export class RepoStateStore {
     if (working) return working;
     const cached = this.#cache.get(did);
     if (cached) return cached;
-    const row = this.#stored(did);
-    if (!row) return undefined;
-    const state: RepoState = {
-      did: row.did,
-      host: row.host,
-      rev: row.rev,
-      head: row.head,
-      data: row.data,
-      active: row.active === 1,
-      status: row.status,
-      relayTakedown: false,
-      flag: row.flag,
-    };
+    const stored = this.#store.get(did);
+    if (!stored) return undefined;
+    const state = fromStored(did, stored);
     this.#remember(state);
     return state;
-  }
-
-  #stored(did: string): Row | undefined {
-    return this.storage.sql.exec<Row>("SELECT * FROM repo_state WHERE did = ?", did).toArray()[0];
   }
 
   /** The effect of an event accepted but not yet acknowledged: validation sees it at once. */
@@ -159,19 +222,17 @@ export class RepoStateStore {
   }
 
   /**
-   * Writes every acknowledged change; returns what was written. Call inside the transaction
-   * that also writes the hosts' cursors, so the two never disagree on disk.
+   * Writes every acknowledged change and the given host records (the cursors that match those
+   * changes) as one delta row; returns the account states written. Call inside the caller's
+   * transaction. Writes nothing when nothing changed.
    */
-  writeAcknowledged(): RepoState[] {
-    if (this.#dirty.size === 0) return [];
+  writeAcknowledged(hosts: HostRecord[]): RepoState[] {
+    if (this.#dirty.size === 0 && hosts.length === 0) return [];
     const changed = [...this.#dirty.values()];
     this.#dirty.clear();
-    const sql = this.storage.sql;
     const moved = new Set<string>();
     for (const s of changed) {
-      const before = sql
-        .exec<{ host: string }>("SELECT host FROM repo_state WHERE did = ?", s.did)
-        .toArray()[0]?.host;
+      const before = this.#store.get(s.did)?.[0];
       if (before !== s.host) {
         if (before !== undefined) {
           this.#counts.set(before, (this.#counts.get(before) ?? 1) - 1);
@@ -184,30 +245,43 @@ export class RepoStateStore {
         // met under another host (it moved before it was written)
         for (const set of this.#fresh.values()) set.delete(s.did);
       }
-      sql.exec(
-        `INSERT INTO repo_state (did, host, rev, head, data, active, status, flag)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(did) DO UPDATE SET host = excluded.host, rev = excluded.rev,
-           head = excluded.head, data = excluded.data, active = excluded.active,
-           status = excluded.status, flag = excluded.flag`,
-        s.did,
-        s.host,
-        s.rev,
-        s.head,
-        s.data,
-        s.active ? 1 : 0,
-        s.status,
-        s.flag,
-      );
     }
-    for (const host of moved) {
-      sql.exec(
-        "INSERT INTO repo_state_counts (host, n) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET n = excluded.n",
-        host,
-        this.#counts.get(host) ?? 0,
-      );
-    }
+    const extra: DeltaExtra = {
+      hosts: hosts.map(hostSnapshot),
+      counts: [...moved].map((host) => [host, this.#counts.get(host) ?? 0]),
+    };
+    this.#store.writeDelta(
+      changed.map((s) => [s.did, toStored(s)] as const),
+      extra,
+    );
+    for (const host of moved) this.#countsToSnapshot.add(host);
+    for (const h of hosts) this.#hostsToSnapshot.add(h.hostname);
     return changed;
+  }
+
+  /**
+   * Folds the delta rows into sorted runs when enough have piled up (at report time). The host
+   * records and counts that lived only in those rows are written in the same transaction, from
+   * `hostNamed` (the ingester's current records; a host it no longer carries is skipped).
+   */
+  compactIfDue(hostNamed: (hostname: string) => HostRecord | undefined): boolean {
+    return this.#store.compactIfDue(() => {
+      const sql = this.storage.sql;
+      const hosts: HostRecord[] = [];
+      for (const name of this.#hostsToSnapshot) {
+        const host = hostNamed(name);
+        if (host) hosts.push(host);
+      }
+      writeHosts(sql, hosts);
+      for (const host of this.#countsToSnapshot)
+        sql.exec(
+          "INSERT INTO repo_state_counts (host, n) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET n = excluded.n",
+          host,
+          this.#counts.get(host) ?? 0,
+        );
+      this.#hostsToSnapshot.clear();
+      this.#countsToSnapshot.clear();
+    });
   }
 
   #remember(state: RepoState): void {

@@ -1,8 +1,9 @@
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { HostReport } from "../../src/ingest/host-record";
+import { type HostReport, newHostRecord } from "../../src/ingest/host-record";
+import { RepoStateStore, unseenRepo } from "../../src/ingest/repo-state";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
-import { hostDirectoryStub, sequencerStub } from "../../src/stubs";
+import { hostDirectoryStub, repoIndexStub, sequencerStub } from "../../src/stubs";
 import { crawl, ingester, newHost, push, sequencedThrough } from "./ingest-support";
 import { appendEvents } from "./support";
 
@@ -58,14 +59,66 @@ describe("cost counters", () => {
     await ingester(host.hostname).publishState();
     await settled();
     const units = meterSnapshot();
-    // one account: its state row and the host record, once (WITHOUT ROWID tables, one row per
-    // write); a row per event would be >= 40
-    expect(units.objects.HostIngester!.rowsWritten).toBeGreaterThanOrEqual(2);
-    expect(units.objects.HostIngester!.rowsWritten).toBeLessThanOrEqual(5);
-    expect(units.objects.RepoIndex!.rowsWritten).toBeLessThanOrEqual(2);
+    // one delta row holds the account's state and the host's cursor and counters; a row per
+    // event would be >= 40
+    expect(
+      units.statements["HostIngester: INSERT INTO account_state_delta (body) VALUES (?"],
+    ).toEqual({ execs: 1, rowsWritten: 1 });
+    expect(units.objects.HostIngester!.rowsWritten).toBe(1);
+    expect(units.objects.RepoIndex!.rowsWritten).toBe(1);
     expect(units.objects.HostDirectory!.rowsWritten).toBeLessThanOrEqual(1);
     // the batches reach the Sequencer as a few appends, not one per event
     expect(units.calls["Sequencer.appendBatch"]).toBeLessThan(events / 2);
+  });
+
+  it("rows written per report do not grow with the number of accounts it changes", async () => {
+    const rowsFor = async (accounts: number): Promise<{ ingester: number; index: number }> => {
+      const stub = env.HOST_INGESTER.get(env.HOST_INGESTER.idFromName(`cost-accounts-${accounts}`));
+      // started before counting: creating the tables of a new object writes rows once
+      await runInDurableObject(stub, () => {});
+      await repoIndexStub(env, 0).getRepo("did:plc:none");
+      await settled();
+      resetMeter();
+      await runInDurableObject(stub, (_instance, state) => {
+        // what a report persists: the acknowledged state of every account changed in the window
+        // and the host's cursor that matches it (#persist)
+        const repos = new RepoStateStore(state.storage);
+        const host = newHostRecord(
+          "many.cost.test",
+          { eventsPerSecond: 50, maxAccounts: 1e6 },
+          false,
+        );
+        host.cursor = accounts;
+        for (let i = 0; i < accounts; i++)
+          repos.markAcknowledged({
+            ...unseenRepo(`did:plc:costaccounts${String(i).padStart(12, "0")}`, host.hostname),
+            rev: "3kabcdefghij2",
+            head: "bafyreihead",
+            data: "bafyreidata",
+          });
+        state.storage.transactionSync(() => repos.writeAcknowledged([host]));
+      });
+      await repoIndexStub(env, 0).applyRepoUpdates(
+        Array.from({ length: accounts }, (_, i) => ({
+          did: `did:plc:costaccounts${String(i).padStart(12, "0")}`,
+          host: "many.cost.test",
+          rev: "3kabcdefghij2",
+          head: "bafyreihead",
+          active: true,
+          status: null,
+        })),
+      );
+      await settled();
+      const rows = (prefix: string) =>
+        Object.entries(meterSnapshot().statements)
+          .filter(([statement]) => statement.startsWith(prefix))
+          .reduce((n, [, counted]) => n + counted.rowsWritten, 0);
+      return { ingester: rows("HostIngester: "), index: rows("RepoIndex: ") };
+    };
+    const one = await rowsFor(1);
+    const many = await rowsFor(200);
+    expect(one).toEqual({ ingester: 1, index: 1 });
+    expect(many).toEqual(one);
   });
 
   it("a host report that changes nothing an operator reads writes no row", async () => {

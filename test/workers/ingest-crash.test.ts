@@ -99,6 +99,28 @@ describe("HostIngester crash safety", () => {
     expect(report?.counters.dropped.RevNotIncreasing).toBe(1);
   });
 
+  it("after an abort that follows a report, the cursor and account state come back from the delta row together", async () => {
+    const host = await newHost();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    const first = await push(host, 6);
+    await sequencedThrough(host.hostname, Math.max(...first));
+    // the report: one delta row holds the account state and the host's cursor
+    await ingester(host.hostname).publishState();
+    const reported = (await ingester(host.hostname).getHost(host.hostname))!.cursor;
+    expect(reported).toBe(Math.max(...first));
+    await abortAllDurableObjects();
+    // the restarted object reads the cursor from the delta, not the older host row
+    expect((await ingester(host.hostname).getHost(host.hostname))!.cursor).toBe(reported);
+    const replayed = await repeat(host, first[3] as number);
+    const more = await push(host, 2);
+    await recoverThrough(host, Math.max(replayed, ...more));
+    const commits = await relayedCommits(host.did);
+    expect(commits.length).toBe(8);
+    const report = await ingester(host.hostname).getHost(host.hostname);
+    expect(report?.counters.flagged ?? 0).toBe(0);
+    expect(report?.counters.dropped.RevNotIncreasing).toBe(1);
+  });
+
   it("three requestCrawls at once open one upstream socket, and a ban closes it", async () => {
     const host = await newHost();
     const answers = await Promise.all([0, 1, 2].map(() => crawl(host.hostname)));

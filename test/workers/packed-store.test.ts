@@ -1,0 +1,197 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { meterSnapshot, resetMeter } from "../../src/metering/meter";
+import { PackedStore, type PackedStoreOptions } from "../../src/storage/packed-store";
+
+// The packed store (src/storage/packed-store.ts) over a real Durable Object's SQLite (a
+// RepoIndex object of its own per test, used only for its storage).
+
+type Value = { n: number; tag: string };
+
+async function inObject<T>(
+  name: string,
+  fn: (storage: DurableObjectStorage) => T | Promise<T>,
+): Promise<T> {
+  const stub = env.REPO_INDEX.get(env.REPO_INDEX.idFromName(`packed-store:${name}`));
+  return runInDurableObject(stub, (_instance, state) => fn(state.storage));
+}
+
+/** A deterministic generator (mulberry32), so a failure can be replayed. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function keyOf(i: number): string {
+  return `did:plc:${i.toString(36).padStart(8, "0")}`;
+}
+
+async function settled(): Promise<void> {
+  // the meter sums a statement's rows in the microtask after it ran
+  await new Promise((r) => setTimeout(r, 10));
+}
+
+/** Rows written by the statements on one store's tables (`<name>_...`). */
+function rowsWrittenOn(name: string): number {
+  let rows = 0;
+  for (const [statement, counted] of Object.entries(meterSnapshot().statements))
+    if (statement.includes(` ${name}_`)) rows += counted.rowsWritten;
+  return rows;
+}
+
+/** Writes `updates` values over the first `keys` keys in `deltas` delta rows, compacting when due. */
+function writeUpdates(
+  storage: DurableObjectStorage,
+  store: PackedStore<Value>,
+  reference: Map<string, Value>,
+  opts: { updates: number; keys: number; deltas: number; seed: number },
+): void {
+  const next = random(opts.seed);
+  const perDelta = Math.ceil(opts.updates / opts.deltas);
+  let written = 0;
+  for (let d = 0; d < opts.deltas; d++) {
+    const delta = new Map<string, Value>();
+    for (let i = 0; i < perDelta && written < opts.updates; i++, written++) {
+      const key = keyOf(Math.floor(next() * opts.keys));
+      const value = { n: written, tag: `d${d}` };
+      delta.set(key, value);
+      reference.set(key, value);
+    }
+    storage.transactionSync(() => store.writeDelta(delta, { delta: d }));
+    store.compactIfDue();
+  }
+}
+
+function expectSame(store: PackedStore<Value>, reference: Map<string, Value>): void {
+  for (const [key, value] of reference) expect(store.get(key)).toEqual(value);
+  const all = store.scan("", reference.size + 10);
+  expect(all).toEqual([...reference].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+}
+
+const SMALL: Partial<PackedStoreOptions> = {
+  compactAtEntries: 300,
+  chunkBytes: 2_000,
+  runsPerLevel: 2,
+  cacheEntries: 100,
+};
+
+describe("packed store", () => {
+  it("keeps the newest value of every key across deltas, runs and merges, and after a restart", async () => {
+    await inObject("newest", (storage) => {
+      const reference = new Map<string, Value>();
+      const store = new PackedStore<Value>(storage, "pk1", SMALL);
+      writeUpdates(storage, store, reference, { updates: 6_000, keys: 1_500, deltas: 60, seed: 1 });
+      // and one delta that is not compacted
+      const last = new Map([[keyOf(7), { n: -7, tag: "last" }]]);
+      for (const [k, v] of last) reference.set(k, v);
+      storage.transactionSync(() => store.writeDelta(last, { delta: 60 }));
+      const stats = store.stats();
+      // merges happened: runs above level 0, and deltas not compacted yet
+      expect(stats.runs.some((r) => r.level >= 2)).toBe(true);
+      expect(stats.deltas).toBeGreaterThan(0);
+      expectSame(store, reference);
+
+      // a new instance over the same storage: what a restart sees
+      const again = new PackedStore<Value>(storage, "pk1", SMALL);
+      expectSame(again, reference);
+      expect(again.stats().recent).toBe(stats.recent);
+      // the extras of the deltas not compacted yet, in the order written
+      const extras = again.replayedExtras as { delta: number }[];
+      expect(extras.length).toBe(stats.deltas);
+      expect(extras.map((e) => e.delta)).toEqual(extras.map((_, i) => 61 - extras.length + i));
+
+      again.compactNow();
+      expectSame(again, reference);
+      expectSame(new PackedStore<Value>(storage, "pk1", SMALL), reference);
+    });
+  });
+
+  it("scans in key order, by pages, with a filter, merging deltas and runs", async () => {
+    await inObject("scan", (storage) => {
+      const reference = new Map<string, Value>();
+      const store = new PackedStore<Value>(storage, "pk2", SMALL);
+      writeUpdates(storage, store, reference, { updates: 3_000, keys: 1_000, deltas: 30, seed: 2 });
+      const even = (_key: string, v: Value) => v.n % 2 === 0;
+      const expected = [...reference]
+        .filter(([k, v]) => even(k, v))
+        .sort((a, b) => (a[0] < b[0] ? -1 : 1));
+      const paged: [string, Value][] = [];
+      let after = "";
+      for (;;) {
+        const page = store.scan(after, 37, even);
+        paged.push(...page);
+        if (page.length < 37) break;
+        after = page.at(-1)![0];
+      }
+      expect(paged).toEqual(expected);
+    });
+  });
+
+  it("a lookup of a key no run holds reads no chunk (Bloom filters)", async () => {
+    await inObject("bloom", (storage) => {
+      const store = new PackedStore<Value>(storage, "pk3", { compactAtEntries: 1_000_000 });
+      const entries = Array.from({ length: 20_000 }, (_, i) => [keyOf(i * 2), { n: i, tag: "" }]);
+      storage.transactionSync(() => store.writeDelta(entries as [string, Value][]));
+      store.compactNow();
+      expect(store.stats().runs.length).toBe(1);
+      const before = store.stats().chunksRead;
+      for (let i = 0; i < 2_000; i++) expect(store.get(keyOf(i * 2 + 1))).toBeUndefined();
+      // ~1 % false positives
+      expect(store.stats().chunksRead - before).toBeLessThan(60);
+      const hit = store.stats().chunksRead;
+      expect(store.get(keyOf(10))).toEqual({ n: 5, tag: "" });
+      expect(store.stats().chunksRead).toBe(hit + 1);
+      // then from the cache
+      expect(store.get(keyOf(10))).toEqual({ n: 5, tag: "" });
+      expect(store.stats().chunksRead).toBe(hit + 1);
+    });
+  });
+
+  it("50,000 updates in 100 deltas write a few hundred rows, no more with 10x the keys stored", async () => {
+    const rowsFor = async (name: string, stored: number): Promise<number> => {
+      const options: Partial<PackedStoreOptions> = { compactAtEntries: 5_000 };
+      await inObject(name, (storage) => {
+        const store = new PackedStore<Value>(storage, name, options);
+        store.importSorted(
+          (function* () {
+            for (let i = 0; i < stored; i++) yield [keyOf(i), { n: -1, tag: "old" }] as const;
+          })(),
+          stored,
+        );
+      });
+      await settled();
+      resetMeter();
+      const reference = new Map<string, Value>();
+      await inObject(name, (storage) => {
+        const store = new PackedStore<Value>(storage, name, options);
+        writeUpdates(storage, store, reference, {
+          updates: 50_000,
+          keys: 20_000,
+          deltas: 100,
+          seed: 3,
+        });
+        store.compactNow();
+        for (const [key, value] of [...reference].slice(0, 500))
+          expect(store.get(key)).toEqual(value);
+        expect(store.get(keyOf(stored - 1))).toEqual(
+          reference.get(keyOf(stored - 1)) ?? { n: -1, tag: "old" },
+        );
+      });
+      await settled();
+      return rowsWrittenOn(name);
+    };
+    const small = await rowsFor("pk4", 20_000);
+    const large = await rowsFor("pk5", 200_000);
+    // 100 delta rows + their deletes + run chunks of ~64 KB and their metas; one row per
+    // update would be 50,000
+    console.log("rows written for 50,000 updates", { small, large });
+    expect(small).toBeGreaterThanOrEqual(200);
+    expect(small).toBeLessThanOrEqual(400);
+    expect(large).toBeLessThanOrEqual(small * 1.1);
+  });
+});
