@@ -882,7 +882,7 @@ export class HostIngester extends DurableObject<Env> {
     this.#lastReportMs = now;
     const changedRepos = this.#persist([]);
     // bounded: at most compactAtEntries accounts written as a run, then any full level merged
-    this.#repos.compactIfDue((hostname) => this.#hosts.get(hostname));
+    this.#repos.compactIfDue(() => this.#hosts.values());
     try {
       await hostDirectoryStub(this.env).reportHosts(
         [...this.#hosts.values()].map((h) => this.#report(h)),

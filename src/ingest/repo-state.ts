@@ -1,5 +1,5 @@
 import { PackedStore, type PackedStoreOptions } from "../storage/packed-store";
-import { type HostRecord, hostSnapshot, writeHosts } from "./host-record";
+import { type HostRecord, hostSnapshot } from "./host-record";
 
 // The state an ingester keeps per account of its hosts: the last rev, commit and MST root seen
 // (for rev ordering and sync 1.1 continuity) and the upstream status.
@@ -49,8 +49,15 @@ export function unseenRepo(did: string, host: string): RepoState {
 
 // Accounts per host (the account limit) are snapshotted here at compaction; changes since ride
 // in the delta rows.
-const COUNTS_SCHEMA =
-  "CREATE TABLE IF NOT EXISTS repo_state_counts (host TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;";
+const COUNTS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS repo_state_counts (host TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS account_state_snapshot (part INTEGER PRIMARY KEY, body TEXT NOT NULL);`;
+
+/** A snapshot part stays well under a SQLite value's 2 MB limit. */
+const SNAPSHOT_PART_CHARS = 1_000_000;
+
+/** Every host record and account count of the object, as of the last compaction. */
+type Snapshot = { hosts: string[]; counts: [string, number][] };
 
 /** The row-per-account layout of earlier releases: moved into the packed store once. */
 const REPO_STATE_TABLE = `
@@ -124,10 +131,6 @@ export class RepoStateStore {
   readonly #dirty = new Map<string, RepoState>();
   /** Stored accounts per host. */
   readonly #counts = new Map<string, number>();
-  /** Hosts whose count changed since the last compaction (written to repo_state_counts then). */
-  readonly #countsToSnapshot = new Set<string>();
-  /** Hosts written in delta rows since the last compaction (their rows are written then). */
-  readonly #hostsToSnapshot = new Set<string>();
   /** Per host, accounts met but not stored yet (they count against the host's account limit). */
   readonly #fresh = new Map<string, Set<string>>();
   /** Host records found in the delta rows at start-up, oldest first (host-record.ts). */
@@ -145,15 +148,14 @@ export class RepoStateStore {
       "SELECT host, n FROM repo_state_counts",
     ))
       this.#counts.set(row.host, row.n);
+    const snapshot = readSnapshot(sql);
+    if (snapshot) {
+      for (const [host, n] of snapshot.counts) this.#counts.set(host, n);
+      this.replayedHosts.push(...snapshot.hosts);
+    }
     for (const extra of this.#store.replayedExtras as DeltaExtra[]) {
-      for (const [host, n] of extra.counts) {
-        this.#counts.set(host, n);
-        this.#countsToSnapshot.add(host);
-      }
-      for (const json of extra.hosts) {
-        this.replayedHosts.push(json);
-        this.#hostsToSnapshot.add((JSON.parse(json) as { hostname: string }).hostname);
-      }
+      for (const [host, n] of extra.counts) this.#counts.set(host, n);
+      this.replayedHosts.push(...extra.hosts);
     }
   }
 
@@ -254,34 +256,22 @@ export class RepoStateStore {
       changed.map((s) => [s.did, toStored(s)] as const),
       extra,
     );
-    for (const host of moved) this.#countsToSnapshot.add(host);
-    for (const h of hosts) this.#hostsToSnapshot.add(h.hostname);
     return changed;
   }
 
   /**
    * Folds the delta rows into sorted runs when enough have piled up (at report time). The host
-   * records and counts that lived only in those rows are written in the same transaction, from
-   * `hostNamed` (the ingester's current records; a host it no longer carries is skipped).
+   * records and counts that lived only in those rows are written in the same transaction as one
+   * snapshot of every host of the object (`hosts`: its current records): one row, not one per
+   * host, so a compaction costs the same rows whether 1 or 1,000 hosts moved.
    */
-  compactIfDue(hostNamed: (hostname: string) => HostRecord | undefined): boolean {
-    return this.#store.compactIfDue(() => {
-      const sql = this.storage.sql;
-      const hosts: HostRecord[] = [];
-      for (const name of this.#hostsToSnapshot) {
-        const host = hostNamed(name);
-        if (host) hosts.push(host);
-      }
-      writeHosts(sql, hosts);
-      for (const host of this.#countsToSnapshot)
-        sql.exec(
-          "INSERT INTO repo_state_counts (host, n) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET n = excluded.n",
-          host,
-          this.#counts.get(host) ?? 0,
-        );
-      this.#hostsToSnapshot.clear();
-      this.#countsToSnapshot.clear();
-    });
+  compactIfDue(hosts: () => Iterable<HostRecord>): boolean {
+    return this.#store.compactIfDue(() =>
+      writeSnapshot(this.storage.sql, {
+        hosts: [...hosts()].map(hostSnapshot),
+        counts: [...this.#counts],
+      }),
+    );
   }
 
   #remember(state: RepoState): void {
@@ -292,4 +282,24 @@ export class RepoStateStore {
     }
     this.#cache.set(state.did, state);
   }
+}
+
+function readSnapshot(sql: SqlStorage): Snapshot | null {
+  const parts = sql
+    .exec<{ body: string }>("SELECT body FROM account_state_snapshot ORDER BY part")
+    .toArray();
+  return parts.length === 0 ? null : (JSON.parse(parts.map((p) => p.body).join("")) as Snapshot);
+}
+
+function writeSnapshot(sql: SqlStorage, snapshot: Snapshot): void {
+  const json = JSON.stringify(snapshot);
+  let part = 0;
+  for (let at = 0; at < json.length || part === 0; at += SNAPSHOT_PART_CHARS, part++)
+    sql.exec(
+      "INSERT INTO account_state_snapshot (part, body) VALUES (?, ?) ON CONFLICT(part) DO UPDATE SET body = excluded.body",
+      part,
+      json.slice(at, at + SNAPSHOT_PART_CHARS),
+    );
+  // a shorter snapshot than the last one: its extra parts would be read as part of this one
+  sql.exec("DELETE FROM account_state_snapshot WHERE part >= ?", part);
 }
