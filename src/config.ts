@@ -69,7 +69,7 @@ export function readConfig(env: Env): Config {
       positiveInt(env.HOST_REPORT_INTERVAL_SECONDS, 30, "HOST_REPORT_INTERVAL_SECONDS") * 1000,
     fanoutDeliveryIntervalMs: positiveInt(
       env.FANOUT_DELIVERY_INTERVAL_MS,
-      50,
+      25,
       "FANOUT_DELIVERY_INTERVAL_MS",
     ),
     consumerMinBytesPerSecond: Math.max(

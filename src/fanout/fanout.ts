@@ -1,8 +1,8 @@
-import { DurableObject } from "cloudflare:workers";
+import { DurableObject, RpcTarget } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
 import { iterateRecords, recordsSeqRange } from "../log/records";
-import { meterObject } from "../metering/meter";
+import { meterObject, meterSessionTarget } from "../metering/meter";
 import { decideStreamStart } from "../protocol/cursor";
 import { encodeErrorFrame, encodeInfoFrame } from "../protocol/frame";
 import { sequencerStub } from "../stubs";
@@ -56,6 +56,34 @@ export type FanoutStats = {
 };
 
 type Attachment = { cursor: number; live: boolean };
+
+type Deliver = (
+  records: Uint8Array,
+  firstSeq: number,
+  lastSeq: number,
+) => Promise<{ consumers: number }>;
+
+/**
+ * The Sequencer's delivery session to one Fanout (Fanout.openDeliverySession): one billed
+ * request, then every `deliver` on it is free. `deliver` is `Fanout.deliver`.
+ */
+export class DeliverySession extends RpcTarget {
+  readonly #deliver: Deliver;
+
+  constructor(deliver: Deliver) {
+    super();
+    this.#deliver = deliver;
+    meterSessionTarget(this, "Fanout", "session");
+  }
+
+  async deliver(
+    records: Uint8Array,
+    firstSeq: number,
+    lastSeq: number,
+  ): Promise<{ consumers: number }> {
+    return this.#deliver(records, firstSeq, lastSeq);
+  }
+}
 
 const WS_OPEN = 1;
 
@@ -180,6 +208,24 @@ export class Fanout extends DurableObject<Env> {
 
   /** A batch from the Sequencer, in seq order. Returns how many consumers this Fanout holds. */
   async deliver(
+    records: Uint8Array,
+    firstSeq: number,
+    lastSeq: number,
+  ): Promise<{ consumers: number }> {
+    return this.#deliver(records, firstSeq, lastSeq);
+  }
+
+  /**
+   * Opens the Sequencer's delivery session: its deliveries for one billed request. It breaks
+   * when this object restarts; the Sequencer then opens another.
+   */
+  async openDeliverySession(): Promise<DeliverySession> {
+    return new DeliverySession((records, firstSeq, lastSeq) =>
+      this.#deliver(records, firstSeq, lastSeq),
+    );
+  }
+
+  async #deliver(
     records: Uint8Array,
     firstSeq: number,
     lastSeq: number,

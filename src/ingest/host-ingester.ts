@@ -13,6 +13,7 @@ import {
   isSequencedFrame,
 } from "../protocol/frame";
 import { readFrameSeq } from "../protocol/seq-rewrite";
+import { AppendClient } from "../sequence/append-client";
 import type { IngestEvent } from "../sequence/hot-log";
 import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../stubs";
 import { moveHost } from "../xrpc/ingesters";
@@ -718,6 +719,9 @@ export class HostIngester extends DurableObject<Env> {
 
   // ---- batching to the Sequencer ------------------------------------------------------------
 
+  /** Batches go over one append session: one billed request, not one per batch. */
+  readonly #sequencer = new AppendClient(this.env);
+
   #scheduleFlush(): void {
     if (this.#pendingBytes >= BATCH_MAX_BYTES) {
       void this.#flush();
@@ -750,9 +754,7 @@ export class HostIngester extends DurableObject<Env> {
     this.#pendingBytes = 0;
     if (pending.length > 0) {
       try {
-        const result = await sequencerStub(this.env).appendBatch({
-          events: pending.map((p) => p.event),
-        });
+        const result = await this.#sequencer.append({ events: pending.map((p) => p.event) });
         for (const refused of result.dropped ?? []) {
           this.#countDrop(refused.host, refused.reason);
           this.#log("sequencer refused event", refused);

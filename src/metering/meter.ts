@@ -11,8 +11,13 @@ export type ObjectUnits = {
   rowsRead: number;
   /** setAlarm calls: the alarm is a row of the object's storage. */
   alarmsSet: number;
-  /** RPC calls and fetches received (counted where they run). */
+  /** RPC calls and fetches received (counted where they run); opening a session is one. */
   requests: number;
+  /**
+   * Calls on an `RpcTarget` this object returned (an RPC session): not billed, the session was
+   * billed once as the request that opened it (meterSessionTarget).
+   */
+  sessionCalls: number;
   /** Alarm handler invocations: each is a billed request. */
   alarms: number;
   /** WebSocket messages received on hibernatable sockets (billed 20:1). */
@@ -31,7 +36,12 @@ export type R2Units = {
 
 export type MeterSnapshot = {
   objects: Record<string, ObjectUnits>;
-  /** Requests per "Class.method", to attribute them (appendBatch per batch, deliver per delivery). */
+  /**
+   * Requests per "Class.method", to attribute them (openAppendSession per session, appendBatch
+   * per batch sent outside a session), and session calls per "Class.session.method"
+   * (`Sequencer.session.append` per batch, `Fanout.session.deliver` per delivery), which are
+   * not requests.
+   */
   calls: Record<string, number>;
   /** Per "Class: statement" (its first words) that wrote rows: executions and rows written. */
   statements: Record<string, { execs: number; rowsWritten: number }>;
@@ -51,6 +61,7 @@ function unitsOf(className: string): ObjectUnits {
       rowsRead: 0,
       alarmsSet: 0,
       requests: 0,
+      sessionCalls: 0,
       alarms: 0,
       webSocketMessages: 0,
       starts: 0,
@@ -110,6 +121,33 @@ function meterHandlers(object: object, className: string, units: ObjectUnits): v
           units.requests++;
           calls.set(key, (calls.get(key) ?? 0) + 1);
         }
+        return (method as (...a: unknown[]) => unknown).apply(this, args);
+      },
+    });
+  }
+}
+
+/**
+ * Counts the calls made on an `RpcTarget` that a Durable Object of `className` hands out as a
+ * session, from the target's constructor, as `className.sessionName.method` session calls, not
+ * requests. workerd dispatches them through the target's own class prototype, never through the
+ * Durable Object's (checked by the counting test), so they are not counted twice.
+ */
+export function meterSessionTarget(target: object, className: string, sessionName: string): void {
+  const units = unitsOf(className);
+  const prototype = Object.getPrototypeOf(target) as object;
+  if (meteredClasses.has(prototype)) return;
+  meteredClasses.add(prototype);
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    const method = Object.getOwnPropertyDescriptor(prototype, name)?.value as unknown;
+    if (name === "constructor" || typeof method !== "function") continue;
+    const key = `${className}.${sessionName}.${name}`;
+    Object.defineProperty(prototype, name, {
+      configurable: true,
+      writable: true,
+      value(this: object, ...args: unknown[]) {
+        units.sessionCalls++;
+        calls.set(key, (calls.get(key) ?? 0) + 1);
         return (method as (...a: unknown[]) => unknown).apply(this, args);
       },
     });

@@ -1,9 +1,11 @@
-import { DurableObject } from "cloudflare:workers";
+import { DurableObject, RpcTarget } from "cloudflare:workers";
 import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
+import type { DeliverySession } from "../fanout/fanout";
 import { segmentKey } from "../log/segment";
-import { meterObject } from "../metering/meter";
+import { meterObject, meterSessionTarget } from "../metering/meter";
 import { concatBytes } from "../protocol/bytes";
+import { RpcSession, SESSION_TIMING } from "../rpc-session";
 import { fanoutStub } from "../stubs";
 import { loadHostCursors, loadHostEpochs, resetHostCursor } from "./host-cursors";
 import {
@@ -41,6 +43,8 @@ export type LogState = {
 const MAX_QUEUED_DELIVERY_BYTES = 16 * 1024 * 1024;
 
 type DeliveryQueue = {
+  /** The open delivery session to this Fanout (one billed request for all its deliveries). */
+  session: RpcSession<Rpc.Stub<DeliverySession>>;
   parts: Uint8Array[];
   bytes: number;
   firstSeq: number;
@@ -56,6 +60,31 @@ export type TakedownOutcome = {
   /** Seq of the `#account` frame emitted, or null when nothing changed. */
   seq: number | null;
 };
+
+/** A batch as an ingester sends it (appendBatch, AppendSession.append). */
+export type AppendBatch = {
+  events: IngestEvent[];
+  hostEpochs?: Record<string, number>;
+};
+
+/**
+ * An ingester's append session (Sequencer.openAppendSession): one billed request, then every
+ * `append` on it is free. `append` is `appendBatch`: it resolves once the batch is durable (the
+ * output gate holds every answer of the object until its writes are), with the same result.
+ */
+export class AppendSession extends RpcTarget {
+  readonly #append: (batch: AppendBatch) => AppendResult;
+
+  constructor(append: (batch: AppendBatch) => AppendResult) {
+    super();
+    this.#append = append;
+    meterSessionTarget(this, "Sequencer", "session");
+  }
+
+  async append(batch: AppendBatch): Promise<AppendResult> {
+    return this.#append(batch);
+  }
+}
 
 /** Alarm period for sealing by age and retention when nothing else triggers them. */
 const MAINTENANCE_INTERVAL_MS = 30_000;
@@ -103,10 +132,19 @@ export class Sequencer extends DurableObject<Env> {
    * per host, the reset epoch its events were read under (getHostPosition); events read before
    * an admin reset of that host are refused as `CursorReset` (hot-log.ts appendEvents).
    */
-  async appendBatch(batch: {
-    events: IngestEvent[];
-    hostEpochs?: Record<string, number>;
-  }): Promise<AppendResult> {
+  async appendBatch(batch: AppendBatch): Promise<AppendResult> {
+    return this.#appendBatch(batch);
+  }
+
+  /**
+   * Opens an append session (append-client.ts): many appendBatch calls for one billed request.
+   * Calls on it break when this object restarts; the ingester then opens another.
+   */
+  async openAppendSession(): Promise<AppendSession> {
+    return new AppendSession((batch) => this.#appendBatch(batch));
+  }
+
+  #appendBatch(batch: AppendBatch): AppendResult {
     const options: AppendOptions = { nowMs: Date.now() };
     if (batch.hostEpochs) options.hostEpochs = batch.hostEpochs;
     return this.#append(batch.events, options);
@@ -277,8 +315,9 @@ export class Sequencer extends DurableObject<Env> {
   /**
    * Feeds every registered Fanout, in order, without making appends wait for them. Each Fanout
    * has at most one delivery in flight, at most one per FANOUT_DELIVERY_INTERVAL_MS; batches
-   * appended meanwhile are merged into its next delivery (every RPC is a billed request, so
-   * under load one delivery carries many batches). Past MAX_QUEUED_DELIVERY_BYTES the queue is
+   * appended meanwhile are merged into its next delivery. Deliveries go over one RPC session per
+   * Fanout (rpc-session.ts), so they are not billed one by one; the session is reopened when it
+   * breaks (the Fanout restarted) and closed when idle. Past MAX_QUEUED_DELIVERY_BYTES the queue is
    * dropped: the Fanout notices the gap in seqs and catches up from storage, so memory here
    * stays bounded.
    */
@@ -286,7 +325,18 @@ export class Sequencer extends DurableObject<Env> {
     for (const name of this.#fanouts) {
       let queue = this.#deliveryQueues.get(name);
       if (!queue) {
-        queue = { parts: [], bytes: 0, firstSeq, lastSeq, running: false, lastSentMs: 0 };
+        queue = {
+          session: new RpcSession(
+            () => fanoutStub(this.env, name).openDeliverySession(),
+            SESSION_TIMING,
+          ),
+          parts: [],
+          bytes: 0,
+          firstSeq,
+          lastSeq,
+          running: false,
+          lastSentMs: 0,
+        };
         this.#deliveryQueues.set(name, queue);
       }
       if (queue.bytes + records.byteLength > MAX_QUEUED_DELIVERY_BYTES) {
@@ -316,10 +366,12 @@ export class Sequencer extends DurableObject<Env> {
         // a registration that arrives while this delivery is in flight wins over its answer
         const registration = this.#registrations.get(name) ?? 0;
         try {
-          const { consumers } = await fanoutStub(this.env, name).deliver(
-            records,
-            firstSeq,
-            lastSeq,
+          // Retried once on a fresh session: a Fanout that restarted breaks the session, and its
+          // new instance should get this delivery rather than read it back as a gap. Repeating a
+          // delivery is harmless: the Fanout sends no consumer a seq at or below its cursor.
+          const { consumers } = await queue.session.call(
+            (session) => session.deliver(records, firstSeq, lastSeq),
+            true,
           );
           if (consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
             this.#unregisterFanout(name);
@@ -337,6 +389,7 @@ export class Sequencer extends DurableObject<Env> {
   }
 
   #unregisterFanout(name: string): void {
+    this.#deliveryQueues.get(name)?.session.close();
     this.#deliveryQueues.delete(name);
     if (!this.#fanouts.delete(name)) return;
     this.ctx.storage.sql.exec("DELETE FROM fanouts WHERE name = ?", name);

@@ -3,9 +3,10 @@ import { describe, expect, it } from "vitest";
 import { type HostReport, newHostRecord } from "../../src/ingest/host-record";
 import { RepoStateStore, unseenRepo } from "../../src/ingest/repo-state";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
+import { AppendClient } from "../../src/sequence/append-client";
 import { hostDirectoryStub, repoIndexStub, sequencerStub } from "../../src/stubs";
 import { crawl, ingester, newHost, push, sequencedThrough } from "./ingest-support";
-import { appendEvents } from "./support";
+import { appendEvents, connectToFanout, ingestEvents } from "./support";
 
 // Keeps the billed-unit counters honest (src/metering/meter.ts, `npm run cost`, docs/cost.md):
 // a known workload gives known row and request counts, so a change that adds a row or a request
@@ -17,19 +18,58 @@ async function settled(): Promise<void> {
 }
 
 describe("cost counters", () => {
-  it("the event log writes one row per batch, deleted once sealed, and one request per batch", async () => {
+  it("deliveries to a Fanout go over one session: one billed Fanout request for all of them", async () => {
+    const consumer = await connectToFanout("cost-deliveries");
+    await settled();
+    resetMeter();
+    const batches = 10;
+    for (let i = 0; i < batches; i++) {
+      await appendEvents(2, "cost-deliveries.test", 200);
+      // longer than FANOUT_DELIVERY_INTERVAL_MS: one delivery per batch
+      await new Promise((r) => setTimeout(r, 80));
+    }
+    await consumer.waitFor((r) => r.length >= 2 * batches);
+    await settled();
+    const units = meterSnapshot();
+    // the first delivery opened the session, the one billed request; before sessions, each
+    // delivery was one (`Fanout.deliver`)
+    expect(units.objects.Fanout!.requests).toBe(1);
+    expect(units.calls["Fanout.openDeliverySession"]).toBe(1);
+    expect(units.calls["Fanout.deliver"]).toBeUndefined();
+    expect(units.calls["Fanout.session.deliver"]).toBe(batches);
+    expect(units.objects.Fanout!.sessionCalls).toBe(batches);
+    consumer.ws.close();
+  });
+
+  it("the event log writes one row per batch, deleted once sealed; a session of batches is one request", async () => {
     await sequencerStub(env).getLogState();
     resetMeter();
     const batches = 20;
-    for (let i = 0; i < batches; i++) await appendEvents(10, "cost.test", 500);
+    const client = new AppendClient(env);
+    for (let i = 0; i < batches; i++)
+      await client.append({ events: ingestEvents(10, "cost.test", 500) });
+    client.close();
     await settled();
     const appended = meterSnapshot();
-    expect(appended.calls["Sequencer.appendBatch"]).toBe(batches);
-    expect(appended.objects.Sequencer!.requests).toBe(batches);
+    // the session's calls reach the RpcTarget, not the Sequencer's own methods: the one billed
+    // request is the session's opening (before sessions: one appendBatch request per batch)
+    expect(appended.objects.Sequencer!.requests).toBe(1);
+    expect(appended.calls["Sequencer.openAppendSession"]).toBe(1);
+    expect(appended.calls["Sequencer.appendBatch"]).toBeUndefined();
+    expect(appended.calls["Sequencer.session.append"]).toBe(batches);
+    expect(appended.objects.Sequencer!.sessionCalls).toBe(batches);
     // one hot-log row per batch; an alarm firing meanwhile may add a few
     expect(appended.objects.Sequencer!.rowsWritten).toBeGreaterThanOrEqual(batches);
     expect(appended.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(batches + 4);
 
+    // without a session, each batch is a request of its own
+    resetMeter();
+    for (let i = 0; i < 3; i++) await appendEvents(10, "cost.test", 500);
+    await settled();
+    expect(meterSnapshot().objects.Sequencer!.requests).toBe(3);
+    expect(meterSnapshot().calls["Sequencer.appendBatch"]).toBe(3);
+
+    const { hotRows } = await sequencerStub(env).getLogState();
     resetMeter();
     await sequencerStub(env).sealNow();
     await settled();
@@ -38,8 +78,8 @@ describe("cost counters", () => {
     // (row + primary-key index) and its bookkeeping
     expect(
       sealed.statements["Sequencer: DELETE FROM hot_log WHERE first_seq >= ? AND las"],
-    ).toEqual({ execs: 1, rowsWritten: batches });
-    expect(sealed.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(batches + 12);
+    ).toEqual({ execs: 1, rowsWritten: hotRows });
+    expect(sealed.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(hotRows + 12);
     expect(sealed.r2.classA).toBe(1);
     expect(sealed.r2.bytesPut).toBeGreaterThan(batches * 10 * 500);
   });
@@ -67,8 +107,10 @@ describe("cost counters", () => {
     expect(units.objects.HostIngester!.rowsWritten).toBe(1);
     expect(units.objects.RepoIndex!.rowsWritten).toBe(1);
     expect(units.objects.HostDirectory!.rowsWritten).toBeLessThanOrEqual(1);
-    // the batches reach the Sequencer as a few appends, not one per event
-    expect(units.calls["Sequencer.appendBatch"]).toBeLessThan(events / 2);
+    // the batches reach the Sequencer as a few appends, not one per event, in one session
+    expect(units.calls["Sequencer.session.append"]).toBeLessThan(events / 2);
+    expect(units.calls["Sequencer.appendBatch"]).toBeUndefined();
+    expect(units.calls["Sequencer.openAppendSession"] ?? 0).toBeLessThanOrEqual(1);
   });
 
   it("rows written per report do not grow with the number of accounts it changes", async () => {

@@ -38,6 +38,11 @@ let nextUpstream = 1;
 
 /** Appends `count` events from `host` through the Sequencer RPC, as a HostIngester would. */
 export async function appendEvents(count: number, host = "pds.test", size = 1500) {
+  return sequencerStub(env).appendBatch({ events: ingestEvents(count, host, size) });
+}
+
+/** `count` new events from `host`, with upstream seqs no other call of this module used. */
+export function ingestEvents(count: number, host = "pds.test", size = 1500): IngestEvent[] {
   const events: IngestEvent[] = [];
   for (let i = 0; i < count; i++) {
     const upstreamSeq = nextUpstream++;
@@ -48,7 +53,7 @@ export async function appendEvents(count: number, host = "pds.test", size = 1500
       frame: commitFrame(upstreamSeq, undefined, size),
     });
   }
-  return sequencerStub(env).appendBatch({ events });
+  return events;
 }
 
 export type Received = { seq: number | null; frame: Frame };
