@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { HostReport } from "../../src/ingest/host-record";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
@@ -92,12 +92,82 @@ describe("cost counters", () => {
     // liveness still moves, in memory
     expect((await directory.getHost(report.hostname))!.reportedMs!).toBeGreaterThan(first);
 
+    // a moved cursor is kept in memory (written with all hosts' progress, at most every
+    // HOST_DIRECTORY_PERSIST_SECONDS), and read from there
     resetMeter();
     await directory.reportHosts([{ ...report, cursor: 11, lastEventMs: 3_000 }]);
     await settled();
-    expect(meterSnapshot().objects.HostDirectory!.rowsWritten).toBe(1);
+    expect(meterSnapshot().objects.HostDirectory!.rowsWritten ?? 0).toBe(0);
     const entry = (await directory.getHost(report.hostname))!;
     expect(entry.cursor).toBe(11);
     expect(entry.lastEventMs).toBe(3_000);
+  });
+
+  it("busy hosts' reports write their progress once per persist interval; a status change at once", async () => {
+    // an object of its own, so its first report and its persist interval are this test's
+    // (a stub does not outlive abortAllDurableObjects, so one per use)
+    const directory = () =>
+      env.HOST_DIRECTORY.get(env.HOST_DIRECTORY.idFromName("progress.cost.test"));
+    const hosts = Array.from({ length: 10 }, (_, i) => `busy${i}.cost.test`);
+    const report = (hostname: string, round: number): HostReport => ({
+      hostname,
+      status: "active",
+      cursor: round * 10,
+      accountCount: 5,
+      lastError: null,
+      lastAttemptMs: 1_000,
+      connectedSinceMs: 1_000,
+      lastEventMs: 1_000 + round,
+      counters: { accepted: round * 10, dropped: round > 25 ? { WrongHost: round } : {} },
+      ingester: "shard:1",
+    });
+    const restartAged = async (): Promise<void> => {
+      // as if HOST_DIRECTORY_PERSIST_SECONDS (600) had passed since the progress was written
+      await runInDurableObject(directory(), (_instance, state) => {
+        state.storage.sql.exec("UPDATE host_progress SET saved_ms = saved_ms - 600000");
+      });
+      await abortAllDurableObjects();
+    };
+
+    await directory().reportHosts(hosts.map((h) => report(h, 1)));
+    await restartAged();
+    resetMeter();
+    for (let round = 2; round <= 50; round++)
+      await directory().reportHosts(hosts.map((h) => report(h, round)));
+    await settled();
+    const busy = meterSnapshot();
+    // the second report writes every host's progress in one row; the 48 after it, nothing (a row
+    // per host per report was 490)
+    expect(busy.objects.HostDirectory!.rowsWritten).toBe(1);
+    expect(
+      busy.statements["HostDirectory: INSERT INTO host_progress (chunk, saved_ms, body"],
+    ).toEqual({ execs: 1, rowsWritten: 1 });
+    // readers see the newest report
+    const page = await directory().listHosts(null, 100);
+    expect(page.hosts.map((h) => h.cursor)).toEqual(hosts.map(() => 500));
+    expect((await directory().totals()).accepted).toBe(10 * 500);
+    expect((await directory().totals()).droppedByReason).toEqual({ WrongHost: 10 * 50 });
+
+    // after a restart, the progress written by the second report (the interval has not passed)
+    await abortAllDurableObjects();
+    const restarted = (await directory().getHost(hosts[1]!))!;
+    expect(restarted.status).toBe("active");
+    expect(restarted.cursor).toBe(20);
+    expect(restarted.counters.accepted).toBe(20);
+    // until the next report
+    await directory().reportHosts(hosts.map((h) => report(h, 51)));
+    expect((await directory().getHost(hosts[1]!))!.cursor).toBe(510);
+
+    // a status change is written at once, with the host's progress in the same row
+    resetMeter();
+    await directory().reportHosts([
+      { ...report(hosts[0]!, 52), status: "throttled", lastError: "rate limit" },
+    ]);
+    await settled();
+    expect(meterSnapshot().objects.HostDirectory!.rowsWritten).toBe(1);
+    await abortAllDurableObjects();
+    const changed = (await directory().getHost(hosts[0]!))!;
+    expect(changed).toMatchObject({ status: "throttled", lastError: "rate limit", cursor: 520 });
+    expect((await directory().getHost(hosts[2]!))!.cursor).toBe(20);
   });
 });
