@@ -1,8 +1,9 @@
 import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { IdentityCache } from "../../src/identity/identity-cache";
 import type { HostReport } from "../../src/ingest/host-record";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
-import { hostDirectoryStub, sequencerStub } from "../../src/stubs";
+import { hostDirectoryStub, hostIngesterStub, sequencerStub } from "../../src/stubs";
 import { crawl, ingester, newHost, push, sequencedThrough } from "./ingest-support";
 import { appendEvents } from "./support";
 
@@ -169,5 +170,63 @@ describe("cost counters", () => {
     const changed = (await directory().getHost(hosts[0]!))!;
     expect(changed).toMatchObject({ status: "throttled", lastError: "rate limit", cursor: 520 });
     expect((await directory().getHost(hosts[2]!))!.cursor).toBe(20);
+  });
+
+  it("500 identity documents fetched are kept in one row and survive a restart", async () => {
+    const ingesterObject = () => hostIngesterStub(env, "identity-cost:500");
+    const host = "pds.cost.test";
+    const dids = Array.from(
+      { length: 500 },
+      (_, i) => `did:plc:cost${String(i).padStart(20, "0")}`,
+    );
+    let resolved = 0;
+    const resolve = async (did: string) => {
+      resolved++;
+      return {
+        did,
+        pdsEndpoint: `https://${host}`,
+        handle: `h${did.slice(-6)}.test`,
+        signingKey: null,
+      };
+    };
+    const cacheOf = (sql: SqlStorage) =>
+      new IdentityCache(sql, { plcUrl: "http://plc.invalid", devMode: true }, resolve);
+
+    await runInDurableObject(ingesterObject(), async (_instance, state) => {
+      const cache = cacheOf(state.storage.sql);
+      await settled();
+      resetMeter();
+      for (const did of dids) await cache.get(did, { host });
+      // as at the ingester's report
+      cache.flush();
+      await settled();
+    });
+    const kept = meterSnapshot();
+    expect(resolved).toBe(500);
+    // a row per document was 500
+    expect(kept.objects.HostIngester!.rowsWritten).toBe(1);
+    expect(
+      Object.entries(kept.statements).filter(([k]) =>
+        k.startsWith("HostIngester: INSERT INTO identity_batches"),
+      ),
+    ).toEqual([[expect.any(String), { execs: 1, rowsWritten: 1 }]]);
+
+    // after a restart the fresh documents are answered without a look-up
+    await abortAllDurableObjects();
+    resolved = 0;
+    await runInDurableObject(ingesterObject(), async (_instance, state) => {
+      const cache = cacheOf(state.storage.sql);
+      for (const did of dids)
+        expect((await cache.get(did, { host })).handle).toBe(`h${did.slice(-6)}.test`);
+      // an account moved away: the invalidation outlives the kept copy
+      cache.invalidate(dids[7]!);
+    });
+    expect(resolved).toBe(0);
+    await abortAllDurableObjects();
+    await runInDurableObject(ingesterObject(), async (_instance, state) => {
+      const cache = cacheOf(state.storage.sql);
+      expect(cache.peek(dids[7]!)).toBeNull();
+      expect(cache.peek(dids[8]!)?.pdsEndpoint).toBe(`https://${host}`);
+    });
   });
 });
