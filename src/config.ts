@@ -20,6 +20,8 @@ export interface Config {
   segmentMaxAgeMs: number;
   ingestBatchWindowMs: number;
   hostReportIntervalMs: number;
+  /** The HostDirectory writes hosts' cursors and counters at most this often (docs/behaviours.md). */
+  hostDirectoryPersistMs: number;
   fanoutDeliveryIntervalMs: number;
   consumerMinBytesPerSecond: number;
   consumerMaxBacklogBytes: number;
@@ -67,6 +69,8 @@ export function readConfig(env: Env): Config {
     ),
     hostReportIntervalMs:
       positiveInt(env.HOST_REPORT_INTERVAL_SECONDS, 30, "HOST_REPORT_INTERVAL_SECONDS") * 1000,
+    hostDirectoryPersistMs:
+      positiveInt(env.HOST_DIRECTORY_PERSIST_SECONDS, 600, "HOST_DIRECTORY_PERSIST_SECONDS") * 1000,
     fanoutDeliveryIntervalMs: positiveInt(
       env.FANOUT_DELIVERY_INTERVAL_MS,
       25,

@@ -1,9 +1,11 @@
 import { fullBucket, refill, type TokenBucket } from "../ingest/rate-limit";
 import { type DidDocumentInfo, endpointHost } from "../protocol/did-doc";
 import { formatDidKey, parseDidKey } from "../protocol/did-key";
+import { type Forgotten, IdentityBatches, type KeptDocument } from "./identity-batches";
 import { IdentityUnavailable, type ResolverOptions, resolveDid } from "./resolver";
 
-// DID documents cached in the ingester's SQLite (survives eviction) with an in-memory layer.
+// DID documents cached in memory, the ones worth keeping across a restart also in the ingester's
+// SQLite (identity-batches.ts: one row per flush for all of them, not one per document).
 //
 // Look-ups are driven by what upstream hosts send, so a hostile host must not be able to turn
 // its events into PLC requests and row writes (issue 10, item 11). Bounds:
@@ -21,9 +23,12 @@ import { IdentityUnavailable, type ResolverOptions, resolveDid } from "./resolve
 //   - while the directory is unavailable, an ordinary check may use an expired copy (at most
 //     IDENTITY_STALE_MAX_MS old), so a PLC outage does not stall every honest host; re-checks
 //     may not;
-//   - a row is written only when a stored document changed, or for a document that names the
-//     asking host when its row is missing or older than the TTL: other hosts' accounts are kept
-//     in memory only, and an unchanged document costs no write.
+//   - a document is kept for a restart only when a kept copy changed, or when it names the
+//     asking host and its kept copy is missing or older than the TTL: other hosts' accounts are
+//     kept in memory only, and an unchanged document is not kept again. Kept documents are
+//     written together, one row per flush (the ingester's report, or at most every
+//     IDENTITY_FLUSH_INTERVAL_MS), except a changed kept copy and an invalidation, which are
+//     written at once so a restart cannot bring back an outdated document.
 // Resolution is retried a few times with a short backoff; a failure is reported to the caller,
 // never thrown past it.
 
@@ -40,27 +45,9 @@ export const WASTED_LOOKUPS_BURST = 30;
 const RESOLVE_ATTEMPTS = 3;
 const RETRY_BASE_MS = 200;
 const MEMORY_ENTRIES = 50_000;
+/** Kept documents wait in memory at most this long before a look-up writes them. */
+export const IDENTITY_FLUSH_INTERVAL_MS = 30_000;
 const MEMORY_FAILURES = 10_000;
-
-type Stored = {
-  did: string;
-  pds: string | null;
-  handle: string | null;
-  key: string | null;
-  fetched_ms: number;
-};
-
-// WITHOUT ROWID: a write is one billed row (a rowid table with a text key also writes its
-// implicit index). `identity` was the earlier layout; being a cache, it is simply dropped.
-export const IDENTITY_SCHEMA = `
-CREATE TABLE IF NOT EXISTS identity_docs (
-  did TEXT PRIMARY KEY,
-  pds TEXT,
-  handle TEXT,
-  key TEXT,
-  fetched_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-DROP TABLE IF EXISTS identity;`;
 
 export type Resolve = (did: string) => Promise<DidDocumentInfo>;
 
@@ -74,7 +61,7 @@ export type LookupOptions = {
 type Entry = {
   info: DidDocumentInfo;
   fetchedMs: number;
-  /** `fetched_ms` of the SQLite row, null when the document has no row. */
+  /** When the kept copy (written or waiting for a flush) was fetched; null when none is. */
   storedMs: number | null;
 };
 
@@ -88,6 +75,10 @@ function keyOf(info: DidDocumentInfo): string | null {
   return info.signingKey ? formatDidKey(info.signingKey) : null;
 }
 
+function keptOf(info: DidDocumentInfo, fetchedMs: number): KeptDocument {
+  return { did: info.did, pds: info.pdsEndpoint, handle: info.handle, key: keyOf(info), fetchedMs };
+}
+
 function sameDocument(a: DidDocumentInfo, b: DidDocumentInfo): boolean {
   return a.pdsEndpoint === b.pdsEndpoint && a.handle === b.handle && keyOf(a) === keyOf(b);
 }
@@ -98,14 +89,54 @@ export class IdentityCache {
   readonly #budgets = new Map<string, TokenBucket>();
   readonly #inflight = new Map<string, Promise<DidDocumentInfo>>();
   readonly #resolve: Resolve;
+  readonly #batches: IdentityBatches;
+  /** Documents and invalidations to write at the next flush, by DID (the last one wins). */
+  readonly #pending = new Map<string, KeptDocument | Forgotten>();
+  #flushedMs = Date.now();
 
-  constructor(
-    private readonly sql: SqlStorage,
-    options: ResolverOptions,
-    resolve?: Resolve,
-  ) {
-    sql.exec(IDENTITY_SCHEMA);
+  /** Loads the kept documents (a few hundred rows at most, read once per start). */
+  constructor(sql: SqlStorage, options: ResolverOptions, resolve?: Resolve) {
     this.#resolve = resolve ?? ((did) => resolveDid(did, options));
+    this.#batches = new IdentityBatches(sql);
+    const oldest = Date.now() - IDENTITY_STALE_MAX_MS;
+    for (const doc of this.#batches.load().values()) {
+      if (doc.fetchedMs < oldest) continue;
+      this.#remember(doc.did, {
+        info: {
+          did: doc.did,
+          pdsEndpoint: doc.pds,
+          handle: doc.handle,
+          signingKey: doc.key ? parseDidKey(doc.key) : null,
+        },
+        fetchedMs: doc.fetchedMs,
+        storedMs: doc.fetchedMs,
+      });
+    }
+  }
+
+  /**
+   * Writes the documents kept since the last flush, one row per IDENTITY_BATCH_DOCUMENTS, and
+   * drops rows older than the TTL. The ingester calls it at each report; look-ups also call it
+   * once IDENTITY_FLUSH_INTERVAL_MS has passed. Documents not yet flushed are lost with the
+   * object: a restart then only resolves them again.
+   */
+  flush(): void {
+    const now = Date.now();
+    this.#flushedMs = now;
+    if (this.#pending.size === 0) return;
+    this.#batches.write([...this.#pending.values()], now);
+    this.#pending.clear();
+    this.#batches.dropOlderThan(now - IDENTITY_TTL_MS);
+  }
+
+  #flushIfDue(): void {
+    if (this.#pending.size === 0 || Date.now() - this.#flushedMs < IDENTITY_FLUSH_INTERVAL_MS)
+      return;
+    try {
+      this.flush();
+    } catch {
+      // kept for the next flush: a look-up must not fail because the cache could not be written
+    }
   }
 
   /**
@@ -165,45 +196,31 @@ export class IdentityCache {
 
   /**
    * Forgets a DID so the next check resolves it again: another ingester saw the account's
-   * `#identity` name a new PDS (HostDirectory.identityMoved). One row write per migration.
+   * `#identity` name a new PDS (HostDirectory.identityMoved). Written at once (one row per
+   * migration), after every kept copy, so a restart cannot bring the old document back.
    */
   invalidate(did: string): void {
     this.#memory.delete(did);
     this.#failures.delete(did);
-    this.sql.exec("DELETE FROM identity_docs WHERE did = ?", did);
+    this.#pending.set(did, { did, forgotten: true });
+    this.flush();
   }
 
   #entry(did: string): Entry | undefined {
-    return this.#memory.get(did) ?? this.#load(did);
-  }
-
-  #load(did: string): Entry | undefined {
-    const row = this.sql
-      .exec<Stored>(
-        "SELECT did, pds, handle, key, fetched_ms FROM identity_docs WHERE did = ?",
-        did,
-      )
-      .toArray()[0];
-    if (!row) return undefined;
-    const entry: Entry = {
-      info: {
-        did: row.did,
-        pdsEndpoint: row.pds,
-        handle: row.handle,
-        signingKey: row.key ? parseDidKey(row.key) : null,
-      },
-      fetchedMs: row.fetched_ms,
-      storedMs: row.fetched_ms,
-    };
-    this.#remember(did, entry);
-    return entry;
+    return this.#memory.get(did);
   }
 
   #remember(did: string, entry: Entry): void {
     this.#memory.delete(did);
     if (this.#memory.size >= MEMORY_ENTRIES) {
-      const oldest = this.#memory.keys().next().value;
-      if (oldest !== undefined) this.#memory.delete(oldest);
+      const oldest = this.#memory.entries().next().value;
+      if (oldest !== undefined) {
+        this.#memory.delete(oldest[0]);
+        // a kept copy is forgotten with its entry: a later change of the document could not be
+        // compared with it, and after a restart it would speak for the account again
+        if (oldest[1].storedMs !== null)
+          this.#pending.set(oldest[0], { did: oldest[0], forgotten: true });
+      }
     }
     this.#memory.set(did, entry);
   }
@@ -242,22 +259,16 @@ export class IdentityCache {
     const changed = previous !== undefined && !sameDocument(previous.info, info);
     let storedMs = previous?.storedMs ?? null;
     const stale = storedMs === null || now - storedMs >= IDENTITY_TTL_MS;
-    // a stored row must never keep an outdated document (after an eviction it would speak for
-    // the account again); other hosts' accounts are not worth a row
-    if ((storedMs !== null && changed) || (namesHost && stale)) {
-      this.sql.exec(
-        `INSERT INTO identity_docs (did, pds, handle, key, fetched_ms) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(did) DO UPDATE SET pds = excluded.pds, handle = excluded.handle,
-           key = excluded.key, fetched_ms = excluded.fetched_ms`,
-        did,
-        info.pdsEndpoint,
-        info.handle,
-        keyOf(info),
-        now,
-      );
+    // a kept copy must never be an outdated document (after a restart it would speak for the
+    // account again), so a change is written at once; other hosts' accounts are not worth keeping
+    const keep = (storedMs !== null && changed) || (namesHost && stale);
+    if (keep) {
+      this.#pending.set(did, keptOf(info, now));
       storedMs = now;
     }
     this.#remember(did, { info, fetchedMs: now, storedMs });
+    if (keep && changed) this.flush();
+    else this.#flushIfDue();
     return info;
   }
 

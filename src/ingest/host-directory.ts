@@ -3,6 +3,13 @@ import { readConfig } from "../config";
 import type { Env } from "../env";
 import { meterObject } from "../metering/meter";
 import { hostIngesterStub } from "../stubs";
+import {
+  decodeProgress,
+  encodeProgress,
+  type HostProgress,
+  progressMoved,
+  progressOf,
+} from "./host-progress";
 import type { HostLimits, HostReport, HostStatus } from "./host-record";
 import { ingesterObjectName } from "./partition";
 
@@ -11,6 +18,12 @@ import { ingesterObjectName } from "./partition";
 // status and counters once per watchdog tick (one call for all the hosts of an object), never
 // per event. Bans, pins and limits are an admin's decisions and live only here; the ingester is
 // told of them on every crawl and when an admin changes them.
+//
+// A host's row is written when something an operator must not lose changes (status, error,
+// accounts, ingester, connection time, ban, pin, limits). Its progress (cursor, counters, event
+// and attempt times: host-progress.ts) moves on every report of a busy host, so it is kept in
+// memory and written for all hosts as one row (`host_progress`) at most every
+// HOST_DIRECTORY_PERSIST_SECONDS; after a restart it may be that old until the next report.
 
 /**
  * A host's last report from its ingester, with `status` overridden to `banned` when banned,
@@ -59,7 +72,12 @@ CREATE TABLE IF NOT EXISTS host_directory (
   dropped TEXT NOT NULL DEFAULT '{}',
   ingester TEXT NOT NULL DEFAULT '',
   reported_ms INTEGER
-);`;
+);
+CREATE TABLE IF NOT EXISTS host_progress (
+  chunk INTEGER PRIMARY KEY,
+  saved_ms INTEGER NOT NULL,
+  body TEXT NOT NULL
+) WITHOUT ROWID;`;
 
 type Row = {
   hostname: string;
@@ -81,41 +99,57 @@ type Row = {
   reported_ms: number | null;
 };
 
-function toEntry(row: Row): HostEntry {
+/**
+ * The row, with `progress` over the row's own copy when it is at least as recent: the row's copy
+ * is written with every change of status, the progress at most every persist interval, and after
+ * a restart either may be the newer.
+ */
+function toEntry(row: Row, progress: HostProgress | undefined): HostEntry {
+  const useProgress =
+    progress !== undefined && (row.reported_ms === null || progress.reportedMs >= row.reported_ms);
   return {
     hostname: row.hostname,
     status: row.banned ? "banned" : (row.status as HostStatus),
-    cursor: row.cursor,
+    cursor: useProgress ? progress.cursor : row.cursor,
     accountCount: row.account_count,
     lastError: row.last_error,
-    lastAttemptMs: row.last_attempt_ms,
+    lastAttemptMs: useProgress ? progress.lastAttemptMs : row.last_attempt_ms,
     connectedSinceMs: row.connected_since_ms,
-    lastEventMs: row.last_event_ms,
-    counters: {
-      accepted: row.accepted,
-      dropped: JSON.parse(row.dropped) as Record<string, number>,
-    },
+    lastEventMs: useProgress ? progress.lastEventMs : row.last_event_ms,
+    counters: useProgress
+      ? { accepted: progress.counters.accepted, dropped: { ...progress.counters.dropped } }
+      : { accepted: row.accepted, dropped: JSON.parse(row.dropped) as Record<string, number> },
     ingester: row.ingester,
     banned: row.banned === 1,
     pinned: row.pinned === 1,
     limits: row.limits ? (JSON.parse(row.limits) as HostLimits) : null,
     firstSeenMs: row.first_seen_ms,
-    reportedMs: row.reported_ms,
+    reportedMs: useProgress ? progress.reportedMs : row.reported_ms,
   };
 }
 
 export class HostDirectory extends DurableObject<Env> {
-  /**
-   * When each host was last reported, in memory: a report that changes nothing an operator reads
-   * writes no row (rows written are billed; every host is reported every
-   * HOST_REPORT_INTERVAL_SECONDS), so the stored `reported_ms` is that of the last change.
-   */
-  readonly #reportedMs = new Map<string, number>();
+  /** Each host's newest progress (loaded from `host_progress` at start, then from reports). */
+  readonly #progress = new Map<string, HostProgress>();
+  /** Whether `#progress` moved since it was last written. */
+  #progressMoved = false;
+  #progressSavedMs = 0;
+  #progressRows = 0;
+  readonly #persistMs: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterObject(this, ctx, env, "HostDirectory");
+    this.#persistMs = readConfig(env).hostDirectoryPersistMs;
     ctx.storage.sql.exec(SCHEMA);
+    for (const row of ctx.storage.sql.exec<{ saved_ms: number; body: string }>(
+      "SELECT saved_ms, body FROM host_progress ORDER BY chunk",
+    )) {
+      for (const [hostname, progress] of decodeProgress(row.body))
+        this.#progress.set(hostname, progress);
+      this.#progressSavedMs = Math.max(this.#progressSavedMs, row.saved_ms);
+      this.#progressRows++;
+    }
   }
 
   #row(hostname: string): Row | undefined {
@@ -140,9 +174,7 @@ export class HostDirectory extends DurableObject<Env> {
   }
 
   #toEntry(row: Row): HostEntry {
-    const entry = toEntry(row);
-    entry.reportedMs = this.#reportedMs.get(row.hostname) ?? entry.reportedMs;
-    return entry;
+    return toEntry(row, this.#progress.get(row.hostname));
   }
 
   async getHost(hostname: string): Promise<HostEntry | null> {
@@ -177,41 +209,58 @@ export class HostDirectory extends DurableObject<Env> {
   }
 
   /**
-   * The ingesters' periodic report: status, cursor and counters of each of their hosts. A host's
-   * row is written only when one of those changed (a quiet host costs no row write).
+   * The ingesters' periodic report of each of their hosts. A host's row is written at once when
+   * its status, error, account count, connection time or ingester changed (with its progress
+   * riding along, at no extra row); its progress alone is kept in memory and written for all
+   * hosts at most every HOST_DIRECTORY_PERSIST_SECONDS. A quiet host costs no row write.
    */
   async reportHosts(reports: HostReport[]): Promise<void> {
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       for (const r of reports) {
         if (!this.#row(r.hostname)) this.#insert(r.hostname, now);
-        const values = [
-          r.status,
+        const kept = [r.status, r.accountCount, r.lastError, r.connectedSinceMs, r.ingester];
+        this.ctx.storage.sql.exec(
+          `UPDATE host_directory SET status = ?, account_count = ?, last_error = ?,
+             connected_since_ms = ?, ingester = ?, cursor = ?, last_attempt_ms = ?,
+             last_event_ms = ?, accepted = ?, dropped = ?, reported_ms = ?
+           WHERE hostname = ? AND NOT (status IS ? AND account_count IS ? AND last_error IS ?
+             AND connected_since_ms IS ? AND ingester IS ?)`,
+          ...kept,
           r.cursor,
-          r.accountCount,
-          r.lastError,
           r.lastAttemptMs,
-          r.connectedSinceMs,
           r.lastEventMs,
           r.counters.accepted,
           JSON.stringify(r.counters.dropped),
-          r.ingester,
-        ];
-        this.ctx.storage.sql.exec(
-          `UPDATE host_directory SET status = ?, cursor = ?, account_count = ?, last_error = ?,
-             last_attempt_ms = ?, connected_since_ms = ?, last_event_ms = ?, accepted = ?,
-             dropped = ?, ingester = ?, reported_ms = ?
-           WHERE hostname = ? AND NOT (status IS ? AND cursor IS ? AND account_count IS ?
-             AND last_error IS ? AND last_attempt_ms IS ? AND connected_since_ms IS ?
-             AND last_event_ms IS ? AND accepted IS ? AND dropped IS ? AND ingester IS ?)`,
-          ...values,
           now,
           r.hostname,
-          ...values,
+          ...kept,
         );
-        this.#reportedMs.set(r.hostname, now);
+        const progress = progressOf(r, now);
+        if (progressMoved(this.#progress.get(r.hostname), progress)) this.#progressMoved = true;
+        this.#progress.set(r.hostname, progress);
       }
+      if (this.#progressMoved && now - this.#progressSavedMs >= this.#persistMs)
+        this.#saveProgress(now);
     });
+  }
+
+  /** Every host's progress, as few rows as fit (one at the full network's 2,000 hosts). */
+  #saveProgress(nowMs: number): void {
+    const bodies = encodeProgress(this.#progress);
+    for (const [chunk, body] of bodies.entries())
+      this.ctx.storage.sql.exec(
+        `INSERT INTO host_progress (chunk, saved_ms, body) VALUES (?, ?, ?)
+         ON CONFLICT(chunk) DO UPDATE SET saved_ms = excluded.saved_ms, body = excluded.body`,
+        chunk,
+        nowMs,
+        body,
+      );
+    if (this.#progressRows > bodies.length)
+      this.ctx.storage.sql.exec("DELETE FROM host_progress WHERE chunk >= ?", bodies.length);
+    this.#progressRows = bodies.length;
+    this.#progressSavedMs = nowMs;
+    this.#progressMoved = false;
   }
 
   /** Hosts in the order they were first seen, after `cursor` (an opaque position), at most `limit`. */
@@ -286,16 +335,11 @@ export class HostDirectory extends DurableObject<Env> {
     const hostsByStatus: Record<string, number> = {};
     const droppedByReason: Record<string, number> = {};
     let accepted = 0;
-    for (const row of this.ctx.storage.sql.exec<{
-      banned: number;
-      status: string;
-      accepted: number;
-      dropped: string;
-    }>("SELECT banned, status, accepted, dropped FROM host_directory")) {
-      const status = row.banned ? "banned" : row.status;
-      hostsByStatus[status] = (hostsByStatus[status] ?? 0) + 1;
-      accepted += row.accepted;
-      for (const [reason, n] of Object.entries(JSON.parse(row.dropped) as Record<string, number>))
+    for (const row of this.ctx.storage.sql.exec<Row>("SELECT * FROM host_directory")) {
+      const entry = this.#toEntry(row);
+      hostsByStatus[entry.status] = (hostsByStatus[entry.status] ?? 0) + 1;
+      accepted += entry.counters.accepted;
+      for (const [reason, n] of Object.entries(entry.counters.dropped))
         droppedByReason[reason] = (droppedByReason[reason] ?? 0) + n;
     }
     return { hostsByStatus, accepted, droppedByReason };

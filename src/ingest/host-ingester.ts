@@ -883,6 +883,8 @@ export class HostIngester extends DurableObject<Env> {
     }
     this.#lastReportMs = now;
     const changedRepos = this.#persist([]);
+    // documents fetched since the last flush: one row, not one per document
+    this.#identity.flush();
     // bounded: at most compactAtEntries accounts written as a run, then any full level merged
     this.#repos.compactIfDue(() => this.#hosts.values());
     try {

@@ -1,10 +1,11 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { IdentityCache } from "../../src/identity/identity-cache";
 import { type HostReport, newHostRecord } from "../../src/ingest/host-record";
 import { RepoStateStore, unseenRepo } from "../../src/ingest/repo-state";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
 import { AppendClient } from "../../src/sequence/append-client";
-import { hostDirectoryStub, repoIndexStub, sequencerStub } from "../../src/stubs";
+import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../../src/stubs";
 import { crawl, ingester, newHost, push, sequencedThrough } from "./ingest-support";
 import { appendEvents, connectToFanout, ingestEvents } from "./support";
 
@@ -187,12 +188,140 @@ describe("cost counters", () => {
     // liveness still moves, in memory
     expect((await directory.getHost(report.hostname))!.reportedMs!).toBeGreaterThan(first);
 
+    // a moved cursor is kept in memory (written with all hosts' progress, at most every
+    // HOST_DIRECTORY_PERSIST_SECONDS), and read from there
     resetMeter();
     await directory.reportHosts([{ ...report, cursor: 11, lastEventMs: 3_000 }]);
     await settled();
-    expect(meterSnapshot().objects.HostDirectory!.rowsWritten).toBe(1);
+    expect(meterSnapshot().objects.HostDirectory!.rowsWritten ?? 0).toBe(0);
     const entry = (await directory.getHost(report.hostname))!;
     expect(entry.cursor).toBe(11);
     expect(entry.lastEventMs).toBe(3_000);
+  });
+
+  it("busy hosts' reports write their progress once per persist interval; a status change at once", async () => {
+    // an object of its own, so its first report and its persist interval are this test's
+    // (a stub does not outlive abortAllDurableObjects, so one per use)
+    const directory = () =>
+      env.HOST_DIRECTORY.get(env.HOST_DIRECTORY.idFromName("progress.cost.test"));
+    const hosts = Array.from({ length: 10 }, (_, i) => `busy${i}.cost.test`);
+    const report = (hostname: string, round: number): HostReport => ({
+      hostname,
+      status: "active",
+      cursor: round * 10,
+      accountCount: 5,
+      lastError: null,
+      lastAttemptMs: 1_000,
+      connectedSinceMs: 1_000,
+      lastEventMs: 1_000 + round,
+      counters: { accepted: round * 10, dropped: round > 25 ? { WrongHost: round } : {} },
+      ingester: "shard:1",
+    });
+    const restartAged = async (): Promise<void> => {
+      // as if HOST_DIRECTORY_PERSIST_SECONDS (600) had passed since the progress was written
+      await runInDurableObject(directory(), (_instance, state) => {
+        state.storage.sql.exec("UPDATE host_progress SET saved_ms = saved_ms - 600000");
+      });
+      await abortAllDurableObjects();
+    };
+
+    await directory().reportHosts(hosts.map((h) => report(h, 1)));
+    await restartAged();
+    resetMeter();
+    for (let round = 2; round <= 50; round++)
+      await directory().reportHosts(hosts.map((h) => report(h, round)));
+    await settled();
+    const busy = meterSnapshot();
+    // the second report writes every host's progress in one row; the 48 after it, nothing (a row
+    // per host per report was 490)
+    expect(busy.objects.HostDirectory!.rowsWritten).toBe(1);
+    expect(
+      busy.statements["HostDirectory: INSERT INTO host_progress (chunk, saved_ms, body"],
+    ).toEqual({ execs: 1, rowsWritten: 1 });
+    // readers see the newest report
+    const page = await directory().listHosts(null, 100);
+    expect(page.hosts.map((h) => h.cursor)).toEqual(hosts.map(() => 500));
+    expect((await directory().totals()).accepted).toBe(10 * 500);
+    expect((await directory().totals()).droppedByReason).toEqual({ WrongHost: 10 * 50 });
+
+    // after a restart, the progress written by the second report (the interval has not passed)
+    await abortAllDurableObjects();
+    const restarted = (await directory().getHost(hosts[1]!))!;
+    expect(restarted.status).toBe("active");
+    expect(restarted.cursor).toBe(20);
+    expect(restarted.counters.accepted).toBe(20);
+    // until the next report
+    await directory().reportHosts(hosts.map((h) => report(h, 51)));
+    expect((await directory().getHost(hosts[1]!))!.cursor).toBe(510);
+
+    // a status change is written at once, with the host's progress in the same row
+    resetMeter();
+    await directory().reportHosts([
+      { ...report(hosts[0]!, 52), status: "throttled", lastError: "rate limit" },
+    ]);
+    await settled();
+    expect(meterSnapshot().objects.HostDirectory!.rowsWritten).toBe(1);
+    await abortAllDurableObjects();
+    const changed = (await directory().getHost(hosts[0]!))!;
+    expect(changed).toMatchObject({ status: "throttled", lastError: "rate limit", cursor: 520 });
+    expect((await directory().getHost(hosts[2]!))!.cursor).toBe(20);
+  });
+
+  it("500 identity documents fetched are kept in one row and survive a restart", async () => {
+    const ingesterObject = () => hostIngesterStub(env, "identity-cost:500");
+    const host = "pds.cost.test";
+    const dids = Array.from(
+      { length: 500 },
+      (_, i) => `did:plc:cost${String(i).padStart(20, "0")}`,
+    );
+    let resolved = 0;
+    const resolve = async (did: string) => {
+      resolved++;
+      return {
+        did,
+        pdsEndpoint: `https://${host}`,
+        handle: `h${did.slice(-6)}.test`,
+        signingKey: null,
+      };
+    };
+    const cacheOf = (sql: SqlStorage) =>
+      new IdentityCache(sql, { plcUrl: "http://plc.invalid", devMode: true }, resolve);
+
+    await runInDurableObject(ingesterObject(), async (_instance, state) => {
+      const cache = cacheOf(state.storage.sql);
+      await settled();
+      resetMeter();
+      for (const did of dids) await cache.get(did, { host });
+      // as at the ingester's report
+      cache.flush();
+      await settled();
+    });
+    const kept = meterSnapshot();
+    expect(resolved).toBe(500);
+    // a row per document was 500
+    expect(kept.objects.HostIngester!.rowsWritten).toBe(1);
+    expect(
+      Object.entries(kept.statements).filter(([k]) =>
+        k.startsWith("HostIngester: INSERT INTO identity_batches"),
+      ),
+    ).toEqual([[expect.any(String), { execs: 1, rowsWritten: 1 }]]);
+
+    // after a restart the fresh documents are answered without a look-up
+    await abortAllDurableObjects();
+    resolved = 0;
+    await runInDurableObject(ingesterObject(), async (_instance, state) => {
+      const cache = cacheOf(state.storage.sql);
+      for (const did of dids)
+        expect((await cache.get(did, { host })).handle).toBe(`h${did.slice(-6)}.test`);
+      // an account moved away: the invalidation outlives the kept copy
+      cache.invalidate(dids[7]!);
+    });
+    expect(resolved).toBe(0);
+    await abortAllDurableObjects();
+    await runInDurableObject(ingesterObject(), async (_instance, state) => {
+      const cache = cacheOf(state.storage.sql);
+      expect(cache.peek(dids[7]!)).toBeNull();
+      expect(cache.peek(dids[8]!)?.pdsEndpoint).toBe(`https://${host}`);
+    });
   });
 });
