@@ -24,6 +24,14 @@ export type RpcSessionOptions = {
   idleCloseMs: number;
   /** Open a new session in place of one older than this, at its next call. */
   maxAgeMs: number;
+  /**
+   * Calls per second (measured over the last `rateWindowMs`) below which calls given a `direct`
+   * form are made as plain RPC calls instead, and an open session is closed once the rate falls
+   * under half of it. 0: always a session.
+   */
+  openAtCallsPerSecond?: number;
+  /** How long the call rate is measured over before a session is opened or closed for it. */
+  rateWindowMs?: number;
 };
 
 /**
@@ -32,7 +40,14 @@ export type RpcSessionOptions = {
  * every FANOUT_DELIVERY_INTERVAL_MS), renewed every minute (one request per minute per session:
  * 43,200 a month, under a cent).
  */
-export const SESSION_TIMING: RpcSessionOptions = { idleCloseMs: 30_000, maxAgeMs: 60_000 };
+export const SESSION_TIMING: RpcSessionOptions = {
+  idleCloseMs: 30_000,
+  maxAgeMs: 60_000,
+  // An open session keeps its callee awake: 0.128 GB × 2.59 M s a month ≈ $4.15 of duration,
+  // what 27 M requests cost ($0.15/M), i.e. ~10 calls/s all month. Below that, plain calls are
+  // cheaper and the callee may sleep between them (docs/cost.md "RPC sessions").
+  openAtCallsPerSecond: 10,
+};
 
 /** Ends a session: the callee's target is released and its request ends. */
 export function disposeStub(stub: SessionStub): void {
@@ -52,6 +67,10 @@ export class RpcSession<S extends SessionStub> {
   #inFlight = 0;
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #opened = 0;
+  #windowStartMs = Date.now();
+  #windowCalls = 0;
+  /** Calls per second over the last complete rate window (none yet: as if busy). */
+  #rate = Number.POSITIVE_INFINITY;
 
   /** `open` makes the one billed call that returns the session's `RpcTarget` stub. */
   constructor(open: () => Promise<S>, options: RpcSessionOptions) {
@@ -74,20 +93,44 @@ export class RpcSession<S extends SessionStub> {
    * `retryOnce`, `use` then runs once more on a fresh session: only for a call that is safe to
    * repeat, since the failed one may have run to completion before its answer was lost.
    */
-  async call<R>(use: (stub: S) => Promise<R>, retryOnce: boolean): Promise<R> {
+  async call<R>(
+    use: (stub: S) => Promise<R>,
+    retryOnce: boolean,
+    direct?: () => Promise<R>,
+  ): Promise<R> {
     this.#inFlight++;
+    const attempt = direct && !this.#worthASession() ? direct : () => this.#attempt(use);
     try {
       try {
-        return await this.#attempt(use);
+        return await attempt();
       } catch (err) {
         if (!retryOnce) throw err;
-        return await this.#attempt(use);
+        return await attempt();
       }
     } finally {
       this.#inFlight--;
       this.#lastUsedMs = Date.now();
       this.#armIdleClose();
     }
+  }
+
+  /**
+   * Whether the call rate pays for a session. The first window counts as busy, so a burst (a
+   * backlog after a restart) gets its session at once; a session is closed below half the rate
+   * it opens at, so a rate near the threshold does not open and close one at every window.
+   */
+  #worthASession(): boolean {
+    const threshold = this.#options.openAtCallsPerSecond ?? 0;
+    const now = Date.now();
+    this.#windowCalls++;
+    if (now - this.#windowStartMs >= (this.#options.rateWindowMs ?? 10_000)) {
+      this.#rate = (this.#windowCalls * 1000) / (now - this.#windowStartMs);
+      this.#windowStartMs = now;
+      this.#windowCalls = 0;
+    }
+    if (threshold <= 0) return true;
+    if (this.#stub && this.#rate < threshold / 2) this.close();
+    return this.#stub ? true : this.#rate >= threshold;
   }
 
   /** Closes the session now (the next call opens a new one). */

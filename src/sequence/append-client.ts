@@ -22,11 +22,22 @@ export class AppendClient {
 
   constructor(env: Env, options: RpcSessionOptions = SESSION_TIMING) {
     this.#session = new RpcSession(() => sequencerStub(env).openAppendSession(), options);
+    this.#env = env;
   }
 
-  /** Appends a batch; resolves once it is durable (Sequencer.appendBatch). */
+  readonly #env: Env;
+
+  /**
+   * Appends a batch; resolves once it is durable (Sequencer.appendBatch). Below
+   * SESSION_TIMING.openAtCallsPerSecond a batch is a plain call (one request each) and the
+   * Sequencer may sleep between them.
+   */
   append(batch: AppendBatch): Promise<AppendResult> {
-    return this.#session.call((session) => session.append(batch), true);
+    return this.#session.call(
+      (session) => session.append(batch),
+      true,
+      () => sequencerStub(this.#env).appendBatch(batch),
+    );
   }
 
   /** Sessions opened so far (each one billed request to the Sequencer). */

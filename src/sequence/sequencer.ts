@@ -372,6 +372,7 @@ export class Sequencer extends DurableObject<Env> {
           const { consumers } = await queue.session.call(
             (session) => session.deliver(records, firstSeq, lastSeq),
             true,
+            () => fanoutStub(this.env, name).deliver(records, firstSeq, lastSeq),
           );
           if (consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
             this.#unregisterFanout(name);

@@ -59,6 +59,42 @@ describe("append session", () => {
     client.close();
   });
 
+  it("below its rate threshold a batch is a plain call; a session opens when the rate rises and closes when it falls", async () => {
+    const client = new AppendClient(env, {
+      idleCloseMs: 60_000,
+      maxAgeMs: 60_000,
+      openAtCallsPerSecond: 20,
+      rateWindowMs: 300,
+    });
+    const host = "rate.sessions.test";
+    // the first window counts as busy: a backlog gets its session at once
+    await client.append({ events: ingestEvents(1, host) });
+    expect(client.sessionsOpened).toBe(1);
+    // slow: ~5 calls/s, a window later the session is closed and batches are plain calls
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      await client.append({ events: ingestEvents(1, host) });
+    }
+    expect(client.isOpen).toBe(false);
+    await settled();
+    resetMeter();
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      await client.append({ events: ingestEvents(1, host) });
+    }
+    await settled();
+    // each plain call is a billed request (the Sequencer may sleep between them)
+    expect(meterSnapshot().calls["Sequencer.appendBatch"]).toBe(3);
+    expect(client.isOpen).toBe(false);
+    // fast: many calls in a window, and the next window opens a session again
+    const deadline = Date.now() + 2_000;
+    while (!client.isOpen && Date.now() < deadline)
+      await client.append({ events: ingestEvents(1, host) });
+    expect(client.isOpen).toBe(true);
+    expect(client.sessionsOpened).toBe(2);
+    client.close();
+  });
+
   it("is closed once the ingester has sent nothing for a while, and reopened by the next batch", async () => {
     const client = new AppendClient(env, { idleCloseMs: 200, maxAgeMs: 60_000 });
     await client.append({ events: ingestEvents(2, "idle.sessions.test") });
