@@ -26,6 +26,9 @@ export type Measured = {
   /** One report window with no events, after the active part (absent in older measurements:
    * quiet hosts are then priced as active ones). */
   quiet?: Units;
+  /** The packed store at growing sizes (test/cost/packed-scale.test.ts): rows written in total
+   * after `updates` account updates over `keys` accounts. */
+  packed?: { points: { updates: number; keys: number; rowsWritten: number }[] };
 };
 
 export type Load = {
@@ -54,9 +57,12 @@ export type Settings = {
   fanoutDeliveryIntervalMs: number;
   fanoutShards: number;
   segmentMaxBytes: number;
-  /** Full-firehose consumers one Fanout object serves at 400 events/s (docs/benchmarks.md:
-   * one Fanout delivered ~9,700 events/s in workerd, ~24 consumers of the whole network). */
+  /** Full-firehose consumers one Fanout object serves at 400 events/s, at half a core
+   * (`npm run bench -- fanout-cost`: ~50–65 µs of relay CPU per message sent here → ~24). */
   consumersPerFanout: number;
+  /** SEQUENCER_GROUP_COMMIT_MS: at most one hot-log row per window (0: one per append). */
+  groupCommitMs: number;
+  repoIndexShards: number;
 };
 
 export type Term = { term: string; units: string; dollars: number };
@@ -78,60 +84,93 @@ function statement(
   return { execs, rowsWritten };
 }
 
-/** Measured units per batch, per account-window, per host-window, per delivery, per event. */
+/** Compaction of the packed store (src/storage/packed-store.ts DEFAULT_PACKED_STORE_OPTIONS). */
+const PACKED_COMPACT_AT_ENTRIES = 20_000;
+const PACKED_COMPACT_AT_DELTAS = 120;
+const PACKED_RUNS_PER_LEVEL = 4;
+
+/** Levels of runs a packed store holding `keys` entries has (level 0 runs hold ~20,000). */
+function packedLevels(keys: number): number {
+  return (
+    1 + Math.max(0, Math.log(keys / PACKED_COMPACT_AT_ENTRIES) / Math.log(PACKED_RUNS_PER_LEVEL))
+  );
+}
+
+/** Measured units per batch, per report, per account update, per host-window, per delivery. */
 export function coefficients(m: Measured) {
   const calls = m.units.calls;
-  const batches = calls["Sequencer.appendBatch"] ?? 0;
+  // batches reach the Sequencer over an append session (calls on it are not billed requests)
+  const batches = (calls["Sequencer.session.append"] ?? 0) + (calls["Sequencer.appendBatch"] ?? 0);
+  const deliveries = (calls["Fanout.session.deliver"] ?? 0) + (calls["Fanout.deliver"] ?? 0);
   const objects = m.units.objects;
   const sequencer = objects.Sequencer ?? { rowsWritten: 0, rowsRead: 0, requests: 0 };
-  // the workload's own probes (getLogState, sealNow) are not the relay's requests
-  const sequencerRequests =
-    sequencer.requests - (calls["Sequencer.getLogState"] ?? 0) - (calls["Sequencer.sealNow"] ?? 0);
-  const accountWindows = statement(m, "RepoIndex: INSERT INTO repo_entries").execs;
-  const hostWindows = statement(m, "HostDirectory: UPDATE host_directory SET status").execs;
-  const identity = statement(m, "HostIngester: INSERT INTO identity_docs");
-  const ingesterRepoRows = statement(m, "HostIngester: INSERT INTO repo_state").rowsWritten;
-  const ingesterHostRows = statement(m, "HostIngester: INSERT INTO host_records").rowsWritten;
-  const ingesterRows = objects.HostIngester?.rowsWritten ?? 0;
   const ingesterReports = calls["HostDirectory.reportHosts"] ?? 0;
   const activeFanouts = Math.min(m.workload.consumers, m.config.fanoutShards);
   // the event log's rows: per batch (its insert, its delete once sealed) and per seal (a
   // segment row, the host cursors snapshot: one upsert per host in the segment)
   const hotLog =
     statement(m, "Sequencer: INSERT INTO hot_log").rowsWritten +
+    statement(m, "Sequencer: UPDATE hot_log").rowsWritten +
     statement(m, "Sequencer: DELETE FROM hot_log").rowsWritten;
+  const hotLogGroups =
+    statement(m, "Sequencer: INSERT INTO hot_log (").execs +
+    statement(m, "Sequencer: UPDATE hot_log SET").execs;
   const seals = Math.max(1, statement(m, "Sequencer: INSERT OR REPLACE INTO segments").execs);
   const cursorRows = statement(m, "Sequencer: INSERT INTO host_cursor").rowsWritten;
+  // account state: one delta row per report (ingester) and per applyRepoUpdates (RepoIndex);
+  // compaction into packed runs is measured at scale by the packed-scale workload
+  const ingesterDeltaRows = statement(
+    m,
+    "HostIngester: INSERT INTO account_state_delta",
+  ).rowsWritten;
+  const indexDeltaRows = statement(m, "RepoIndex: INSERT INTO index_entries_delta").rowsWritten;
+  const packed = m.packed?.points.at(-1);
   return {
     batches,
-    eventsPerBatch: m.workload.events / batches,
-    sequencerRowsPerBatch: hotLog / batches,
+    eventsPerBatch: m.workload.events / Math.max(1, batches),
+    sequencerRowsPerBatch: hotLog / Math.max(1, batches),
+    // hot-log rows per group commit (a row per group; the workload's groups are counted by the
+    // statements that write a group)
+    sequencerRowsPerGroup: hotLog / Math.max(1, hotLogGroups),
+    sequencerRequestsPerPlainBatch: 1,
+    identityRowsPerReport:
+      statement(m, "HostIngester: INSERT INTO identity_batches").rowsWritten /
+      Math.max(1, ingesterReports),
     sealRowsPerHost: cursorRows / seals / m.workload.hosts,
     sealRowsFixed: (sequencer.rowsWritten - hotLog - cursorRows) / seals,
-    sequencerReadsPerBatch: sequencer.rowsRead / batches,
-    sequencerRequestsPerBatch: sequencerRequests / batches,
-    deliveriesPerBatchPerFanout: (calls["Fanout.deliver"] ?? 0) / batches / activeFanouts,
-    ingesterRowsPerAccountWindow: ingesterRepoRows / accountWindows,
-    ingesterRowsPerActiveHostWindow: ingesterHostRows / hostWindows,
-    ingesterOtherRows: ingesterRows - ingesterRepoRows - ingesterHostRows - identity.rowsWritten,
-    identityRowsPerFetch: identity.execs ? identity.rowsWritten / identity.execs : 0,
-    repoIndexRowsPerAccountWindow:
-      statement(m, "RepoIndex: INSERT INTO repo_entries").rowsWritten / accountWindows,
-    hostDirectoryRowsPerHostWindow: (objects.HostDirectory?.rowsWritten ?? 0) / hostWindows,
-    hostDirectoryRowsPerQuietHostWindow: m.quiet
-      ? (m.quiet.objects.HostDirectory?.rowsWritten ?? 0) /
-        Math.max(1, statement(m, "HostDirectory: UPDATE host_directory SET status", m.quiet).execs)
-      : (objects.HostDirectory?.rowsWritten ?? 0) / hostWindows,
-    repoIndexCallsPerReport: (calls["RepoIndex.applyRepoUpdates"] ?? 0) / ingesterReports,
+    deliveriesPerBatchPerFanout: deliveries / Math.max(1, batches) / activeFanouts,
+    ingesterDeltaRowsPerReport: ingesterDeltaRows / Math.max(1, ingesterReports),
+    indexDeltaRowsPerCall: indexDeltaRows / Math.max(1, calls["RepoIndex.applyRepoUpdates"] ?? 0),
+    packedRowsPerUpdate: packed ? packed.rowsWritten / packed.updates : 1,
+    packedMeasuredKeys: packed?.keys ?? PACKED_COMPACT_AT_ENTRIES,
+    hostDirectoryRows: objects.HostDirectory?.rowsWritten ?? 0,
+    repoIndexCallsPerReport:
+      (calls["RepoIndex.applyRepoUpdates"] ?? 0) / Math.max(1, ingesterReports),
     r2BytesPerEvent: m.units.r2.bytesPut / m.workload.events,
-    accountWindows,
-    hostWindows,
+    ingesterReports,
   };
+}
+
+/** Rows written per account update by a packed store holding `keys` accounts: the measured
+ * figure, scaled by how many levels of runs each update is rewritten through at that size. */
+export function packedRowsPerUpdate(c: Coefficients, keys: number): number {
+  return (c.packedRowsPerUpdate * packedLevels(keys)) / packedLevels(c.packedMeasuredKeys);
 }
 
 function overage(used: number, included: number, perMillion: number): number {
   return (Math.max(0, used - included) / 1e6) * perMillion;
 }
+
+/** An open RPC session keeps its callee awake; below this rate calls are plain requests
+ * (src/rpc-session.ts SESSION_TIMING.openAtCallsPerSecond). */
+const SESSION_AT_CALLS_PER_SECOND = 10;
+/** Sessions are renewed every minute (rpc-session.ts SESSION_TIMING.maxAgeMs). */
+const SESSION_RENEWALS_PER_SECOND = 1 / 60;
+/** HostDirectory progress: one row per 2,000 hosts, at most every HOST_DIRECTORY_PERSIST_SECONDS. */
+const HOST_PROGRESS_HOSTS_PER_ROW = 2_000;
+const HOST_DIRECTORY_PERSIST_SECONDS = 600;
+/** Assumption: a host's status (active, idle, offline…) changes twice a day. */
+const HOST_STATUS_CHANGES_PER_DAY = 2;
 
 /** Per-month units of one load under `settings`, before the included amounts. */
 export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
@@ -140,55 +179,80 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
   const ingesterObjects = Math.min(load.hosts, s.ingestShards);
   // an ingester object flushes at most once per window, and only when it has events
   const perObjectRate = load.eventsPerSecond / Math.max(1, ingesterObjects);
-  const batchesPerSecond = ingesterObjects * Math.min(1000 / s.ingestBatchWindowMs, perObjectRate);
+  const appendsPerObject = Math.min(1000 / s.ingestBatchWindowMs, perObjectRate);
+  const batchesPerSecond = ingesterObjects * appendsPerObject;
+  // the Sequencer writes at most one hot-log row per group-commit window
+  const rowsGroupsPerSecond =
+    s.groupCommitMs > 0 ? Math.min(batchesPerSecond, 1000 / s.groupCommitMs) : batchesPerSecond;
   const fanouts = Math.max(
     Math.min(load.consumers, s.fanoutShards),
     Math.ceil(load.consumers / s.consumersPerFanout),
   );
   const deliveryCap = s.fanoutDeliveryIntervalMs > 0 ? 1000 / s.fanoutDeliveryIntervalMs : Infinity;
-  // every batch reaches every Fanout that holds consumers, merged to at most one delivery per
-  // FANOUT_DELIVERY_INTERVAL_MS (an upper bound: the workload's bursts merged more)
-  const deliveriesPerSecond = fanouts * Math.min(batchesPerSecond, deliveryCap);
-  const accountWindowsPerSecond = load.activeAccountsPerWindow * windowsPerSecond;
+  const deliveriesPerFanout = Math.min(rowsGroupsPerSecond, deliveryCap);
+  const appendSessions = appendsPerObject >= SESSION_AT_CALLS_PER_SECOND;
+  const deliverySessions = deliveriesPerFanout >= SESSION_AT_CALLS_PER_SECOND;
   // a segment is sealed when full or SEGMENT_MAX_AGE_SECONDS (600) old, whichever comes first
   const segmentsPerMonth = Math.max(
     (load.eventsPerSecond * load.frameBytes * month) / s.segmentMaxBytes,
     month / 600,
   );
+  // account state: accounts changed per second; each object compacts its deltas into runs
+  const updatesPerSecond = load.activeAccountsPerWindow * windowsPerSecond;
+  const compactionsPerObject = Math.max(
+    ((updatesPerSecond / Math.max(1, ingesterObjects)) * month) / PACKED_COMPACT_AT_ENTRIES,
+    (windowsPerSecond * month) / PACKED_COMPACT_AT_DELTAS,
+  );
+  const hostsPerObject = load.hosts / Math.max(1, ingesterObjects);
   const rows = {
     eventLog:
-      (batchesPerSecond * c.sequencerRowsPerBatch +
+      (rowsGroupsPerSecond * c.sequencerRowsPerGroup +
         (segmentsPerMonth / month) *
           (c.sealRowsFixed + c.sealRowsPerHost * load.activeHostsPerWindow)) *
       month,
-    accountStateIngester: accountWindowsPerSecond * c.ingesterRowsPerAccountWindow * month,
-    accountStateRepoIndex: accountWindowsPerSecond * c.repoIndexRowsPerAccountWindow * month,
-    identity: (load.activeAccountsPerHour / 3600) * c.identityRowsPerFetch * month,
-    hostsIngester:
-      load.activeHostsPerWindow * windowsPerSecond * c.ingesterRowsPerActiveHostWindow * month,
+    accountStateIngester:
+      (ingesterObjects * windowsPerSecond * c.ingesterDeltaRowsPerReport +
+        updatesPerSecond *
+          packedRowsPerUpdate(c, load.storedAccounts / Math.max(1, ingesterObjects))) *
+      month,
+    accountStateRepoIndex:
+      (ingesterObjects * windowsPerSecond * c.repoIndexCallsPerReport * c.indexDeltaRowsPerCall +
+        updatesPerSecond * packedRowsPerUpdate(c, load.storedAccounts / s.repoIndexShards)) *
+      month,
+    // one row per flush (a report) with the documents fetched, deleted an hour later
+    identity: ingesterObjects * windowsPerSecond * c.identityRowsPerReport * 2 * month,
+    // every host record and count of an object in one snapshot row (+1 per MB) per compaction
+    hostsIngester: ingesterObjects * compactionsPerObject * Math.ceil((hostsPerObject * 400) / 1e6),
     // each setAlarm is billed as one row written: every maintenance alarm sets the next one
     setAlarm: ((1 + fanouts + ingesterObjects) / 30) * month,
     hostDirectory:
-      windowsPerSecond *
-      (load.activeHostsPerWindow * c.hostDirectoryRowsPerHostWindow +
-        (load.hosts - load.activeHostsPerWindow) * c.hostDirectoryRowsPerQuietHostWindow) *
+      (Math.ceil(load.hosts / HOST_PROGRESS_HOSTS_PER_ROW) / HOST_DIRECTORY_PERSIST_SECONDS +
+        (load.hosts * HOST_STATUS_CHANGES_PER_DAY) / 86_400) *
       month,
   };
   const requests = {
-    appendBatch: batchesPerSecond * c.sequencerRequestsPerBatch * month,
-    deliveries: deliveriesPerSecond * month,
+    appendBatch:
+      (appendSessions
+        ? ingesterObjects * SESSION_RENEWALS_PER_SECOND
+        : batchesPerSecond * c.sequencerRequestsPerPlainBatch) * month,
+    deliveries:
+      (deliverySessions ? fanouts * SESSION_RENEWALS_PER_SECOND : fanouts * deliveriesPerFanout) *
+      month,
     reports: ingesterObjects * windowsPerSecond * (1 + c.repoIndexCallsPerReport) * month,
     // messages on the ingesters' upstream sockets, one per event, counted 20:1 (docs/cost.md)
     upstreamMessages: (load.eventsPerSecond / PRICES.requests.webSocketMessagesPerRequest) * month,
     // maintenance alarms: Sequencer every 30 s, each Fanout's watchdog, each ingester's
     alarms: ((1 + fanouts + ingesterObjects) / 30) * month,
   };
-  // objects that cannot hibernate: the Sequencer (delivery timers at every batch), every
-  // ingester object holding an upstream socket, every Fanout holding consumers (delivery timers)
-  const awakeObjects = 1 + ingesterObjects + fanouts;
+  // awake all month: every ingester object holding upstream sockets; the Sequencer and each
+  // Fanout while a session to it is open (their rate pays for it). Below that rate they are
+  // eligible for hibernation between requests and billed their busy time only (not counted).
+  const awakeObjects =
+    ingesterObjects + (appendSessions ? 1 : 0) + (deliverySessions ? fanouts : 0);
   const r2Bytes = load.eventsPerSecond * load.frameBytes * load.replayHours * 3600;
   return {
     batchesPerSecond,
+    rowsGroupsPerSecond,
     fanouts,
     awakeObjects,
     rows,
@@ -196,8 +260,8 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
     gbSeconds: awakeObjects * month * PRICES.duration.gbPerObject,
     r2Gb: r2Bytes / 1e9,
     r2ClassA: segmentsPerMonth,
-    // repo state twice (ingester, RepoIndex) at ~250 B a row with its index
-    sqliteGb: (load.storedAccounts * 250 * 2) / 1e9,
+    // account state twice (ingester, RepoIndex), packed: ~200 B an account in CBOR runs
+    sqliteGb: (load.storedAccounts * 200 * 2) / 1e9,
   };
 }
 

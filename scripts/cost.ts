@@ -1,6 +1,13 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { coefficients, type Load, type Measured, price, type Settings } from "./cost-model";
+import {
+  coefficients,
+  type Load,
+  type Measured,
+  packedRowsPerUpdate,
+  price,
+  type Settings,
+} from "./cost-model";
 
 // `npm run cost`: runs the cost workload in workerd (vitest project `cost`, test/cost), takes the
 // billed units the relay's own meter counted, and prices them for the loads of issue 14 with
@@ -14,12 +21,16 @@ function measure(): Measured {
     encoding: "utf8",
     maxBuffer: 256 * 1024 * 1024,
   });
-  const line = run.stdout.split("\n").find((l) => l.includes("COST-UNITS "));
-  if (run.status !== 0 || !line) {
+  const lines = run.stdout.split("\n");
+  const line = lines.find((l) => l.includes("COST-UNITS "));
+  const packed = lines.find((l) => l.includes("COST-PACKED "));
+  if (run.status !== 0 || !line || !packed) {
     process.stderr.write(run.stdout.slice(-4000) + run.stderr.slice(-4000));
     throw new Error("the cost workload failed (npx vitest run --project cost)");
   }
-  return JSON.parse(line.slice(line.indexOf("COST-UNITS ") + 11)) as Measured;
+  const measured = JSON.parse(line.slice(line.indexOf("COST-UNITS ") + 11)) as Measured;
+  measured.packed = JSON.parse(packed.slice(packed.indexOf("COST-PACKED ") + 12));
+  return measured;
 }
 
 const measured = measure();
@@ -27,16 +38,24 @@ const save = process.argv.indexOf("--save");
 if (save > 0) writeFileSync(process.argv[save + 1]!, `${JSON.stringify(measured, null, 1)}\n`);
 const c = coefficients(measured);
 
+// wrangler.toml's defaults (src/config.ts)
 const defaults: Settings = {
-  ingestShards: 4,
+  ingestShards: 2,
   ingestBatchWindowMs: 100,
   hostReportIntervalMs: 30_000,
-  fanoutDeliveryIntervalMs: 50,
-  fanoutShards: 2,
+  fanoutDeliveryIntervalMs: 25,
+  fanoutShards: 1,
   segmentMaxBytes: 16 * 1024 * 1024,
   consumersPerFanout: 24,
+  groupCommitMs: 100,
+  repoIndexShards: 4,
 };
-const lowLatency: Settings = { ...defaults, ingestBatchWindowMs: 10, fanoutDeliveryIntervalMs: 0 };
+const lowLatency: Settings = {
+  ...defaults,
+  ingestBatchWindowMs: 10,
+  fanoutDeliveryIntervalMs: 0,
+  groupCommitMs: 0,
+};
 
 // The loads of issue 14. Accounts active per 30 s window and per hour are assumptions (the
 // network's 400 events/s come from a long tail of accounts; docs/cost.md).
@@ -89,17 +108,18 @@ console.log(
 );
 const f = (n: number) => n.toFixed(2);
 console.log(
-  `- events per batch ${f(c.eventsPerBatch)}; event-log rows per batch ${f(c.sequencerRowsPerBatch)}, per seal ${f(c.sealRowsFixed)} + ${f(c.sealRowsPerHost)} per host, Sequencer requests per batch ${f(c.sequencerRequestsPerBatch)}`,
+  `- events per batch ${f(c.eventsPerBatch)}; hot-log rows per group commit ${f(c.sequencerRowsPerGroup)} (per batch ${f(c.sequencerRowsPerBatch)}), per seal ${f(c.sealRowsFixed)} + ${f(c.sealRowsPerHost)} per host`,
 );
 console.log(`- Fanout deliveries per batch per Fanout ${f(c.deliveriesPerBatchPerFanout)}`);
 console.log(
-  `- account state rows per active account per report window: ingester ${f(c.ingesterRowsPerAccountWindow)}, RepoIndex ${f(c.repoIndexRowsPerAccountWindow)} (${c.accountWindows} account-windows)`,
+  `- account state: delta rows per report ${f(c.ingesterDeltaRowsPerReport)} (ingester), ${f(c.indexDeltaRowsPerCall)} per RepoIndex update; packed store ${c.packedRowsPerUpdate.toFixed(4)} rows per account update at ${c.packedMeasuredKeys.toLocaleString("en-US")} accounts (test/cost/packed-scale.test.ts)`,
 );
+for (const keys of [1e5, 1e6, 1e7, 2e7])
+  console.log(
+    `  - extrapolated over levels: ${packedRowsPerUpdate(c, keys).toFixed(4)} rows per update at ${keys.toLocaleString("en-US")} accounts`,
+  );
 console.log(
-  `- host rows per host per report window: HostDirectory ${f(c.hostDirectoryRowsPerHostWindow)} (quiet host ${f(c.hostDirectoryRowsPerQuietHostWindow)}), ingester ${f(c.ingesterRowsPerActiveHostWindow)} (${c.hostWindows} host-windows)`,
-);
-console.log(
-  `- identity cache rows per document fetched ${f(c.identityRowsPerFetch)}; ingester rows not attributed ${c.ingesterOtherRows}`,
+  `- identity rows per ingester report ${f(c.identityRowsPerReport)}; HostDirectory rows in the whole run ${c.hostDirectoryRows}`,
 );
 console.log(
   `- RepoIndex calls per ingester report ${f(c.repoIndexCallsPerReport)}; R2 bytes per event ${f(c.r2BytesPerEvent)}`,
@@ -126,8 +146,10 @@ console.log("| setting | $/month |\n| --- | ---: |");
 const levers: [string, Settings, Load?][] = [
   ["defaults", defaults],
   ["INGEST_BATCH_WINDOW_MS=200", { ...defaults, ingestBatchWindowMs: 200 }],
-  ["INGEST_SHARDS=2", { ...defaults, ingestShards: 2 }],
+  ["INGEST_SHARDS=4", { ...defaults, ingestShards: 4 }],
   ["INGEST_SHARDS=1", { ...defaults, ingestShards: 1 }],
+  ["SEQUENCER_GROUP_COMMIT_MS=0 (a hot-log row per append)", { ...defaults, groupCommitMs: 0 }],
+  ["SEQUENCER_GROUP_COMMIT_MS=200", { ...defaults, groupCommitMs: 200 }],
   ["FANOUT_DELIVERY_INTERVAL_MS=100", { ...defaults, fanoutDeliveryIntervalMs: 100 }],
   [
     "HOST_REPORT_INTERVAL_SECONDS=300 (assumes 25,000 accounts active per 5 min)",
