@@ -1,3 +1,5 @@
+import { sealedThrough } from "./hot-log";
+
 // Per-host upstream cursors (the last upstream seq sequenced for each host: what makes retried
 // and resent batches exactly-once) and per-host reset epochs (what makes an admin cursor reset
 // stick).
@@ -21,9 +23,11 @@ export function loadHostCursors(sql: SqlStorage): Map<string, number> {
   )) {
     cursors.set(row.host, row.upstream_seq);
   }
-  // then the cursors carried by the rows still hot, oldest first (later rows win)
+  // then the cursors carried by the rows still hot, oldest first (later rows win); sealed rows
+  // kept for reuse are older than the snapshot and may predate a reset: not read
   for (const row of sql.exec<{ cursors: string }>(
-    "SELECT cursors FROM hot_log WHERE cursors IS NOT NULL ORDER BY first_seq",
+    "SELECT cursors FROM hot_log WHERE first_seq > ? AND cursors IS NOT NULL ORDER BY first_seq",
+    sealedThrough(sql),
   )) {
     for (const [host, seq] of Object.entries(JSON.parse(row.cursors) as Record<string, number>)) {
       cursors.set(host, seq);
@@ -73,8 +77,9 @@ export function resetHostCursor(storage: DurableObjectStorage, host: string): nu
   return storage.transactionSync(() => {
     sql.exec("DELETE FROM host_cursor WHERE host = ?", host);
     sql.exec(
-      "UPDATE hot_log SET cursors = json_remove(cursors, ?) WHERE cursors IS NOT NULL AND json_extract(cursors, ?) IS NOT NULL",
+      "UPDATE hot_log SET cursors = json_remove(cursors, ?) WHERE first_seq > ? AND cursors IS NOT NULL AND json_extract(cursors, ?) IS NOT NULL",
       path,
+      sealedThrough(sql),
       path,
     );
     const row = sql
