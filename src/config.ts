@@ -19,6 +19,8 @@ export interface Config {
   segmentMaxBytes: number;
   segmentMaxAgeMs: number;
   ingestBatchWindowMs: number;
+  /** At most one hot-log row per this many ms while appends keep arriving; 0: one per append. */
+  sequencerGroupCommitMs: number;
   hostReportIntervalMs: number;
   /** The HostDirectory writes hosts' cursors and counters at most this often (docs/behaviours.md). */
   hostDirectoryPersistMs: number;
@@ -66,6 +68,11 @@ export function readConfig(env: Env): Config {
     ingestBatchWindowMs: Math.max(
       1,
       positiveInt(env.INGEST_BATCH_WINDOW_MS, 100, "INGEST_BATCH_WINDOW_MS"),
+    ),
+    sequencerGroupCommitMs: positiveInt(
+      env.SEQUENCER_GROUP_COMMIT_MS,
+      100,
+      "SEQUENCER_GROUP_COMMIT_MS",
     ),
     hostReportIntervalMs:
       positiveInt(env.HOST_REPORT_INTERVAL_SECONDS, 30, "HOST_REPORT_INTERVAL_SECONDS") * 1000,

@@ -1,10 +1,12 @@
+import { sealedThrough } from "./hot-log";
+
 // Per-host upstream cursors (the last upstream seq sequenced for each host: what makes retried
 // and resent batches exactly-once) and per-host reset epochs (what makes an admin cursor reset
 // stick).
 //
 // A cursor lives in three places: the `cursors` JSON of the hot-log row that ends the batch
-// which moved it (no extra row write per batch), the `host_cursor` snapshot written when those
-// rows are sealed, and the Sequencer's memory. A reset has to reach all three, and two things
+// which moved it (no extra row write per batch), the `host_cursor_snapshot` row (every host, one row) written when
+// those rows are sealed, and the Sequencer's memory. A reset has to reach all three, and two things
 // could bring the old value back afterwards:
 //   - a seal in flight: it reads its rows, awaits the R2 put, then snapshots their cursors. The
 //     snapshot therefore re-reads the rows' cursors inside its final transaction
@@ -14,16 +16,42 @@
 //     was read under (`appendBatch({ hostEpochs })`); events of a host read under an older
 //     epoch than the Sequencer's are refused (`CursorReset`) and never move the cursor.
 
-export function loadHostCursors(sql: SqlStorage): Map<string, number> {
+/**
+ * Every host's cursor as of the last seal: the snapshot row, over the rows of the earlier
+ * one-row-per-host layout (emptied at the first snapshot written).
+ */
+export function readCursorSnapshot(sql: SqlStorage): Map<string, number> {
   const cursors = new Map<string, number>();
   for (const row of sql.exec<{ host: string; upstream_seq: number }>(
     "SELECT host, upstream_seq FROM host_cursor",
-  )) {
+  ))
     cursors.set(row.host, row.upstream_seq);
-  }
-  // then the cursors carried by the rows still hot, oldest first (later rows win)
+  const row = sql
+    .exec<{ cursors: string }>("SELECT cursors FROM host_cursor_snapshot WHERE id = 1")
+    .toArray()[0];
+  if (row)
+    for (const [host, seq] of Object.entries(JSON.parse(row.cursors) as Record<string, number>))
+      cursors.set(host, seq);
+  return cursors;
+}
+
+/** Writes every host's cursor as one row (one billed row, whatever the number of hosts). */
+export function writeCursorSnapshot(sql: SqlStorage, cursors: ReadonlyMap<string, number>): void {
+  sql.exec(
+    "INSERT INTO host_cursor_snapshot (id, cursors) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET cursors = excluded.cursors",
+    JSON.stringify(Object.fromEntries(cursors)),
+  );
+  // the earlier layout's rows are in the snapshot now (no row: billed nothing)
+  sql.exec("DELETE FROM host_cursor");
+}
+
+export function loadHostCursors(sql: SqlStorage): Map<string, number> {
+  const cursors = readCursorSnapshot(sql);
+  // then the cursors carried by the rows still hot, oldest first (later rows win); sealed rows
+  // kept for reuse are older than the snapshot and may predate a reset: not read
   for (const row of sql.exec<{ cursors: string }>(
-    "SELECT cursors FROM hot_log WHERE cursors IS NOT NULL ORDER BY first_seq",
+    "SELECT cursors FROM hot_log WHERE first_seq > ? AND cursors IS NOT NULL ORDER BY first_seq",
+    sealedThrough(sql),
   )) {
     for (const [host, seq] of Object.entries(JSON.parse(row.cursors) as Record<string, number>)) {
       cursors.set(host, seq);
@@ -33,7 +61,7 @@ export function loadHostCursors(sql: SqlStorage): Map<string, number> {
 }
 
 /**
- * Folds the cursors of the hot rows in [firstSeq, lastSeq] into the `host_cursor` snapshot.
+ * Folds the cursors of the hot rows in [firstSeq, lastSeq] into the cursor snapshot (one row).
  * Call inside the transaction that deletes those rows: the cursors are read there, not before
  * the seal's R2 put, so a reset made while the put was in flight is not undone.
  */
@@ -47,13 +75,10 @@ export function snapshotHostCursors(sql: SqlStorage, firstSeq: number, lastSeq: 
     for (const [host, seq] of Object.entries(JSON.parse(row.cursors) as Record<string, number>))
       latest.set(host, seq);
   }
-  for (const [host, seq] of latest) {
-    sql.exec(
-      "INSERT INTO host_cursor (host, upstream_seq) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET upstream_seq = excluded.upstream_seq",
-      host,
-      seq,
-    );
-  }
+  if (latest.size === 0) return;
+  const snapshot = readCursorSnapshot(sql);
+  for (const [host, seq] of latest) snapshot.set(host, seq);
+  writeCursorSnapshot(sql, snapshot);
 }
 
 export function loadHostEpochs(sql: SqlStorage): Map<string, number> {
@@ -71,10 +96,12 @@ export function resetHostCursor(storage: DurableObjectStorage, host: string): nu
   const sql = storage.sql;
   const path = `$."${host}"`;
   return storage.transactionSync(() => {
-    sql.exec("DELETE FROM host_cursor WHERE host = ?", host);
+    const snapshot = readCursorSnapshot(sql);
+    if (snapshot.delete(host)) writeCursorSnapshot(sql, snapshot);
     sql.exec(
-      "UPDATE hot_log SET cursors = json_remove(cursors, ?) WHERE cursors IS NOT NULL AND json_extract(cursors, ?) IS NOT NULL",
+      "UPDATE hot_log SET cursors = json_remove(cursors, ?) WHERE first_seq > ? AND cursors IS NOT NULL AND json_extract(cursors, ?) IS NOT NULL",
       path,
+      sealedThrough(sql),
       path,
     );
     const row = sql

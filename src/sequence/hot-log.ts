@@ -2,11 +2,17 @@ import { encodeRecords, firstRecordByteLength, type LogRecord, recordsAfter } fr
 import { concatBytes } from "../protocol/bytes";
 import { MAX_FRAME_BYTES } from "../protocol/limits";
 import { rewriteFrameSeq } from "../protocol/seq-rewrite";
+import { readCursorSnapshot, writeCursorSnapshot } from "./host-cursors";
 
-// The Sequencer's SQLite tables and the functions over them. One row per batch in `hot_log`
-// (rows written are billed: DESIGN.md "Cost shapes the design"), per-host upstream cursors
-// written in the same transaction so a retried batch is recognised, and the index of sealed
-// R2 segments (R2 `list` is billed and is not the index).
+// The Sequencer's SQLite tables and the functions over them. One row per group commit in
+// `hot_log` (rows written are billed: DESIGN.md "Cost shapes the design"), per-host upstream
+// cursors written in the same transaction so a retried batch is recognised, and the index of
+// sealed R2 segments (R2 `list` is billed and is not the index).
+//
+// Sealed rows are not deleted (a delete is billed one row per row): they stay in `hot_log` as
+// stale rows, below `sealedThrough`, and the next append takes the oldest one over by rewriting
+// its key and columns (`UPDATE`, 1 row written, measured in docs/cost.md) instead of inserting.
+// Every reader of the hot log therefore looks only above `sealedThrough`.
 
 /** SQLite BLOBs in Durable Objects are capped at 2 MB; stay clearly under. */
 export const MAX_HOT_ROW_BYTES = 1_900_000;
@@ -38,6 +44,9 @@ CREATE TABLE IF NOT EXISTS hot_log_overflow (
   PRIMARY KEY (seq, part)
 );
 CREATE TABLE IF NOT EXISTS host_cursor (host TEXT PRIMARY KEY, upstream_seq INTEGER NOT NULL);
+-- every host's cursor as of the last seal, as one JSON row (host-cursors.ts): one row written per
+-- seal, not two per host (host_cursor, a rowid table, is the earlier layout, read and emptied)
+CREATE TABLE IF NOT EXISTS host_cursor_snapshot (id INTEGER PRIMARY KEY, cursors TEXT NOT NULL);
 -- per host, how many times an admin has reset its cursor (host-cursors.ts)
 CREATE TABLE IF NOT EXISTS host_epoch (host TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
 -- DIDs the relay's admin has taken down (takedowns.ts)
@@ -121,38 +130,76 @@ export function retainedFloor(sql: SqlStorage, firstSeq: number): number {
   return Math.max(readMeta(sql, "trimmed_through") ?? 0, firstSeq - 1);
 }
 
+/**
+ * The newest seq that is sealed into R2 (or trimmed after that): hot-log rows at or below it
+ * are stale, kept only to be reused. Seals take the oldest rows and record their segment in the
+ * transaction that used to delete them; retention records `trimmed_through` before it deletes a
+ * segment's index entry; so every unsealed seq is above this and every sealed one at or below.
+ */
+export function sealedThrough(sql: SqlStorage): number {
+  const row = sql
+    .exec<{ s: number }>(
+      `SELECT MAX(
+         COALESCE((SELECT last_seq FROM segments ORDER BY first_seq DESC LIMIT 1), 0),
+         COALESCE((SELECT value FROM meta WHERE key = 'trimmed_through'), 0)) AS s`,
+    )
+    .toArray()[0];
+  return row?.s ?? 0;
+}
+
 /** Bytes the hot log holds, overflow parts included (what the next seals will write). */
 export function hotLogBytes(sql: SqlStorage): number {
+  const sealed = sealedThrough(sql);
   const row = sql
     .exec<{ b: number | null }>(
-      `SELECT (SELECT COALESCE(SUM(length(records)), 0) FROM hot_log)
-            + (SELECT COALESCE(SUM(length(bytes)), 0) FROM hot_log_overflow) AS b`,
+      `SELECT (SELECT COALESCE(SUM(length(records)), 0) FROM hot_log WHERE first_seq > ?)
+            + (SELECT COALESCE(SUM(length(bytes)), 0) FROM hot_log_overflow WHERE seq > ?) AS b`,
+      sealed,
+      sealed,
     )
     .toArray()[0];
   return row?.b ?? 0;
 }
 
 /**
- * Writes one row of records. A row longer than MAX_HOT_ROW_BYTES holds a single record
- * (appendEvents makes it so): its first MAX_HOT_ROW_BYTES go into `hot_log`, the rest into
- * `hot_log_overflow` parts, in the caller's transaction.
+ * Writes one row of records, in the caller's transaction: over the oldest stale row if there is
+ * one (its key becomes the new first seq: 1 row written, where a delete at seal and an insert
+ * here would be 2), else as a new row. The `WHERE` only matches a row at or below `sealed`, so
+ * an unsealed row is never overwritten. A row longer than MAX_HOT_ROW_BYTES holds a single
+ * record (appendGroup makes it so): its first MAX_HOT_ROW_BYTES go into `hot_log`, the rest
+ * into `hot_log_overflow` parts.
  */
-function insertHotRow(
+function writeHotRow(
   sql: SqlStorage,
   row: AppendedRows[number],
   nowMs: number,
   cursors: string | null,
+  sealed: number,
 ): void {
   const { records } = row;
   const spills = records.byteLength > MAX_HOT_ROW_BYTES;
-  sql.exec(
-    "INSERT INTO hot_log (first_seq, last_seq, created_ms, records, cursors) VALUES (?, ?, ?, ?, ?)",
+  const head = spills ? records.slice(0, MAX_HOT_ROW_BYTES) : records;
+  const reused = sql.exec(
+    `UPDATE hot_log SET first_seq = ?, last_seq = ?, created_ms = ?, records = ?, cursors = ?
+     WHERE first_seq = (SELECT MIN(first_seq) FROM hot_log) AND last_seq <= ?`,
     row.firstSeq,
     row.lastSeq,
     nowMs,
-    spills ? records.slice(0, MAX_HOT_ROW_BYTES) : records,
+    head,
     cursors,
+    sealed,
   );
+  reused.toArray();
+  if (reused.rowsWritten === 0) {
+    sql.exec(
+      "INSERT INTO hot_log (first_seq, last_seq, created_ms, records, cursors) VALUES (?, ?, ?, ?, ?)",
+      row.firstSeq,
+      row.lastSeq,
+      nowMs,
+      head,
+      cursors,
+    );
+  }
   if (!spills) return;
   let part = 1;
   for (let offset = MAX_HOT_ROW_BYTES; offset < records.byteLength; offset += MAX_HOT_ROW_BYTES) {
@@ -189,9 +236,12 @@ export function hotRowRecords(sql: SqlStorage, firstSeq: number, stored: ArrayBu
  * when cursors are loaded, so they must not go anywhere older); with no hot row at all, the
  * snapshot is the newest place.
  */
-function storeRefusedCursors(sql: SqlStorage, cursorsJson: string): void {
+function storeRefusedCursors(sql: SqlStorage, cursorsJson: string, sealed: number): void {
   const newest = sql
-    .exec<{ first_seq: number }>("SELECT first_seq FROM hot_log ORDER BY first_seq DESC LIMIT 1")
+    .exec<{ first_seq: number }>(
+      "SELECT first_seq FROM hot_log WHERE first_seq > ? ORDER BY first_seq DESC LIMIT 1",
+      sealed,
+    )
     .toArray()[0];
   if (newest) {
     sql.exec(
@@ -201,15 +251,12 @@ function storeRefusedCursors(sql: SqlStorage, cursorsJson: string): void {
     );
     return;
   }
+  const snapshot = readCursorSnapshot(sql);
   for (const [host, upstreamSeq] of Object.entries(
     JSON.parse(cursorsJson) as Record<string, number>,
-  )) {
-    sql.exec(
-      "INSERT INTO host_cursor (host, upstream_seq) VALUES (?, ?) ON CONFLICT(host) DO UPDATE SET upstream_seq = excluded.upstream_seq",
-      host,
-      upstreamSeq,
-    );
-  }
+  ))
+    snapshot.set(host, upstreamSeq);
+  writeCursorSnapshot(sql, snapshot);
 }
 
 /** What the Sequencer holds in memory and appendEvents decides by. */
@@ -236,18 +283,13 @@ export type AppendOptions = {
   inTransaction?: (sql: SqlStorage) => void;
 };
 
+/** One caller's batch in a group commit (appendGroup). */
+export type AppendRequest = Omit<AppendOptions, "nowMs"> & { events: readonly IngestEvent[] };
+
 /**
  * Assigns seqs to the events of a batch that are new (upstream seq above the host's cursor),
  * rewrites each frame's seq, and appends them with the updated host cursors in one transaction.
- *
- * One event can never fail the batch: an event of a taken-down DID (`RepoTakendown`), one whose
- * frame has no seq to rewrite (`InvalidEvent:<name>`), or one over MAX_STORED_FRAME_BYTES
- * (`TooBigToStore`) is left out and reported in `dropped`; its upstream seq still counts as
- * sequenced, so it is never offered again. Events read before an admin reset of their host's
- * cursor (`AppendOptions.hostEpochs`) are reported as `CursorReset` and do not move the cursor.
- *
- * Pure bookkeeping over `storage`; the caller owns the view and adopts the returned `headSeq`
- * and `result.hostCursors` only on success (the transaction rolls back on a throw).
+ * A single-batch group commit: see appendGroup.
  */
 export function appendEvents(
   storage: DurableObjectStorage,
@@ -255,12 +297,38 @@ export function appendEvents(
   view: SequencerView,
   options: AppendOptions,
 ): { result: AppendResult; rows: AppendedRows; headSeq: number } {
-  const { headSeq } = view;
-  let seq = headSeq;
-  let duplicates = 0;
-  const dropped: DroppedEvent[] = [];
+  const { nowMs, ...rest } = options;
+  const { results, rows, headSeq } = appendGroup(storage, [{ ...rest, events }], view, nowMs);
+  return { result: results[0] as AppendResult, rows, headSeq };
+}
+
+/**
+ * Appends the batches of several callers in one transaction, as one run of hot-log rows (one
+ * row unless their records pass MAX_HOT_ROW_BYTES): a group commit. Each batch is decided as if
+ * it had been appended alone, in the order given: seqs follow that order, a batch's duplicates
+ * are judged against the cursors the earlier batches of the group moved, and each gets its own
+ * result. The host cursors of the whole group ride in its last row.
+ *
+ * One event can never fail a batch: an event of a taken-down DID (`RepoTakendown`), one whose
+ * frame has no seq to rewrite (`InvalidEvent:<name>`), or one over MAX_STORED_FRAME_BYTES
+ * (`TooBigToStore`) is left out and reported in `dropped`; its upstream seq still counts as
+ * sequenced, so it is never offered again. Events read before an admin reset of their host's
+ * cursor (`AppendRequest.hostEpochs`) are reported as `CursorReset` and do not move the cursor.
+ *
+ * Pure bookkeeping over `storage`; the caller owns the view and adopts the returned `headSeq`
+ * and every `result.hostCursors` only on success (the transaction rolls back on a throw, for
+ * every batch of the group).
+ */
+export function appendGroup(
+  storage: DurableObjectStorage,
+  requests: readonly AppendRequest[],
+  view: SequencerView,
+  nowMs: number,
+): { results: AppendResult[]; rows: AppendedRows; headSeq: number } {
+  let seq = view.headSeq;
   const touched = new Map<string, number>();
   const rows: AppendedRows = [];
+  const results: AppendResult[] = [];
   let current: LogRecord[] = [];
   let currentBytes = 0;
   const flushRow = () => {
@@ -271,74 +339,77 @@ export function appendEvents(
     current = [];
     currentBytes = 0;
   };
-  for (const event of events) {
-    const { host, upstreamSeq } = event;
-    if (host !== "") {
-      const readUnder = options.hostEpochs?.[host];
-      if (readUnder !== undefined && readUnder < (view.hostEpochs.get(host) ?? 0)) {
-        dropped.push({ host, upstreamSeq, reason: "CursorReset" });
+  for (const request of requests) {
+    const batchHead = seq;
+    let duplicates = 0;
+    const dropped: DroppedEvent[] = [];
+    for (const event of request.events) {
+      const { host, upstreamSeq } = event;
+      if (host !== "") {
+        const readUnder = request.hostEpochs?.[host];
+        if (readUnder !== undefined && readUnder < (view.hostEpochs.get(host) ?? 0)) {
+          dropped.push({ host, upstreamSeq, reason: "CursorReset" });
+          continue;
+        }
+        const known = touched.get(host) ?? view.hostCursors.get(host);
+        if (known !== undefined && upstreamSeq <= known) {
+          duplicates++;
+          continue;
+        }
+        touched.set(host, upstreamSeq);
+      }
+      // relay-made events (host "") are the takedown's own #account
+      if (host !== "" && view.takedowns.has(event.did)) {
+        dropped.push({ host, upstreamSeq, reason: "RepoTakendown" });
         continue;
       }
-      const known = touched.get(host) ?? view.hostCursors.get(host);
-      if (known !== undefined && upstreamSeq <= known) {
-        duplicates++;
+      let frame: Uint8Array;
+      try {
+        frame = rewriteFrameSeq(event.frame, seq + 1);
+      } catch (err) {
+        dropped.push({ host, upstreamSeq, reason: `InvalidEvent:${(err as Error).name}` });
         continue;
       }
-      touched.set(host, upstreamSeq);
+      if (frame.byteLength > MAX_STORED_FRAME_BYTES) {
+        dropped.push({ host, upstreamSeq, reason: "TooBigToStore" });
+        continue;
+      }
+      seq += 1;
+      const recordBytes = frame.byteLength + 12;
+      // a record too large for a row of its own gets a row of its own, spilled (writeHotRow)
+      if (currentBytes + recordBytes > MAX_HOT_ROW_BYTES) flushRow();
+      current.push({ seq, frame });
+      currentBytes += recordBytes;
+      if (currentBytes > MAX_HOT_ROW_BYTES) flushRow();
     }
-    // relay-made events (host "") are the takedown's own #account
-    if (host !== "" && view.takedowns.has(event.did)) {
-      dropped.push({ host, upstreamSeq, reason: "RepoTakendown" });
-      continue;
+    const hostCursors: Record<string, number> = {};
+    for (const event of request.events) {
+      if (event.host === "") continue;
+      const value = touched.get(event.host) ?? view.hostCursors.get(event.host);
+      if (value !== undefined) hostCursors[event.host] = value;
     }
-    let frame: Uint8Array;
-    try {
-      frame = rewriteFrameSeq(event.frame, seq + 1);
-    } catch (err) {
-      dropped.push({ host, upstreamSeq, reason: `InvalidEvent:${(err as Error).name}` });
-      continue;
-    }
-    if (frame.byteLength > MAX_STORED_FRAME_BYTES) {
-      dropped.push({ host, upstreamSeq, reason: "TooBigToStore" });
-      continue;
-    }
-    seq += 1;
-    const recordBytes = frame.byteLength + 12;
-    // a record too large for a row of its own gets a row of its own, spilled (insertHotRow)
-    if (currentBytes + recordBytes > MAX_HOT_ROW_BYTES) flushRow();
-    current.push({ seq, frame });
-    currentBytes += recordBytes;
-    if (currentBytes > MAX_HOT_ROW_BYTES) flushRow();
+    const accepted = seq - batchHead;
+    results.push({
+      accepted,
+      duplicates,
+      firstSeq: accepted > 0 ? batchHead + 1 : null,
+      lastSeq: accepted > 0 ? seq : null,
+      hostCursors,
+      dropped,
+    });
   }
   flushRow();
   const sql = storage.sql;
   const cursorsJson = touched.size > 0 ? JSON.stringify(Object.fromEntries(touched)) : null;
   storage.transactionSync(() => {
+    const sealed = sealedThrough(sql);
     rows.forEach((row, i) => {
-      insertHotRow(sql, row, options.nowMs, i === rows.length - 1 ? cursorsJson : null);
+      writeHotRow(sql, row, nowMs, i === rows.length - 1 ? cursorsJson : null, sealed);
     });
-    if (rows.length === 0 && cursorsJson !== null) storeRefusedCursors(sql, cursorsJson);
-    options.inTransaction?.(sql);
+    if (rows.length === 0 && cursorsJson !== null) storeRefusedCursors(sql, cursorsJson, sealed);
+    for (const request of requests) request.inTransaction?.(sql);
   });
-  const hostCursorsOut: Record<string, number> = {};
-  for (const event of events) {
-    if (event.host === "") continue;
-    const value = touched.get(event.host) ?? view.hostCursors.get(event.host);
-    if (value !== undefined) hostCursorsOut[event.host] = value;
-  }
-  const accepted = seq - headSeq;
-  return {
-    result: {
-      accepted,
-      duplicates,
-      firstSeq: accepted > 0 ? headSeq + 1 : null,
-      lastSeq: accepted > 0 ? seq : null,
-      hostCursors: hostCursorsOut,
-      dropped,
-    },
-    rows,
-    headSeq: seq,
-  };
+  return { results, rows, headSeq: seq };
 }
 
 export type LogRead =
@@ -387,8 +458,11 @@ export function readLog(
   const parts: Uint8Array[] = [];
   let total = 0;
   let lastSeq = afterSeq;
+  // afterSeq is at or past the last sealed seq here (no segment ends after it), so this never
+  // reads a stale row; the bound says so and lets the primary key skip them
   const cursor = sql.exec<{ first_seq: number; last_seq: number; records: ArrayBuffer }>(
-    "SELECT first_seq, last_seq, records FROM hot_log WHERE last_seq > ? ORDER BY first_seq",
+    "SELECT first_seq, last_seq, records FROM hot_log WHERE first_seq > ? AND last_seq > ? ORDER BY first_seq",
+    sealedThrough(sql),
     afterSeq,
   );
   for (const row of cursor) {

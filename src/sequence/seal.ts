@@ -1,17 +1,18 @@
 import { encodeSegment, segmentKey } from "../log/segment";
 import { snapshotHostCursors } from "./host-cursors";
-import { deleteMeta, hotRowRecords, readMeta, writeMeta } from "./hot-log";
+import { deleteMeta, hotRowRecords, readMeta, sealedThrough, writeMeta } from "./hot-log";
 
 // Sealing moves the oldest hot-log rows into one immutable R2 segment. Three steps, each safe
 // to repeat after a crash at any point:
 //   1. record the seq range being sealed in SQLite (so a retry seals exactly the same rows and
 //      writes exactly the same bytes to the same key),
 //   2. put the segment to R2,
-//   3. in one transaction: add the segment to the index, delete its rows from the hot log, and
-//      clear the pending range.
+//   3. in one transaction: add the segment to the index (which makes its rows stale: they are
+//      at or below hot-log.ts sealedThrough, kept for appends to reuse, not deleted, because a
+//      delete is billed one row per row) and clear the pending range.
 // A crash after 2 leaves a complete R2 object that step 2 of the retry overwrites with identical
 // bytes; a crash before 3 commits leaves the rows hot, so nothing is lost or served twice.
-// Rows are concatenated whole, overflow parts included (hot-log.ts insertHotRow), so a record
+// Rows are concatenated whole, overflow parts included (hot-log.ts writeHotRow), so a record
 // spread over several SQLite rows is one record again in the segment.
 
 export type SealOptions = {
@@ -39,7 +40,10 @@ function pendingRange(storage: DurableObjectStorage): { first: number; last: num
   return first !== null && last !== null ? { first, last } : null;
 }
 
-/** Chooses the rows of the next segment: from the oldest, up to maxBytes (at least one row). */
+/**
+ * Chooses the rows of the next segment: from the oldest unsealed one, up to maxBytes (at least
+ * one row).
+ */
 function chooseRows(
   storage: DurableObjectStorage,
   opts: SealOptions,
@@ -52,7 +56,8 @@ function chooseRows(
   }>(
     `SELECT first_seq, last_seq, created_ms,
        length(records) + COALESCE((SELECT SUM(length(bytes)) FROM hot_log_overflow WHERE seq = hot_log.first_seq), 0) AS size
-     FROM hot_log ORDER BY first_seq`,
+     FROM hot_log WHERE first_seq > ? ORDER BY first_seq`,
+    sealedThrough(storage.sql),
   );
   let first: number | null = null;
   let last = 0;
@@ -146,7 +151,8 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
     // the rows' cursors as they are now, not as read before the put: an admin reset may have
     // removed a host from them meanwhile (host-cursors.ts)
     snapshotHostCursors(sql, done.first, done.last);
-    sql.exec("DELETE FROM hot_log WHERE first_seq >= ? AND last_seq <= ?", done.first, done.last);
+    // overflow parts are rare (records over MAX_HOT_ROW_BYTES) and keyed by seq, which is never
+    // reused: deleted, so they do not accumulate (a delete matching nothing writes no row)
     sql.exec("DELETE FROM hot_log_overflow WHERE seq >= ? AND seq <= ?", done.first, done.last);
     deleteMeta(sql, "sealing_first");
     deleteMeta(sql, "sealing_last");

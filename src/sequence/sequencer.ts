@@ -7,11 +7,12 @@ import { meterObject, meterSessionTarget } from "../metering/meter";
 import { concatBytes } from "../protocol/bytes";
 import { RpcSession, SESSION_TIMING } from "../rpc-session";
 import { fanoutStub } from "../stubs";
+import { GroupCommit } from "./group-commit";
 import { loadHostCursors, loadHostEpochs, resetHostCursor } from "./host-cursors";
 import {
-  type AppendOptions,
+  type AppendRequest,
   type AppendResult,
-  appendEvents,
+  appendGroup,
   hotLogBytes,
   type IngestEvent,
   type LogRead,
@@ -19,6 +20,7 @@ import {
   readLog,
   retainedFloor,
   SCHEMA,
+  sealedThrough,
 } from "./hot-log";
 import { expireSegments, type SealOutcome, sealSegment } from "./seal";
 import { loadTakedowns, writeTakedown } from "./takedowns";
@@ -73,9 +75,9 @@ export type AppendBatch = {
  * output gate holds every answer of the object until its writes are), with the same result.
  */
 export class AppendSession extends RpcTarget {
-  readonly #append: (batch: AppendBatch) => AppendResult;
+  readonly #append: (batch: AppendBatch) => Promise<AppendResult>;
 
-  constructor(append: (batch: AppendBatch) => AppendResult) {
+  constructor(append: (batch: AppendBatch) => Promise<AppendResult>) {
     super();
     this.#append = append;
     meterSessionTarget(this, "Sequencer", "session");
@@ -107,11 +109,15 @@ export class Sequencer extends DurableObject<Env> {
   /** Per Fanout, how many times it registered (in memory): a "no consumers" answer to a
    * delivery sent before its latest registration must not unregister it. */
   readonly #registrations = new Map<string, number>();
+  readonly #appends: GroupCommit<AppendRequest, AppendResult>;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterObject(this, ctx, env, "Sequencer");
     this.#config = readConfig(env);
+    this.#appends = new GroupCommit(this.#config.sequencerGroupCommitMs, (requests) =>
+      this.#commit(requests),
+    );
     ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql;
       sql.exec(SCHEMA);
@@ -128,9 +134,10 @@ export class Sequencer extends DurableObject<Env> {
   }
 
   /**
-   * Appends a batch from a HostIngester. Resolves only once the batch is durable. `hostEpochs`:
+   * Appends a batch from a HostIngester. Resolves only once the batch is durable, committed with
+   * the other batches that arrive within SEQUENCER_GROUP_COMMIT_MS (group-commit.ts). `hostEpochs`:
    * per host, the reset epoch its events were read under (getHostPosition); events read before
-   * an admin reset of that host are refused as `CursorReset` (hot-log.ts appendEvents).
+   * an admin reset of that host are refused as `CursorReset` (hot-log.ts appendGroup).
    */
   async appendBatch(batch: AppendBatch): Promise<AppendResult> {
     return this.#appendBatch(batch);
@@ -144,15 +151,16 @@ export class Sequencer extends DurableObject<Env> {
     return new AppendSession((batch) => this.#appendBatch(batch));
   }
 
-  #appendBatch(batch: AppendBatch): AppendResult {
-    const options: AppendOptions = { nowMs: Date.now() };
-    if (batch.hostEpochs) options.hostEpochs = batch.hostEpochs;
-    return this.#append(batch.events, options);
+  /** Joins the current group commit (group-commit.ts); resolves once the group is durable. */
+  #appendBatch(batch: AppendBatch): Promise<AppendResult> {
+    const request: AppendRequest = { events: batch.events };
+    if (batch.hostEpochs) request.hostEpochs = batch.hostEpochs;
+    return this.#appends.submit(request);
   }
 
-  /** Appends an event the relay makes itself. */
+  /** Appends an event the relay makes itself (in the current group, like any batch). */
   async emitRelayEvent(frame: Uint8Array, did: string): Promise<AppendResult> {
-    return this.#append([{ host: "", upstreamSeq: 0, frame, did }], { nowMs: Date.now() });
+    return this.#appends.submit({ events: [{ host: "", upstreamSeq: 0, frame, did }] });
   }
 
   /**
@@ -168,8 +176,10 @@ export class Sequencer extends DurableObject<Env> {
     accountFrame: Uint8Array,
   ): Promise<TakedownOutcome> {
     if (this.#takedowns.has(did) === takendown) return { changed: false, seq: null };
-    const { lastSeq } = this.#append([{ host: "", upstreamSeq: 0, frame: accountFrame, did }], {
-      nowMs: Date.now(),
+    // its own transaction, after the batches already waiting (they arrived before it, so they
+    // are judged without it); batches arriving later are judged with it
+    const { lastSeq } = this.#appends.commitAlone({
+      events: [{ host: "", upstreamSeq: 0, frame: accountFrame, did }],
       inTransaction: (sql) => writeTakedown(sql, did, takendown, Date.now()),
     });
     if (takendown) this.#takedowns.add(did);
@@ -195,6 +205,9 @@ export class Sequencer extends DurableObject<Env> {
    * host's new reset epoch; batches tagged with an older one are refused (appendBatch).
    */
   async resetHostCursor(host: string): Promise<number> {
+    // batches waiting for their group commit arrived before the reset: committed first, so the
+    // reset removes what they sequenced instead of being undone by them
+    this.#appends.flush();
     const epoch = resetHostCursor(this.ctx.storage, host);
     this.#hostCursors.delete(host);
     this.#hostEpochs.set(host, epoch);
@@ -205,7 +218,8 @@ export class Sequencer extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     const hot = sql
       .exec<{ n: number; first: number | null }>(
-        "SELECT COUNT(*) AS n, MIN(first_seq) AS first FROM hot_log",
+        "SELECT COUNT(*) AS n, MIN(first_seq) AS first FROM hot_log WHERE first_seq > ?",
+        sealedThrough(sql),
       )
       .toArray()[0];
     const seg = sql
@@ -265,26 +279,28 @@ export class Sequencer extends DurableObject<Env> {
     }
   }
 
-  #append(events: readonly IngestEvent[], options: AppendOptions): AppendResult {
-    const { result, rows, headSeq } = appendEvents(
+  #commit(requests: readonly AppendRequest[]): AppendResult[] {
+    const { results, rows, headSeq } = appendGroup(
       this.ctx.storage,
-      events,
+      requests,
       {
         headSeq: this.#headSeq,
         hostCursors: this.#hostCursors,
         hostEpochs: this.#hostEpochs,
         takedowns: this.#takedowns,
       },
-      options,
+      Date.now(),
     );
     this.#headSeq = headSeq;
-    for (const [host, seq] of Object.entries(result.hostCursors)) this.#hostCursors.set(host, seq);
+    for (const result of results)
+      for (const [host, seq] of Object.entries(result.hostCursors))
+        this.#hostCursors.set(host, seq);
     for (const row of rows) {
       this.#hotBytes += row.records.byteLength;
       this.#deliver(row.records, row.firstSeq, row.lastSeq);
     }
     if (this.#hotBytes >= this.#config.segmentMaxBytes) void this.#seal();
-    return result;
+    return results;
   }
 
   async #seal(force = false): Promise<SealOutcome> {

@@ -13,6 +13,26 @@ import { appendEvents, connectToFanout, ingestEvents } from "./support";
 // a known workload gives known row and request counts, so a change that adds a row or a request
 // per event fails here.
 
+type Statements = Record<string, { execs: number; rowsWritten: number }>;
+const INSERT = "Sequencer: INSERT INTO hot_log ";
+const REUSE = "Sequencer: UPDATE hot_log SET first_seq = ?";
+
+/** Executions and rows written by the statements that start with `prefix`. */
+function byPrefix(statements: Statements, prefix: string): { execs: number; rowsWritten: number } {
+  const total = { execs: 0, rowsWritten: 0 };
+  for (const [key, counted] of Object.entries(statements)) {
+    if (!key.startsWith(prefix)) continue;
+    total.execs += counted.execs;
+    total.rowsWritten += counted.rowsWritten;
+  }
+  return total;
+}
+
+/** Rows written into the hot log by appends (a new row, or a sealed one taken over). */
+function hotLogRows(statements: Statements): number {
+  return byPrefix(statements, INSERT).rowsWritten + byPrefix(statements, REUSE).rowsWritten;
+}
+
 async function settled(): Promise<void> {
   // the meter sums a statement's rows in the microtask after it ran
   await new Promise((r) => setTimeout(r, 10));
@@ -62,6 +82,32 @@ describe("cost counters", () => {
     // one hot-log row per batch; an alarm firing meanwhile may add a few
     expect(appended.objects.Sequencer!.rowsWritten).toBeGreaterThanOrEqual(batches);
     expect(appended.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(batches + 4);
+  });
+
+  it("the event log writes one row per group commit, reuses sealed rows, and one request per batch", async () => {
+    // what earlier tests appended is sealed first, so no size-triggered seal runs meanwhile
+    await sequencerStub(env).sealNow();
+    resetMeter();
+    const batches = 20;
+    // concurrent, as the ingester shards send them: the first is committed at once, the other
+    // 19 arrive within SEQUENCER_GROUP_COMMIT_MS (100 ms) of it and share the next commit
+    // (a host each: concurrent calls on separate stubs may arrive in any order)
+    const appendAll = () =>
+      Promise.all(
+        Array.from({ length: batches }, (_, i) => appendEvents(10, `cost${i}.test`, 500)),
+      );
+    // past the previous test's last commit, so the first of these is committed at once
+    await new Promise((r) => setTimeout(r, 200));
+    const results = await appendAll();
+    await settled();
+    const appended = meterSnapshot();
+    expect(results.every((r) => r.accepted === 10)).toBe(true);
+    expect(appended.calls["Sequencer.appendBatch"]).toBe(batches);
+    expect(appended.objects.Sequencer!.requests).toBe(batches);
+    // two hot-log rows for 20 batches (a row per batch would be 20)
+    expect(hotLogRows(appended.statements)).toBe(2);
+    // and little else: an alarm firing meanwhile may add a few
+    expect(appended.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(2 + 4);
 
     // without a session, each batch is a request of its own
     resetMeter();
@@ -75,14 +121,26 @@ describe("cost counters", () => {
     await sequencerStub(env).sealNow();
     await settled();
     const sealed = meterSnapshot();
-    // the range delete is billed per row; the seal adds a segment row, a host cursor
-    // (row + primary-key index) and its bookkeeping
-    expect(
-      sealed.statements["Sequencer: DELETE FROM hot_log WHERE first_seq >= ? AND las"],
-    ).toEqual({ execs: 1, rowsWritten: hotRows });
-    expect(sealed.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(hotRows + 12);
+    // sealed rows are not deleted (a delete is billed per row): the seal writes its segment
+    // row, a host cursor per host (row + primary-key index) and its bookkeeping
+    expect(hotLogRows(sealed.statements)).toBe(0);
+    expect(Object.keys(sealed.statements).filter((k) => k.includes("hot_log "))).toEqual([]);
+    // every host's cursor in one snapshot row, whatever the number of hosts sealed (21 here)
+    expect(byPrefix(sealed.statements, "Sequencer: INSERT INTO host_cursor_snapshot")).toEqual({
+      execs: 1,
+      rowsWritten: 1,
+    });
+    expect(sealed.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(8);
     expect(sealed.r2.classA).toBe(1);
     expect(sealed.r2.bytesPut).toBeGreaterThan(batches * 10 * 500);
+
+    // the next commits take the sealed rows over: one row written each, no insert
+    resetMeter();
+    await appendAll();
+    await settled();
+    const reused = meterSnapshot();
+    expect(byPrefix(reused.statements, REUSE)).toEqual({ execs: 2, rowsWritten: 2 });
+    expect(byPrefix(reused.statements, INSERT)).toEqual({ execs: 0, rowsWritten: 0 });
   });
 
   it("an ingester writes account state per report, not per event", async () => {

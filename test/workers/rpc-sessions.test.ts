@@ -63,23 +63,24 @@ describe("append session", () => {
     const client = new AppendClient(env, {
       idleCloseMs: 60_000,
       maxAgeMs: 60_000,
-      openAtCallsPerSecond: 20,
-      rateWindowMs: 300,
+      // sequential appends take up to SEQUENCER_GROUP_COMMIT_MS (100 ms) each: ~10/s at most
+      openAtCallsPerSecond: 6,
+      rateWindowMs: 500,
     });
     const host = "rate.sessions.test";
     // the first window counts as busy: a backlog gets its session at once
     await client.append({ events: ingestEvents(1, host) });
     expect(client.sessionsOpened).toBe(1);
-    // slow: ~5 calls/s, a window later the session is closed and batches are plain calls
+    // slow: ~2 calls/s, a window later the session is closed and batches are plain calls
     for (let i = 0; i < 4; i++) {
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 450));
       await client.append({ events: ingestEvents(1, host) });
     }
     expect(client.isOpen).toBe(false);
     await settled();
     resetMeter();
     for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 450));
       await client.append({ events: ingestEvents(1, host) });
     }
     await settled();

@@ -227,3 +227,65 @@ describe("events of any storable size", () => {
     expect(again).toMatchObject({ accepted: 0, duplicates: 4, dropped: [] });
   });
 });
+
+describe("sealed rows kept for reuse", () => {
+  it("are never read as hot: replay, log state, cursors and a reset see only unsealed seqs, across a restart", async () => {
+    const sequencer = () => sequencerStub(env);
+    const read: Read = (after) => sequencer().readLog(after, 1_000_000);
+    const batch = (host: string, upstreamSeqs: number[]) =>
+      sequencer().appendBatch({
+        events: upstreamSeqs.map((upstreamSeq) => ({
+          host,
+          upstreamSeq,
+          frame: commitFrame(upstreamSeq, DID),
+          did: DID,
+        })),
+      });
+    await sequencer().sealNow();
+    const start = (await sequencer().getLogState()).headSeq;
+    // three commits (one after another: each its own row), sealed: three stale rows
+    await batch("stale-a.test", [1, 2]);
+    await batch("stale-a.test", [3]);
+    await batch("stale-b.test", [10]);
+    expect(await sequencer().sealNow()).toMatchObject({ sealed: true, lastSeq: start + 4 });
+    // one commit takes a stale row over; two stay stale, holding sealed seqs and old cursors
+    const hot = await batch("stale-c.test", [7, 8]);
+    expect(hot).toMatchObject({ firstSeq: start + 5, lastSeq: start + 6 });
+    await sequencer().resetHostCursor("stale-a.test");
+
+    const storedRows = async () =>
+      runInDurableObject(sequencerStub(env), async (_i, state) => {
+        return state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM hot_log").one().n;
+      });
+    const check = async () => {
+      expect(await storedRows()).toBe(3);
+      const state = await sequencer().getLogState();
+      expect(state).toMatchObject({ headSeq: start + 6, hotRows: 1 });
+      expect(state.hotBytes).toBeGreaterThan(0);
+      // two records of ~1.7 KB; with the four stale ones it would be three times as much
+      expect(state.hotBytes).toBeLessThan(3 * 1_700);
+      // from the last sealed seq: exactly the unsealed ones, from SQLite
+      const next = await read(start + 4);
+      expect(next.kind).toBe("hot");
+      if (next.kind === "hot")
+        expect([...iterateRecords(next.records)].map((r) => r.seq)).toEqual([start + 5, start + 6]);
+      // from before them: the segment, then the hot ones, each seq once
+      const { frames } = await replay(read, start);
+      expect([...frames.keys()]).toEqual(range(start + 1, start + 6));
+      expect(await sequencer().getHostCursor("stale-a.test")).toBeNull();
+      expect(await sequencer().getHostCursor("stale-b.test")).toBe(10);
+      expect(await sequencer().getHostCursor("stale-c.test")).toBe(8);
+    };
+    await check();
+    await abortAllDurableObjects();
+    await check();
+    // a seal after the restart takes only the unsealed row, and the log goes on from the head
+    expect(await sequencer().sealNow()).toMatchObject({
+      sealed: true,
+      firstSeq: start + 5,
+      lastSeq: start + 6,
+    });
+    expect(await batch("stale-a.test", [1])).toMatchObject({ accepted: 1, firstSeq: start + 7 });
+    expect(await storedRows()).toBe(3);
+  });
+});
