@@ -881,7 +881,7 @@ export class HostIngester extends DurableObject<Env> {
     }
     this.#lastReportMs = now;
     const changedRepos = this.#persist([]);
-    // bounded: at most compactAtEntries accounts written as a run, then any full level merged
+    // bounded: at most compactAtEntries accounts written as a run, then one merge step (≤ 32 chunks)
     this.#repos.compactIfDue((hostname) => this.#hosts.get(hostname));
     try {
       await hostDirectoryStub(this.env).reportHosts(
