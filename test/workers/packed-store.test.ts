@@ -1,6 +1,8 @@
 import { env, runInDurableObject } from "cloudflare:test";
+import { encode } from "cborg";
 import { describe, expect, it } from "vitest";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
+import { bloomAdd, newBloom } from "../../src/storage/bloom";
 import { PackedStore, type PackedStoreOptions } from "../../src/storage/packed-store";
 
 // The packed store (src/storage/packed-store.ts) over a real Durable Object's SQLite (a
@@ -358,6 +360,54 @@ describe("packed store merges in steps", () => {
       // merges catch up (52 at most, measured)
       expect(mostRuns).toBeLessThan(60);
       expectSame(store, reference);
+    });
+  });
+
+  it("reads and merges runs of the first layout (whole index in the meta row)", async () => {
+    await inObject("first-layout", (storage) => {
+      const name = "pk9";
+      const reference = new Map<string, Value>();
+      // what the previous release wrote: chunks, and one meta with first keys and Bloom filter
+      new PackedStore<Value>(storage, name, STEPPED);
+      const bloom = newBloom(500);
+      const chunkKeys: string[] = [];
+      for (let chunk = 0; chunk < 10; chunk++) {
+        const items: Uint8Array[] = [];
+        for (let i = chunk * 50; i < chunk * 50 + 50; i++) {
+          const value = { n: i, tag: "first" };
+          reference.set(keyOf(i * 3), value);
+          bloomAdd(bloom, keyOf(i * 3));
+          items.push(encode([keyOf(i * 3), value]));
+        }
+        chunkKeys.push(keyOf(chunk * 150));
+        const body = new Uint8Array(items.reduce((n, b) => n + b.length, 0));
+        let at = 0;
+        for (const b of items) {
+          body.set(b, at);
+          at += b.length;
+        }
+        storage.sql.exec(
+          `INSERT INTO ${name}_run (run_id, chunk, first_key, body) VALUES (7, ?, ?, ?)`,
+          chunk,
+          chunkKeys[chunk],
+          body,
+        );
+      }
+      const meta = { level: 0, entries: 500, chunkKeys, bloom: bloom.bits, hashes: bloom.hashes };
+      storage.sql.exec(
+        `INSERT INTO ${name}_run_meta (run_id, part, body) VALUES (7, 0, ?)`,
+        encode(meta),
+      );
+
+      const store = new PackedStore<Value>(storage, name, STEPPED);
+      expectSame(store, reference);
+      // newer runs of level 0 on top, merged with it over steps
+      for (let seed = 0; runIds(storage, name).metas.includes(7); seed++)
+        writeUpdates(storage, store, reference, { updates: 60, keys: 1_500, deltas: 1, seed });
+      while (store.mergeStep()) {}
+      expectSame(store, reference);
+      expect(runIds(storage, name).chunks).not.toContain(7);
+      expectSame(new PackedStore<Value>(storage, name, STEPPED), reference);
     });
   });
 });
