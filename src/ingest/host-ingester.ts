@@ -885,7 +885,7 @@ export class HostIngester extends DurableObject<Env> {
     const changedRepos = this.#persist([]);
     // documents fetched since the last flush: one row, not one per document
     this.#identity.flush();
-    // bounded: at most compactAtEntries accounts written as a run, then any full level merged
+    // bounded: at most compactAtEntries accounts written as a run, then one merge step (≤ 32 chunks)
     this.#repos.compactIfDue(() => this.#hosts.values());
     try {
       await hostDirectoryStub(this.env).reportHosts(

@@ -1,6 +1,8 @@
 import { env, runInDurableObject } from "cloudflare:test";
+import { encode } from "cborg";
 import { describe, expect, it } from "vitest";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
+import { bloomAdd, newBloom } from "../../src/storage/bloom";
 import { PackedStore, type PackedStoreOptions } from "../../src/storage/packed-store";
 
 // The packed store (src/storage/packed-store.ts) over a real Durable Object's SQLite (a
@@ -193,5 +195,219 @@ describe("packed store", () => {
     expect(small).toBeGreaterThanOrEqual(200);
     expect(small).toBeLessThanOrEqual(400);
     expect(large).toBeLessThanOrEqual(small * 1.1);
+  });
+});
+
+// Merges in bounded steps (issue 14): a step writes or deletes at most maxChunksPerStep chunks,
+// lookups and writes go on between steps, and a restart continues the merge in progress.
+
+/** Rows written on one store's run chunks (`<name>_run`, not its meta) and on all its tables. */
+function rowsOn(name: string): { chunks: number; all: number } {
+  let chunks = 0;
+  for (const [statement, counted] of Object.entries(meterSnapshot().statements))
+    if (statement.includes(` ${name}_run `)) chunks += counted.rowsWritten;
+  return { chunks, all: rowsWrittenOn(name) };
+}
+
+function runIds(
+  storage: DurableObjectStorage,
+  name: string,
+): { chunks: number[]; metas: number[] } {
+  const ids = (table: string) =>
+    storage.sql
+      .exec<{ id: number }>(`SELECT DISTINCT run_id AS id FROM ${table} ORDER BY run_id`)
+      .toArray()
+      .map((r) => r.id);
+  return { chunks: ids(`${name}_run`), metas: ids(`${name}_run_meta`) };
+}
+
+describe("packed store merges in steps", () => {
+  const STEPPED: Partial<PackedStoreOptions> = {
+    compactAtEntries: 200,
+    compactAtDeltas: 1_000,
+    chunkBytes: 1_500,
+    runsPerLevel: 4,
+    cacheEntries: 50,
+    maxChunksPerStep: 2,
+  };
+
+  it("keeps the newest values with lookups, writes and level-0 runs between steps, and across restarts", async () => {
+    await inObject("stepped", (storage) => {
+      const name = "pk6";
+      const reference = new Map<string, Value>();
+      let store = new PackedStore<Value>(storage, name, STEPPED);
+      const next = random(6);
+      let longest = 0; // most consecutive steps of one merge
+      let steps = 0;
+      let compactedWhileMerging = 0;
+      let restartsWhileMerging = 0;
+      let restartsWhileRetiring = 0;
+      for (let report = 0; report < 600; report++) {
+        const delta = new Map<string, Value>();
+        for (let i = 0; i < 40; i++) {
+          const key = keyOf(Math.floor(next() * 3_000));
+          const value = { n: report * 100 + i, tag: `r${report}` };
+          delta.set(key, value);
+          reference.set(key, value);
+        }
+        storage.transactionSync(() => store.writeDelta(delta));
+        const merging = store.stats().merging !== null;
+        if (store.compactIfDue() && merging) compactedWhileMerging++;
+        const stats = store.stats();
+        steps = stats.merging ? steps + 1 : 0;
+        longest = Math.max(longest, steps);
+        // lookups between steps: a sample, and now and then everything (scan included)
+        for (let i = 0; i < 20; i++) {
+          const key = keyOf(Math.floor(next() * 3_000));
+          expect(store.get(key)).toEqual(reference.get(key));
+        }
+        if (report % 100 === 0) expectSame(store, reference);
+        // a restart in the middle of a merge (its output part written), or of its deletes
+        const restart =
+          (stats.merging !== null && stats.merging.chunksWritten >= 3 && next() < 0.1) ||
+          (stats.retiredChunks > 0 && next() < 0.1);
+        if (restart) {
+          if (stats.merging) restartsWhileMerging++;
+          else restartsWhileRetiring++;
+          store = new PackedStore<Value>(storage, name, STEPPED);
+          expect(store.stats().merging?.level).toBe(stats.merging?.level);
+          expect(store.stats().retiredChunks).toBe(stats.retiredChunks);
+          for (const [key, value] of [...reference].slice(report % 2_000, (report % 2_000) + 300))
+            expect(store.get(key)).toEqual(value);
+        }
+      }
+      console.log("stepped merges", {
+        longest,
+        compactedWhileMerging,
+        restartsWhileMerging,
+        restartsWhileRetiring,
+        runs: store.stats().runs,
+      });
+      expect(longest).toBeGreaterThanOrEqual(10);
+      expect(compactedWhileMerging).toBeGreaterThan(0);
+      expect(restartsWhileMerging).toBeGreaterThan(0);
+      expect(restartsWhileRetiring).toBeGreaterThan(0);
+      expect(store.stats().runs.some((r) => r.level >= 2)).toBe(true);
+      expectSame(store, reference);
+
+      // every merge run to its end: no chunk is left of a merged run, no merge row
+      while (store.mergeStep()) {}
+      expectSame(store, reference);
+      const ids = runIds(storage, name);
+      expect(ids.chunks).toEqual(ids.metas);
+      expect(storage.sql.exec(`SELECT COUNT(*) AS n FROM ${name}_merge`).one().n).toBe(0);
+      expectSame(new PackedStore<Value>(storage, name, STEPPED), reference);
+    });
+  });
+
+  it("writes at most maxChunksPerStep chunks per step (meter)", async () => {
+    const name = "pk7";
+    const options = { ...STEPPED, maxChunksPerStep: 3 };
+    const reference = new Map<string, Value>();
+    // four runs of level 0: the fourth compaction starts the merge
+    await inObject("step-rows", (storage) => {
+      const store = new PackedStore<Value>(storage, name, options);
+      for (let seed = 0; store.stats().merging === null; seed++)
+        writeUpdates(storage, store, reference, { updates: 50, keys: 5_000, deltas: 1, seed });
+      expect(store.stats().runs.length).toBe(4);
+    });
+    const perStep: { chunks: number; all: number }[] = [];
+    let more = true;
+    while (more) {
+      await settled();
+      const before = rowsOn(name);
+      more = await inObject("step-rows", (storage) => {
+        const store = new PackedStore<Value>(storage, name, options);
+        return store.mergeStep();
+      });
+      await settled();
+      const after = rowsOn(name);
+      perStep.push({ chunks: after.chunks - before.chunks, all: after.all - before.all });
+    }
+    console.log("rows written per merge step", perStep);
+    // many steps, each at most 3 chunk or segment rows deleted or chunk rows written, plus at
+    // most 2 segment rows written, the output's meta, the 4 inputs' metas and the merge row
+    expect(perStep.length).toBeGreaterThanOrEqual(12);
+    for (const step of perStep) {
+      expect(step.chunks).toBeLessThanOrEqual(3);
+      expect(step.all).toBeLessThanOrEqual(3 + 2 + 1 + 4 + 1);
+    }
+    expect(perStep.filter((s) => s.chunks === 3).length).toBeGreaterThanOrEqual(8);
+    await inObject("step-rows", (storage) => {
+      expectSame(new PackedStore<Value>(storage, name, options), reference);
+    });
+  });
+
+  it("takes bigger steps while runs pile up behind a merge, so they stay bounded", async () => {
+    await inObject("backlog", (storage) => {
+      const name = "pk8";
+      // a run of level 0 (~10 chunks) at every report, merges of 1 chunk per step
+      const options = { ...STEPPED, compactAtDeltas: 1, maxChunksPerStep: 1 };
+      const store = new PackedStore<Value>(storage, name, options);
+      const reference = new Map<string, Value>();
+      let mostRuns = 0;
+      for (let report = 0; report < 150; report++) {
+        writeUpdates(storage, store, reference, {
+          updates: 300,
+          keys: 100_000,
+          deltas: 1,
+          seed: 100 + report,
+        });
+        mostRuns = Math.max(mostRuns, store.stats().runs.length);
+      }
+      console.log("runs behind a slow merge", { mostRuns, runs: store.stats().runs.length });
+      // steps that never grow would leave a run per report behind (~150 here); growing, the
+      // merges catch up (52 at most, measured)
+      expect(mostRuns).toBeLessThan(60);
+      expectSame(store, reference);
+    });
+  });
+
+  it("reads and merges runs of the first layout (whole index in the meta row)", async () => {
+    await inObject("first-layout", (storage) => {
+      const name = "pk9";
+      const reference = new Map<string, Value>();
+      // what the previous release wrote: chunks, and one meta with first keys and Bloom filter
+      new PackedStore<Value>(storage, name, STEPPED);
+      const bloom = newBloom(500);
+      const chunkKeys: string[] = [];
+      for (let chunk = 0; chunk < 10; chunk++) {
+        const items: Uint8Array[] = [];
+        for (let i = chunk * 50; i < chunk * 50 + 50; i++) {
+          const value = { n: i, tag: "first" };
+          reference.set(keyOf(i * 3), value);
+          bloomAdd(bloom, keyOf(i * 3));
+          items.push(encode([keyOf(i * 3), value]));
+        }
+        chunkKeys.push(keyOf(chunk * 150));
+        const body = new Uint8Array(items.reduce((n, b) => n + b.length, 0));
+        let at = 0;
+        for (const b of items) {
+          body.set(b, at);
+          at += b.length;
+        }
+        storage.sql.exec(
+          `INSERT INTO ${name}_run (run_id, chunk, first_key, body) VALUES (7, ?, ?, ?)`,
+          chunk,
+          chunkKeys[chunk],
+          body,
+        );
+      }
+      const meta = { level: 0, entries: 500, chunkKeys, bloom: bloom.bits, hashes: bloom.hashes };
+      storage.sql.exec(
+        `INSERT INTO ${name}_run_meta (run_id, part, body) VALUES (7, 0, ?)`,
+        encode(meta),
+      );
+
+      const store = new PackedStore<Value>(storage, name, STEPPED);
+      expectSame(store, reference);
+      // newer runs of level 0 on top, merged with it over steps
+      for (let seed = 0; runIds(storage, name).metas.includes(7); seed++)
+        writeUpdates(storage, store, reference, { updates: 60, keys: 1_500, deltas: 1, seed });
+      while (store.mergeStep()) {}
+      expectSame(store, reference);
+      expect(runIds(storage, name).chunks).not.toContain(7);
+      expectSame(new PackedStore<Value>(storage, name, STEPPED), reference);
+    });
   });
 });
