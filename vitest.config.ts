@@ -33,6 +33,10 @@ export default defineConfig({
                 // more index shards than the default, so paging across shards is exercised
                 REPO_INDEX_SHARDS: "8",
                 HOST_STALL_AFTER_SECONDS: "2",
+                // the shard counts these tests were written with (more than the defaults), so
+                // hosts and consumers still spread over several objects
+                INGEST_SHARDS: "4",
+                FANOUT_SHARDS: "2",
               },
             },
           })),

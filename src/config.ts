@@ -48,9 +48,9 @@ export function readConfig(env: Env): Config {
     adminToken: env.ADMIN_TOKEN || undefined,
     firstSeq: Math.max(1, positiveInt(env.FIRST_SEQ, 1, "FIRST_SEQ")),
     replayWindowMs: positiveInt(env.REPLAY_WINDOW_HOURS, 72, "REPLAY_WINDOW_HOURS") * 3_600_000,
-    ingestShards: Math.max(1, positiveInt(env.INGEST_SHARDS, 4, "INGEST_SHARDS")),
+    ingestShards: Math.max(1, positiveInt(env.INGEST_SHARDS, 2, "INGEST_SHARDS")),
     repoIndexShards: Math.max(1, positiveInt(env.REPO_INDEX_SHARDS, 4, "REPO_INDEX_SHARDS")),
-    fanoutShards: Math.max(1, positiveInt(env.FANOUT_SHARDS, 2, "FANOUT_SHARDS")),
+    fanoutShards: Math.max(1, positiveInt(env.FANOUT_SHARDS, 1, "FANOUT_SHARDS")),
     hostIdleAfterMs:
       positiveInt(env.HOST_IDLE_AFTER_SECONDS, 900, "HOST_IDLE_AFTER_SECONDS") * 1000,
     hostStallAfterMs:

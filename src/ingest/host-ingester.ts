@@ -18,6 +18,7 @@ import type { IngestEvent } from "../sequence/hot-log";
 import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../stubs";
 import { moveHost } from "../xrpc/ingesters";
 import { reconnectDelayMs } from "./backoff";
+import { adoptedRecord, type HandOver, newestState, previousIngesters } from "./hand-over";
 import {
   applyNewerHosts,
   type HostLimits,
@@ -29,7 +30,7 @@ import {
   saveHosts,
 } from "./host-record";
 import { isLoopbackHostname } from "./hostname";
-import { repoIndexShard } from "./partition";
+import { ingesterObjectName, repoIndexShard } from "./partition";
 import { newRateWindow, type RateWindow, reviewPlacement } from "./placement";
 import { fullBucket, type TokenBucket, take, waitForTokens } from "./rate-limit";
 import { type RepoState, RepoStateStore } from "./repo-state";
@@ -81,9 +82,8 @@ const CURSOR_RETRY_MS = 5_000;
 export type CrawlOptions = {
   pinned: boolean;
   limits: HostLimits;
-  /** A hand-over from another object: where to resume, and which object to inherit from. */
-  cursor?: number | null;
-  previousIngester?: string;
+  /** A hand-over from another object: its record of the host, where to resume, whom to inherit from. */
+  handOver?: HandOver;
   /** Placed on its own object by automatic placement (which may move it back), not an admin. */
   autoPinned?: boolean;
 };
@@ -112,6 +112,8 @@ export class HostIngester extends DurableObject<Env> {
   readonly #stallRetries = new Map<string, number>();
   /** Connects in progress: a second caller waits for the first, never opens a second socket. */
   readonly #connecting = new Map<string, Promise<void>>();
+  /** Hosts being handed to another object: none of their sockets may open here again. */
+  readonly #leaving = new Set<string>();
   /** Hosts whose cursor or counters changed since they were last written. */
   readonly #dirtyHosts = new Set<string>();
   /** Per host, kept across reconnects so that a throttled host cannot reset its budget. */
@@ -148,9 +150,11 @@ export class HostIngester extends DurableObject<Env> {
       const wasConnected = [...this.#hosts.values()].some(
         (h) => (h.status === "active" || h.status === "throttled") && !h.stopped,
       );
+      // ...and hosts that INGEST_SHARDS now maps elsewhere are handed over at that tick
+      const misplaced = [...this.#hosts.values()].some((h) => this.#belongsTo(h) !== this.#name);
       const alarm = await ctx.storage.getAlarm();
       const soon = Date.now() + 1_000;
-      if (this.#hosts.size > 0 && (alarm === null || (wasConnected && alarm > soon)))
+      if (this.#hosts.size > 0 && (alarm === null || ((wasConnected || misplaced) && alarm > soon)))
         await ctx.storage.setAlarm(soon);
     });
   }
@@ -162,12 +166,21 @@ export class HostIngester extends DurableObject<Env> {
     await this.#rememberName(objectName);
     let host = this.#hosts.get(hostname);
     if (!host) {
-      host = newHostRecord(hostname, options.limits, options.pinned);
-      if (options.cursor !== undefined) host.cursor = options.cursor;
-      if (options.previousIngester) host.previousIngester = options.previousIngester;
-      if (options.autoPinned) host.autoPinned = true;
+      const handOver = options.handOver;
+      host = handOver?.record
+        ? adoptedRecord(handOver.record, handOver.from, objectName)
+        : newHostRecord(hostname, options.limits, options.pinned);
+      // not held there (a crash mid-move): its accounts' state may still be
+      if (handOver && !handOver.record && handOver.from !== objectName)
+        host.previousIngesters = [handOver.from];
+      host.limits = options.limits;
+      host.autoPinned = options.pinned && (options.autoPinned ?? host.autoPinned === true);
       this.#hosts.set(hostname, host);
-      this.#log("host added", { hostname });
+      this.#log(handOver ? "host handed over" : "host added", {
+        hostname,
+        from: handOver?.from,
+        cursor: host.cursor,
+      });
     }
     if (host.status === "banned") return this.#report(host);
     host.pinned = options.pinned;
@@ -192,23 +205,42 @@ export class HostIngester extends DurableObject<Env> {
     this.#log("host banned", { hostname });
   }
 
-  /** Hands a host over to another object (an admin pinned or unpinned it); returns its cursor. */
-  async release(hostname: string): Promise<number | null> {
-    const host = this.#hosts.get(hostname);
-    if (!host) return null;
-    this.#close(hostname, "moved to another ingester");
-    await this.#connecting.get(hostname);
-    this.#close(hostname, "moved to another ingester");
-    await this.#flush();
-    // everything processed is now acknowledged (or dropped): hand over from there
-    const cursor = this.#processed.get(hostname) ?? this.#acked.get(hostname) ?? host.cursor;
-    this.#persist([]);
-    this.#hosts.delete(hostname);
-    this.#processed.delete(hostname);
-    this.#acked.delete(hostname);
-    this.#rateWindows.delete(hostname);
-    this.ctx.storage.sql.exec("DELETE FROM host_records WHERE hostname = ?", hostname);
-    return cursor;
+  /**
+   * Hands a host over to another object (pin/unpin, or INGEST_SHARDS changed): returns its record
+   * with the cursor of everything processed here, or null if this object does not hold it.
+   */
+  async release(hostname: string): Promise<HostRecord | null> {
+    const record = await this.#letGo(hostname);
+    if (record) this.#forget(hostname);
+    return record;
+  }
+
+  /**
+   * Takes a host handed over by the object that held it (INGEST_SHARDS changed) as it was there:
+   * a host that was idle, offline, stopped or banned stays so; an active one connects from the
+   * handed-over cursor. Idempotent: a host already held here (a retry after a crash, or a
+   * requestCrawl that moved it first) is kept as it is.
+   */
+  async adopt(
+    objectName: string,
+    handOver: HandOver & { record: HostRecord },
+  ): Promise<HostReport> {
+    await this.#rememberName(objectName);
+    const held = this.#hosts.get(handOver.record.hostname);
+    if (held) return this.#report(held);
+    const host = adoptedRecord(handOver.record, handOver.from, objectName);
+    this.#hosts.set(host.hostname, host);
+    saveHosts(this.ctx.storage, [host]);
+    this.#log("host handed over", {
+      hostname: host.hostname,
+      from: handOver.from,
+      cursor: host.cursor,
+    });
+    if (host.status === "active" && !host.stopped) await this.#connect(host);
+    await this.#ensureAlarm(
+      Math.min(host.nextAttemptMs ?? Number.POSITIVE_INFINITY, Date.now() + WATCHDOG_INTERVAL_MS),
+    );
+    return this.#report(host);
   }
 
   async unban(hostname: string): Promise<void> {
@@ -279,7 +311,7 @@ export class HostIngester extends DurableObject<Env> {
 
   /** Opens the host's socket unless one is open or opening: one socket per host, always. */
   async #connect(host: HostRecord): Promise<void> {
-    if (this.#sessions.has(host.hostname)) return;
+    if (this.#sessions.has(host.hostname) || this.#leaving.has(host.hostname)) return;
     const inFlight = this.#connecting.get(host.hostname);
     if (inFlight) return inFlight;
     const attempt = this.#openSession(host).finally(() => this.#connecting.delete(host.hostname));
@@ -655,19 +687,23 @@ export class HostIngester extends DurableObject<Env> {
 
   /**
    * The state of an account for validation. On a host handed over from another object (pin,
-   * unpin, automatic placement), the object it left holds the state that matches the handed-over
-   * cursor: the first time each account is met here, the newer of that and any local row wins
-   * (a local row may be stale, from before an earlier move away). One request per account.
+   * unpin, automatic placement, INGEST_SHARDS changed), the objects it left hold the state that
+   * matches the handed-over cursor: the first time each account is met here, the newest of
+   * theirs and any local row wins (a local row may be stale, from before an earlier move away).
    */
   async #accountState(host: HostRecord, did: string): Promise<RepoState | undefined> {
     const local = this.#repos.get(did);
-    const from = host.previousIngester;
-    if (!from || from === this.#name || this.#inheritChecked.has(did)) return local;
+    const from = previousIngesters(host).filter((name) => name !== this.#name);
+    if (from.length === 0 || this.#inheritChecked.has(did)) return local;
     if (this.#inheritChecked.size >= MAX_INHERIT_CHECKED) this.#inheritChecked.clear();
     this.#inheritChecked.add(did);
-    const [inherited] = await hostIngesterStub(this.env, from).exportRepoStates([did]);
+    // one request per object the host came from (usually one), once per account and wake
+    const exported = await Promise.all(
+      from.map((name) => hostIngesterStub(this.env, name).exportRepoStates([did])),
+    );
+    const inherited = newestState(exported.flat(), host.hostname);
     const current = this.#repos.get(did);
-    if (!inherited || inherited.host !== host.hostname) return current;
+    if (!inherited) return current;
     if (current && (current !== local || current.rev >= inherited.rev)) return current;
     this.#repos.markAcknowledged(inherited);
     return inherited;
@@ -790,6 +826,7 @@ export class HostIngester extends DurableObject<Env> {
   // ---- watchdog -----------------------------------------------------------------------------
 
   override async alarm(): Promise<void> {
+    await this.#handOverMisplaced();
     const now = Date.now();
     for (const host of this.#hosts.values()) {
       const session = this.#sessions.get(host.hostname);
@@ -846,10 +883,86 @@ export class HostIngester extends DurableObject<Env> {
     });
     void moveHost(this.env, this.#config, host.hostname, pinned, {
       auto: true,
+      ...(this.#name ? { from: this.#name } : {}),
       release: (hostname) => this.release(hostname),
     }).catch((err: unknown) =>
       this.#log("automatic placement failed", { hostname: host.hostname, error: String(err) }),
     );
+  }
+
+  /** The object the partition rule names for a host under the current INGEST_SHARDS. */
+  #belongsTo(host: HostRecord): string {
+    return ingesterObjectName(host.hostname, host.pinned, this.#config.ingestShards);
+  }
+
+  /**
+   * Hands every host the partition rule no longer maps here (INGEST_SHARDS changed) to the
+   * object it maps to now, as a pin does: the socket closes, what was processed is flushed and
+   * written, and the new object stores the record with that cursor before it connects. Only
+   * then is the host forgotten here: a crash in between leaves it in both objects (this one
+   * hands it over again at its next tick; the new one keeps what it has), never in neither.
+   */
+  async #handOverMisplaced(): Promise<void> {
+    const self = this.#name;
+    if (self === null) return;
+    for (const host of [...this.#hosts.values()]) {
+      const to = this.#belongsTo(host);
+      if (to === self) continue;
+      try {
+        const record = await this.#letGo(host.hostname);
+        if (!record) continue;
+        const report = await hostIngesterStub(this.env, to).adopt(to, { from: self, record });
+        this.#forget(host.hostname);
+        await hostDirectoryStub(this.env).reportHosts([report]);
+        this.#log("host moved: the partition rule names another object", {
+          hostname: host.hostname,
+          to,
+          cursor: record.cursor,
+        });
+      } catch (err) {
+        this.#leaving.delete(host.hostname); // stays here, reconnects below; retried next tick
+        this.#log("hand-over failed; retried at the next tick", {
+          hostname: host.hostname,
+          to,
+          error: String(err),
+        });
+      }
+    }
+  }
+
+  /**
+   * Stops a host for a hand-over: no socket opens again here, what was processed is flushed and
+   * written with the account state. Returns the record to hand over, its cursor at what was
+   * processed; throws if an event of the host is still unacknowledged (the Sequencer failed),
+   * since the new object would read past it and the Sequencer then drop it as already seen.
+   */
+  async #letGo(hostname: string): Promise<HostRecord | null> {
+    const host = this.#hosts.get(hostname);
+    if (!host) return null;
+    this.#leaving.add(hostname);
+    this.#close(hostname, "moved to another ingester");
+    await this.#connecting.get(hostname);
+    this.#close(hostname, "moved to another ingester");
+    await this.#flush();
+    if (this.#pending.some((p) => p.event.host === hostname)) {
+      this.#leaving.delete(hostname);
+      throw new Error(`events of ${hostname} are not acknowledged yet; hand-over postponed`);
+    }
+    // everything processed is now acknowledged (or dropped): hand over from there
+    const cursor = this.#processed.get(hostname) ?? this.#acked.get(hostname) ?? host.cursor;
+    this.#persist([]);
+    return { ...host, cursor, connectedSinceMs: null };
+  }
+
+  /** Drops a host handed over: its accounts' state stays, for the new object to inherit. */
+  #forget(hostname: string): void {
+    this.#close(hostname, "moved to another ingester");
+    this.#hosts.delete(hostname);
+    this.#processed.delete(hostname);
+    this.#acked.delete(hostname);
+    this.#rateWindows.delete(hostname);
+    this.#leaving.delete(hostname);
+    this.ctx.storage.sql.exec("DELETE FROM host_records WHERE hostname = ?", hostname);
   }
 
   #nextAlarm(now: number): number | null {

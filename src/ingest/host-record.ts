@@ -24,11 +24,14 @@ export type HostRecord = {
   nextAttemptMs: number | null;
   /** Set after an upstream FutureCursor: reconnecting would only repeat it. */
   stopped: boolean;
-  /**
-   * The object that carried this host before a hand-over (pin/unpin): it keeps the state of the
-   * host's accounts, inherited from it the first time each account is met here.
-   */
+  /** Rows written before `previousIngesters`: the one object the host came from. */
   previousIngester?: string | null;
+  /**
+   * The objects that carried this host before hand-overs (pin/unpin, a change of INGEST_SHARDS),
+   * most recent first: they keep the state of the host's accounts, inherited the first time each
+   * account is met here (ingest/hand-over.ts).
+   */
+  previousIngesters?: string[];
   /** When the relay first subscribed to this host live (no cursor), until a frame fixed one. */
   subscribedAtMs?: number | null;
   /** Events written before this time are skipped (replaying a host that never sent a frame). */

@@ -17,6 +17,11 @@ export function ingesterObjectName(hostname: string, pinned: boolean, shards: nu
   return pinned ? `host:${hostname}` : `shard:${fnv1a(hostname) % Math.max(1, shards)}`;
 }
 
+/** Whether `name` is one `ingesterObjectName` gives (a directory entry's `ingester` may be ""). */
+export function isIngesterObjectName(name: string): boolean {
+  return /^(host|shard):./.test(name);
+}
+
 /** The RepoIndex shard of a DID: lookups spread over shards instead of one object. */
 export function repoIndexShard(did: string, shards: number): number {
   return fnv1a(did) % Math.max(1, shards);

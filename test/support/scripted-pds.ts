@@ -25,7 +25,7 @@ export function tidFor(micros: number): string {
   return out;
 }
 
-type Account = {
+export type Account = {
   did: string;
   keypair: Secp256k1Keypair;
   lastMicros: number;

@@ -148,7 +148,8 @@ describe("admin host actions", () => {
       "the pinned object accepted the new events",
       async () => (await pinned.getHost(host.hostname))?.cursor === 4,
     );
-    expect((await pinned.getHost(host.hostname))?.counters.accepted).toBe(2);
+    // the host's counters move with it: the 2 accepted before the pin and the 2 after, none twice
+    expect((await pinned.getHost(host.hostname))?.counters.accepted).toBe(4);
   });
 
   it("resets a host's upstream cursor", async () => {
