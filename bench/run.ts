@@ -10,6 +10,7 @@ const BENCHMARKS = [
   "replay",
   "fanout",
   "fanout-cost",
+  "ws-floor",
   "latency",
   "backlog",
 ] as const;
