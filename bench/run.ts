@@ -11,6 +11,7 @@ const BENCHMARKS = [
   "fanout",
   "fanout-cost",
   "ws-floor",
+  "fanout-profile",
   "latency",
   "backlog",
 ] as const;

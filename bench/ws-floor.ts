@@ -15,7 +15,7 @@ import { cpuSince, runtimeWorkerPort, total, type WorkerdCpu, workerdCpu } from 
 // sockets in a Durable Object, and sockets the Worker accepts itself; each through wrangler's
 // proxy (as fanout-cost's consumers connect) and straight to the runtime's own port.
 //
-//   npm run bench -- ws-floor        (WS_FLOOR_MODES=hib,plain,worker WS_FLOOR_COUNT=1000)
+//   npm run bench -- ws-floor        (WS_FLOOR_MODES=hib,hibatt,plain,worker WS_FLOOR_COUNT=1000)
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const FEW = 2;
@@ -23,7 +23,7 @@ const MANY = 40;
 const COUNT = Number(process.env.WS_FLOOR_COUNT ?? 1000);
 // the Sequencer's cadence at 250 events/s: a delivery every 25 ms (FANOUT_DELIVERY_INTERVAL_MS)
 const RUN = `count=${COUNT}&batch=6&interval=25&size=1500`;
-const MODES = (process.env.WS_FLOOR_MODES ?? "hib,plain,worker").split(",");
+const MODES = (process.env.WS_FLOOR_MODES ?? "hib,hibatt,plain,worker").split(",");
 
 type Dev = { port: number; pid: number; stop(): Promise<void> };
 

@@ -4,6 +4,8 @@ import { DurableObject } from "cloudflare:workers";
 // (bench/ws-floor.ts measures it). Consumers connect to /ws?mode=…:
 //   hib:    a Durable Object accepts the socket with ctx.acceptWebSocket (Hibernation API), as
 //           the Fanout does;
+//   hibatt: as hib, and per socket per batch the cursor is read from and written back to the
+//           socket's attachment, as the Fanout did before it kept cursors in memory;
 //   plain:  a Durable Object accepts it with ws.accept() and keeps it in memory;
 //   worker: the Worker accepts it itself (no Durable Object between).
 // /run?mode=…&count=&batch=&interval=&size= then sends `count` frames of `size` bytes to every
@@ -20,12 +22,20 @@ function frames(size: number, batch: number): Uint8Array[] {
   return out;
 }
 
-async function pump(run: Run, sockets: () => Iterable<WebSocket>): Promise<number> {
+async function pump(
+  run: Run,
+  sockets: () => Iterable<WebSocket>,
+  withAttachment = false,
+): Promise<number> {
   const batch = frames(run.size, run.batch);
   let sent = 0;
   const start = Date.now();
   for (let done = 0; done < run.count; done += run.batch) {
     for (const ws of sockets()) {
+      if (withAttachment) {
+        const att = ws.deserializeAttachment() as { cursor: number; live: boolean };
+        ws.serializeAttachment({ cursor: att.cursor + run.batch, live: true });
+      }
       for (let i = 0; i < run.batch && done + i < run.count; i++) {
         ws.send(batch[i] as Uint8Array);
         sent++;
@@ -54,8 +64,10 @@ export class Floor extends DurableObject<Env> {
     const mode = new URL(request.url).searchParams.get("mode");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    if (mode === "hib") this.ctx.acceptWebSocket(server);
-    else {
+    if (mode === "hib" || mode === "hibatt") {
+      this.ctx.acceptWebSocket(server);
+      server.serializeAttachment({ cursor: 0, live: true });
+    } else {
       server.accept();
       this.#plain.add(server);
       server.addEventListener("close", () => this.#plain.delete(server));
@@ -64,7 +76,8 @@ export class Floor extends DurableObject<Env> {
   }
 
   async run(mode: string, run: Run): Promise<number> {
-    return pump(run, () => (mode === "hib" ? this.ctx.getWebSockets() : this.#plain));
+    if (mode === "plain") return pump(run, () => this.#plain);
+    return pump(run, () => this.ctx.getWebSockets(), mode === "hibatt");
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
