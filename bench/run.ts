@@ -10,6 +10,8 @@ const BENCHMARKS = [
   "replay",
   "fanout",
   "fanout-cost",
+  "ws-floor",
+  "fanout-profile",
   "latency",
   "backlog",
 ] as const;

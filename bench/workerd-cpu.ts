@@ -1,0 +1,118 @@
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+
+// CPU time of a `wrangler dev` process group's workerd processes, from /proc. wrangler dev runs
+// two: the runtime that holds the Worker and its Durable Objects, and wrangler's own proxy in
+// front of it (listening on the port given to wrangler), which every request and every
+// WebSocket message crosses once more. Production has no such proxy, so the two are counted
+// apart: a Durable Object's CPU is the runtime's.
+
+export type CpuSeconds = { user: number; system: number };
+export type WorkerdCpu = { runtime: CpuSeconds; proxy: CpuSeconds };
+
+const TICKS_PER_SECOND = 100;
+
+function workerdPids(groupPid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // fields after the command: state, ppid, pgrp, ...
+      if (Number(fields[2]) === groupPid && command.startsWith("workerd")) pids.push(Number(entry));
+    } catch {
+      // the process ended while we read it
+    }
+  }
+  return pids;
+}
+
+function isProxy(pid: number, proxyPort: number): boolean {
+  const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  return cmdline.includes(`entry=127.0.0.1:${proxyPort}\0`);
+}
+
+/** CPU seconds of the group's workerd processes, runtime and wrangler's proxy apart. */
+export function workerdCpu(groupPid: number, proxyPort: number): WorkerdCpu {
+  const out: WorkerdCpu = { runtime: { user: 0, system: 0 }, proxy: { user: 0, system: 0 } };
+  for (const pid of workerdPids(groupPid)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const into = isProxy(pid, proxyPort) ? out.proxy : out.runtime;
+      // utime and stime are the 12th and 13th fields after the command
+      into.user += Number(fields[11]) / TICKS_PER_SECOND;
+      into.system += Number(fields[12]) / TICKS_PER_SECOND;
+    } catch {
+      // the process ended while we read it
+    }
+  }
+  return out;
+}
+
+export function cpuSince(before: WorkerdCpu, after: WorkerdCpu): WorkerdCpu {
+  const d = (a: CpuSeconds, b: CpuSeconds) => ({
+    user: b.user - a.user,
+    system: b.system - a.system,
+  });
+  return { runtime: d(before.runtime, after.runtime), proxy: d(before.proxy, after.proxy) };
+}
+
+export const total = (c: CpuSeconds): number => c.user + c.system;
+
+/**
+ * The ports the runtime itself listens on (behind wrangler's proxy; one of them is the Worker's,
+ * the others the inspector's and debug port), so a client can reach the Worker without
+ * crossing the proxy. Read from the runtime's listening sockets in /proc.
+ */
+function runtimePorts(groupPid: number, proxyPort: number): number[] {
+  const ports: number[] = [];
+  const listening = new Map<string, number>();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[3] !== "0A") continue; // LISTEN
+      const port = Number.parseInt((cols[1] ?? "").split(":")[1] ?? "", 16);
+      if (cols[9]) listening.set(cols[9], port);
+    }
+  }
+  for (const pid of workerdPids(groupPid)) {
+    if (isProxy(pid, proxyPort)) continue;
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let link = "";
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+      const port = inode ? listening.get(inode) : undefined;
+      if (port !== undefined) ports.push(port);
+    }
+  }
+  return ports;
+}
+
+/** The runtime's port that serves the Worker: the one of runtimePorts that answers `path` with 200. */
+export async function runtimeWorkerPort(
+  groupPid: number,
+  proxyPort: number,
+  path: string,
+): Promise<number> {
+  for (const port of runtimePorts(groupPid, proxyPort)) {
+    const ok = await fetch(`http://127.0.0.1:${port}${path}`, {
+      signal: AbortSignal.timeout(2_000),
+    })
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) return port;
+  }
+  throw new Error("found no port of the runtime that serves the Worker");
+}
