@@ -139,7 +139,10 @@ describe("cost counters", () => {
     await appendAll();
     await settled();
     const reused = meterSnapshot();
-    expect(byPrefix(reused.statements, REUSE)).toEqual({ execs: 2, rowsWritten: 2 });
+    // one or two group commits, depending on when the first batch arrives after the last one
+    const reuse = byPrefix(reused.statements, REUSE);
+    expect([1, 2]).toContain(reuse.execs);
+    expect(reuse.rowsWritten).toBe(reuse.execs);
     expect(byPrefix(reused.statements, INSERT)).toEqual({ execs: 0, rowsWritten: 0 });
   });
 
