@@ -58,7 +58,7 @@ export type Settings = {
   fanoutShards: number;
   segmentMaxBytes: number;
   /** Full-firehose consumers one Fanout object serves at 400 events/s, at half a core
-   * (`npm run bench -- fanout-cost`: ~50–65 µs of relay CPU per message sent here → ~24). */
+   * (`npm run bench -- fanout-cost`: 32–41 µs of workerd CPU per message sent → ~34). */
   consumersPerFanout: number;
   /** SEQUENCER_GROUP_COMMIT_MS: at most one hot-log row per window (0: one per append). */
   groupCommitMs: number;

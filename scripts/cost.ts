@@ -46,7 +46,10 @@ const defaults: Settings = {
   fanoutDeliveryIntervalMs: 25,
   fanoutShards: 1,
   segmentMaxBytes: 16 * 1024 * 1024,
-  consumersPerFanout: 24,
+  // `npm run bench -- fanout-cost` (2026-11-29): 32–41 µs of workerd CPU per message sent, of
+  // which ~1 µs is freehose's code (workerd's own floor: ~19 µs); at half a core and 400
+  // events/s that is ~34 full-firehose consumers per Fanout (docs/benchmarks.md)
+  consumersPerFanout: 34,
   groupCommitMs: 100,
   repoIndexShards: 4,
 };
