@@ -164,6 +164,24 @@ const levers: [string, Settings, Load?][] = [
 for (const [label, settings, load] of levers)
   console.log(`| ${label} | ${price(c, load ?? network, settings).total.toFixed(0)} |`);
 
+// a small relay's own choices: its cost is awake shards and one request per event per hop
+console.log("\n## Levers (200 small hosts)\n");
+console.log("| setting | $/month |\n| --- | ---: |");
+const smallLevers: [string, Settings][] = [
+  ["defaults", defaults],
+  ["INGEST_SHARDS=1", { ...defaults, ingestShards: 1 }],
+  [
+    "INGEST_SHARDS=1, INGEST_BATCH_WINDOW_MS=500 (adds up to 0.5 s)",
+    { ...defaults, ingestShards: 1, ingestBatchWindowMs: 500 },
+  ],
+  [
+    "INGEST_SHARDS=1, INGEST_BATCH_WINDOW_MS=1000 (adds up to 1 s)",
+    { ...defaults, ingestShards: 1, ingestBatchWindowMs: 1000 },
+  ],
+];
+for (const [label, settings] of smallLevers)
+  console.log(`| ${label} | ${price(c, small, settings).total.toFixed(2)} |`);
+
 console.log(
   `\ncost: full network $${x.toFixed(0)}/month (10 consumers); +$${(more - x).toFixed(0)} per 1,000 consumers; 200 small hosts $${z.toFixed(0)}/month`,
 );
