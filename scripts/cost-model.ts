@@ -116,7 +116,9 @@ export function coefficients(m: Measured) {
     statement(m, "Sequencer: INSERT INTO hot_log (").execs +
     statement(m, "Sequencer: UPDATE hot_log SET").execs;
   const seals = Math.max(1, statement(m, "Sequencer: INSERT OR REPLACE INTO segments").execs);
-  const cursorRows = statement(m, "Sequencer: INSERT INTO host_cursor").rowsWritten;
+  // per host only in the earlier layout (a row per host per seal); the snapshot is one row per
+  // seal whatever the number of hosts, counted with the seal's fixed rows
+  const cursorRows = statement(m, "Sequencer: INSERT INTO host_cursor (").rowsWritten;
   // account state: one delta row per report (ingester) and per applyRepoUpdates (RepoIndex);
   // compaction into packed runs is measured at scale by the packed-scale workload
   const ingesterDeltaRows = statement(

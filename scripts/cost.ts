@@ -41,7 +41,7 @@ const c = coefficients(measured);
 // wrangler.toml's defaults (src/config.ts)
 const defaults: Settings = {
   ingestShards: 2,
-  ingestBatchWindowMs: 100,
+  ingestBatchWindowMs: 90,
   hostReportIntervalMs: 30_000,
   fanoutDeliveryIntervalMs: 25,
   fanoutShards: 1,
@@ -50,7 +50,7 @@ const defaults: Settings = {
   // which ~1 µs is freehose's code (workerd's own floor: ~19 µs); at half a core and 400
   // events/s that is ~34 full-firehose consumers per Fanout (docs/benchmarks.md)
   consumersPerFanout: 34,
-  groupCommitMs: 100,
+  groupCommitMs: 80,
   repoIndexShards: 4,
 };
 const lowLatency: Settings = {

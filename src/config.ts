@@ -67,11 +67,11 @@ export function readConfig(env: Env): Config {
       positiveInt(env.SEGMENT_MAX_AGE_SECONDS, 600, "SEGMENT_MAX_AGE_SECONDS") * 1000,
     ingestBatchWindowMs: Math.max(
       1,
-      positiveInt(env.INGEST_BATCH_WINDOW_MS, 100, "INGEST_BATCH_WINDOW_MS"),
+      positiveInt(env.INGEST_BATCH_WINDOW_MS, 90, "INGEST_BATCH_WINDOW_MS"),
     ),
     sequencerGroupCommitMs: positiveInt(
       env.SEQUENCER_GROUP_COMMIT_MS,
-      100,
+      80,
       "SEQUENCER_GROUP_COMMIT_MS",
     ),
     hostReportIntervalMs:
