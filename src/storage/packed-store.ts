@@ -1,4 +1,5 @@
 import { decodeFirst, encode } from "cborg";
+import { concatBytes } from "../protocol/bytes";
 import { type Bloom, bloomAdd, bloomMayHave, newBloom } from "./bloom";
 
 // A key-value store over Durable Object SQLite whose rows written do not grow with the number
@@ -196,7 +197,7 @@ CREATE TABLE IF NOT EXISTS ${this.#mergeTable} (id INTEGER PRIMARY KEY, body BLO
       parts.set(row.run_id, list);
     }
     for (const [id, list] of parts) {
-      const meta = decodeFirst(concat(list))[0] as {
+      const meta = decodeFirst(concatBytes(list))[0] as {
         level: number;
         entries: number;
         // the first layout: the whole index in the meta
@@ -435,7 +436,7 @@ CREATE TABLE IF NOT EXISTS ${this.#mergeTable} (id INTEGER PRIMARY KEY, body BLO
     parts.forEach((items, i) => {
       // the extra rides in the last part, so a replay applies it after all of its entries
       const head = encode(i === parts.length - 1 ? extra : null);
-      this.#sql.exec(`INSERT INTO ${this.#delta} (body) VALUES (?)`, concat([head, ...items]));
+      this.#sql.exec(`INSERT INTO ${this.#delta} (body) VALUES (?)`, concatBytes([head, ...items]));
       this.#deltaRows++;
     });
     for (const [key, value] of sorted) {
@@ -767,7 +768,7 @@ class RunWriter {
       this.id,
       this.#chunkKeys.length,
       this.#firstKey,
-      concat(this.#items),
+      concatBytes(this.#items),
     );
     this.#chunkKeys.push(this.#firstKey);
     this.#items = [];
@@ -915,16 +916,4 @@ function lastAtOrBefore(sorted: string[], key: string): number {
 /** Index of the first element > key. */
 function upperBound(sorted: string[], key: string): number {
   return lastAtOrBefore(sorted, key) + 1;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
