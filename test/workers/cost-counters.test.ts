@@ -104,10 +104,13 @@ describe("cost counters", () => {
     expect(results.every((r) => r.accepted === 10)).toBe(true);
     expect(appended.calls["Sequencer.appendBatch"]).toBe(batches);
     expect(appended.objects.Sequencer!.requests).toBe(batches);
-    // two hot-log rows for 20 batches (a row per batch would be 20)
-    expect(hotLogRows(appended.statements)).toBe(2);
+    // two hot-log rows for 20 batches (a row per batch would be 20); a third or fourth only if
+    // a slow machine spreads their arrival over more than one window
+    const rows = hotLogRows(appended.statements);
+    expect(rows).toBeGreaterThanOrEqual(2);
+    expect(rows).toBeLessThanOrEqual(4);
     // and little else: an alarm firing meanwhile may add a few
-    expect(appended.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(2 + 4);
+    expect(appended.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(rows + 4);
 
     // without a session, each batch is a request of its own
     resetMeter();
@@ -116,7 +119,7 @@ describe("cost counters", () => {
     expect(meterSnapshot().objects.Sequencer!.requests).toBe(3);
     expect(meterSnapshot().calls["Sequencer.appendBatch"]).toBe(3);
 
-    const { hotRows } = await sequencerStub(env).getLogState();
+    await sequencerStub(env).getLogState();
     resetMeter();
     await sequencerStub(env).sealNow();
     await settled();

@@ -128,7 +128,10 @@ describe("Sequencer", () => {
     const hotRows = Object.entries(units.statements)
       .filter(([k]) => /^Sequencer: (INSERT INTO|UPDATE) hot_log /.test(k))
       .reduce((n, [, v]) => n + v.rowsWritten, 0);
-    expect(hotRows).toBe(1);
+    // one row (the four arrive within the window after the takedown's commit); two if a slow
+    // machine delays them past it: the first is then committed alone, the rest together
+    expect(hotRows).toBeGreaterThanOrEqual(1);
+    expect(hotRows).toBeLessThanOrEqual(2);
 
     expect(a).toEqual({
       accepted: 3,
