@@ -1,11 +1,10 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { freePort } from "../test/support/relay-process";
+import { type RelayProcess, startRelay } from "../test/support/relay-process";
 
 // What consumers that never read cost a Fanout's process. Runs the relay under `wrangler dev`
 // (bench/workers/fanout-memory-worker.ts: the real Worker plus routes to fill the log), fills
@@ -17,87 +16,14 @@ import { freePort } from "../test/support/relay-process";
 //   npx tsx bench/fanout-memory.ts [events=120000] [seconds=20]
 // Scenarios: FANOUT_MEMORY_SCENARIOS="sockets:cap[:readers],..." (default "1:1000,8:1000,32:1000,32:4").
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
 const ENTRY = join("bench", "workers", "fanout-memory-worker.ts");
 
 const TRACE = process.env.FANOUT_MEMORY_TRACE === "1";
 let TRACE_PROCESSES = false;
 
-type Relay = {
-  url: string;
-  port: number;
-  pid: number;
-  output: () => string;
-  stop(): Promise<void>;
-};
-
-async function startRelay(persistDir: string, vars: Record<string, string>): Promise<Relay> {
-  const port = await freePort();
-  const args = [
-    "dev",
-    ENTRY,
-    "--port",
-    String(port),
-    "--ip",
-    "127.0.0.1",
-    "--inspector-port",
-    String(await freePort()),
-    "--persist-to",
-    persistDir,
-    "--show-interactive-dev-session=false",
-    "--log-level",
-    "warn",
-  ];
-  for (const [k, v] of Object.entries({ DEV_MODE: "true", ...vars }))
-    args.push("--var", `${k}:${v}`);
-  const child: ChildProcess = spawn(WRANGLER, args, {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  let output = "";
-  const collect = (c: Buffer) => {
-    output = (output + c.toString()).slice(-50_000);
-  };
-  child.stdout?.on("data", collect);
-  child.stderr?.on("data", collect);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const pid = child.pid as number;
-  const stop = async () => {
-    if (child.exitCode !== null) return;
-    try {
-      process.kill(-pid, "SIGTERM");
-    } catch {
-      // gone
-    }
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }, 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited:\n${output}`);
-    try {
-      if ((await fetch(`${url}/xrpc/_health`)).ok) break;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`wrangler dev did not start:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return { url, port, pid, output: () => output, stop };
+/** The real Worker plus the bench's routes (bench/workers/fanout-memory-worker.ts). */
+function startBenchRelay(persistDir: string, vars: Record<string, string>): Promise<RelayProcess> {
+  return startRelay({ entry: ENTRY, persistDir, vars });
 }
 
 /** Resident memory (KB) of the workerd processes under `rootPid` (not other people's). */
@@ -157,7 +83,7 @@ async function nonReadingConsumer(port: number): Promise<Socket> {
 
 async function fill(events: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "freehose-memory-"));
-  const relay = await startRelay(dir, {});
+  const relay = await startBenchRelay(dir, {});
   try {
     for (let from = 1; from <= events; from += 20_000) {
       const count = Math.min(20_000, events - from + 1);
@@ -193,7 +119,7 @@ async function scenario(
 ): Promise<Outcome> {
   const dir = mkdtempSync(join(tmpdir(), "freehose-memory-run-"));
   cpSync(filled, dir, { recursive: true });
-  const relay = await startRelay(dir, {
+  const relay = await startBenchRelay(dir, {
     FANOUT_SHARDS: "1",
     FANOUT_MAX_CONCURRENT_REPLAYS: String(cap),
   });

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,7 +19,7 @@ import { type CheckedCommit, checkCommitEvent } from "../src/protocol/event-chec
 import { type CommitBody, decodeFrame } from "../src/protocol/frame";
 import { checkCommitOps } from "../src/protocol/mst";
 import { loadCapturedFrames, loadDidDocuments } from "../test/fixtures/captured";
-import { freePort } from "../test/support/relay-process";
+import { startRelay } from "../test/support/relay-process";
 import { ScriptedPlc } from "../test/support/scripted-pds";
 import { benchAccounts } from "./fixtures";
 import { reportFigure, reportRatio } from "./report";
@@ -297,42 +296,18 @@ async function inWorkerd(): Promise<void> {
     const key = parseDidDocument(doc).signingKey;
     if (key) keys[did] = formatDidKey(key);
   }
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    join(BENCH_DIR, "..", "node_modules", ".bin", "wrangler"),
-    [
-      "dev",
-      "--config",
-      join(BENCH_DIR, "workers", "validation.wrangler.toml"),
-      "--port",
-      String(port),
-      "--ip",
-      "127.0.0.1",
-      "--inspector-port",
-      String(await freePort()),
-      "--show-interactive-dev-session=false",
-      "--log-level",
-      "error",
-    ],
-    {
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
-      stdio: "ignore",
-      detached: true,
-    },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error("wrangler dev exited");
-      const up = await fetch(url).then(
+  // the bench worker answers only POSTs: any answer means it is up
+  const relay = await startRelay({
+    config: join(BENCH_DIR, "workers", "validation.wrangler.toml"),
+    logLevel: "error",
+    ready: (base) =>
+      fetch(base).then(
         () => true,
         () => false,
-      );
-      if (up) break;
-      if (Date.now() > deadline) throw new Error("wrangler dev did not start");
-      await new Promise((r) => setTimeout(r, 250));
-    }
+      ),
+  });
+  const url = relay.url;
+  try {
     for (const mode of ["first sight", "hot"] as const) {
       const res = await fetch(url, {
         method: "POST",
@@ -348,7 +323,7 @@ async function inWorkerd(): Promise<void> {
       );
     }
   } finally {
-    if (child.pid !== undefined) process.kill(-child.pid, "SIGTERM");
+    await relay.stop();
   }
 }
 

@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { freePort } from "../test/support/relay-process";
+import { type RelayProcess, startRelay } from "../test/support/relay-process";
 import { reportFigure } from "./report";
 import { cpuSince, runtimeWorkerPort, total, type WorkerdCpu, workerdCpu } from "./workerd-cpu";
 
@@ -25,59 +24,19 @@ const COUNT = Number(process.env.WS_FLOOR_COUNT ?? 1000);
 const RUN = `count=${COUNT}&batch=6&interval=25&size=1500`;
 const MODES = (process.env.WS_FLOOR_MODES ?? "hib,hibatt,plain,worker").split(",");
 
-type Dev = { port: number; pid: number; stop(): Promise<void> };
+type Dev = Pick<RelayProcess, "port" | "pid" | "stop">;
 
-async function startDev(): Promise<Dev> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    join(ROOT, "node_modules", ".bin", "wrangler"),
-    [
-      "dev",
-      "--config",
-      join(ROOT, "bench", "workers", "ws-floor.wrangler.toml"),
-      "--port",
-      String(port),
-      "--ip",
-      "127.0.0.1",
-      "--inspector-port",
-      String(await freePort()),
-      "--show-interactive-dev-session=false",
-      "--log-level",
-      "error",
-    ],
-    {
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
-      stdio: "ignore",
-      detached: true,
-    },
-  );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const pid = child.pid as number;
-  const stop = async () => {
-    try {
-      process.kill(-pid, "SIGTERM");
-    } catch {
-      // gone
-    }
-    await exited;
-  };
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error("wrangler dev exited");
-    if (
-      await fetch(`http://127.0.0.1:${port}/`).then(
+/** The bare Worker and Durable Object of bench/workers/ws-floor-worker.ts under wrangler dev. */
+function startDev(): Promise<Dev> {
+  return startRelay({
+    config: join(ROOT, "bench", "workers", "ws-floor.wrangler.toml"),
+    logLevel: "error",
+    ready: (url) =>
+      fetch(`${url}/`).then(
         (r) => r.ok,
         () => false,
-      )
-    )
-      break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error("wrangler dev did not start");
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return { port, pid, stop };
+      ),
+  });
 }
 
 type Consumer = { ws: WebSocket; received: number; ready: Promise<void> };

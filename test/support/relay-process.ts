@@ -13,14 +13,20 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
 
 export type RelayOptions = {
-  plcUrl: string;
+  /** PLC_URL of the relay (a bench worker of its own needs none). */
+  plcUrl?: string;
+  /** Another Worker than the relay: its wrangler config, or its entry with the relay's config. */
+  config?: string;
+  entry?: string;
+  /** Whether the Worker answers yet (default: GET /xrpc/_health is ok). */
+  ready?: (url: string) => Promise<boolean>;
   persistDir?: string;
   port?: number;
   vars?: Record<string, string>;
   /** Print wrangler's output (npm start does; tests keep it for failure messages). */
   echo?: boolean;
   /** wrangler's log level; "log" shows the relay's own JSON log lines. */
-  logLevel?: "warn" | "info" | "log" | "debug";
+  logLevel?: "error" | "warn" | "info" | "log" | "debug";
 };
 
 export type RelayProcess = {
@@ -58,11 +64,13 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
   const persistDir = options.persistDir ?? mkdtempSync(join(tmpdir(), "freehose-"));
   const vars: Record<string, string> = {
     DEV_MODE: "true",
-    PLC_URL: options.plcUrl,
+    ...(options.plcUrl ? { PLC_URL: options.plcUrl } : {}),
     ...options.vars,
   };
   const args = [
     "dev",
+    ...(options.entry ? [options.entry] : []),
+    ...(options.config ? ["--config", options.config] : []),
     "--port",
     String(port),
     "--ip",
@@ -118,16 +126,18 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
     }
     await exited;
   };
+  const ready =
+    options.ready ??
+    ((base: string) =>
+      fetch(`${base}/xrpc/_health`).then(
+        (res) => res.ok,
+        () => false,
+      ));
   const deadline = Date.now() + 90_000;
   for (;;) {
     if (child.exitCode !== null)
       throw new Error(`wrangler dev exited (${child.exitCode}):\n${output.slice(-3000)}`);
-    try {
-      const res = await fetch(`${url}/xrpc/_health`);
-      if (res.ok) break;
-    } catch {
-      // not up yet
-    }
+    if (await ready(url)) break;
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`wrangler dev did not become healthy:\n${output.slice(-3000)}`);
