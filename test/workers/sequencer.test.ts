@@ -114,14 +114,22 @@ describe("Sequencer", () => {
     const head = takedown.seq as number;
     await new Promise((r) => setTimeout(r, 10)); // the meter sums rows a microtask later
     resetMeter();
-    const [a, b, c, d] = await Promise.all([
-      sequencer.appendBatch({ events: [event(host, 1), event(host, 2), event(host, 3)] }),
+    // sent 15 ms apart, so they arrive in this order (calls sent at once may arrive in any
+    // order here, which CI showed), all within the window after the takedown's commit
+    const batches = [
+      { events: [event(host, 1), event(host, 2), event(host, 3)] },
       // 3 was sequenced by the batch before, in the same commit
-      sequencer.appendBatch({ events: [event(host, 3), event(host, 4), event(host, 5)] }),
+      { events: [event(host, 3), event(host, 4), event(host, 5)] },
       // read before the reset
-      sequencer.appendBatch({ events: [event(resetHost, 2)], hostEpochs: { [resetHost]: 0 } }),
-      sequencer.appendBatch({ events: [event(host, 6, down), event(host, 7)] }),
-    ]);
+      { events: [event(resetHost, 2)], hostEpochs: { [resetHost]: 0 } },
+      { events: [event(host, 6, down), event(host, 7)] },
+    ];
+    const pending = [];
+    for (const batch of batches) {
+      pending.push(sequencer.appendBatch(batch));
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    const [a, b, c, d] = await Promise.all(pending);
     await new Promise((r) => setTimeout(r, 10));
     const units = meterSnapshot();
     expect(units.calls["Sequencer.appendBatch"]).toBe(4);
