@@ -1,11 +1,10 @@
 import { DurableObject, RpcTarget } from "cloudflare:workers";
 import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
+import { DeliveryQueues } from "../fanout/delivery-queues";
 import type { DeliverySession } from "../fanout/fanout";
 import { segmentKey } from "../log/segment";
 import { meterObject, meterSessionTarget } from "../metering/meter";
-import { concatBytes } from "../protocol/bytes";
-import { RpcSession, SESSION_TIMING } from "../rpc-session";
 import { fanoutStub } from "../stubs";
 import { GroupCommit } from "./group-commit";
 import { loadHostCursors, loadHostEpochs, resetHostCursor } from "./host-cursors";
@@ -39,20 +38,6 @@ export type LogState = {
   hotBytes: number;
   segments: number;
   writable: boolean;
-};
-
-/** Bytes queued for one Fanout before it is left to catch up from storage instead. */
-const MAX_QUEUED_DELIVERY_BYTES = 16 * 1024 * 1024;
-
-type DeliveryQueue = {
-  /** The open delivery session to this Fanout (one billed request for all its deliveries). */
-  session: RpcSession<Rpc.Stub<DeliverySession>>;
-  parts: Uint8Array[];
-  bytes: number;
-  firstSeq: number;
-  lastSeq: number;
-  running: boolean;
-  lastSentMs: number;
 };
 
 /** The outcome of an admin takedown or restore (Sequencer.setTakedown). */
@@ -105,16 +90,24 @@ export class Sequencer extends DurableObject<Env> {
   #hotBytes = 0;
   #sealing: Promise<SealOutcome> | null = null;
   #fanouts = new Set<string>();
-  readonly #deliveryQueues = new Map<string, DeliveryQueue>();
-  /** Per Fanout, how many times it registered (in memory): a "no consumers" answer to a
-   * delivery sent before its latest registration must not unregister it. */
-  readonly #registrations = new Map<string, number>();
+  readonly #deliveries: DeliveryQueues<Rpc.Stub<DeliverySession>>;
   readonly #appends: GroupCommit<AppendRequest, AppendResult>;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterObject(this, ctx, env, "Sequencer");
     this.#config = readConfig(env);
+    this.#deliveries = new DeliveryQueues(
+      {
+        open: (name) => fanoutStub(env, name).openDeliverySession(),
+        onSession: (session, records, firstSeq, lastSeq) =>
+          session.deliver(records, firstSeq, lastSeq),
+        direct: (name, records, firstSeq, lastSeq) =>
+          fanoutStub(env, name).deliver(records, firstSeq, lastSeq),
+      },
+      this.#config.fanoutDeliveryIntervalMs,
+      (name) => this.#unregisterFanout(name),
+    );
     this.#appends = new GroupCommit(this.#config.sequencerGroupCommitMs, (requests) =>
       this.#commit(requests),
     );
@@ -253,12 +246,17 @@ export class Sequencer extends DurableObject<Env> {
 
   /** A Fanout with consumers asks to be fed live batches. */
   async registerFanout(name: string): Promise<{ headSeq: number }> {
-    this.#registrations.set(name, (this.#registrations.get(name) ?? 0) + 1);
+    this.#deliveries.registered(name);
     if (!this.#fanouts.has(name)) {
       this.#fanouts.add(name);
       this.ctx.storage.sql.exec("INSERT OR IGNORE INTO fanouts (name) VALUES (?)", name);
     }
     return { headSeq: this.#headSeq };
+  }
+
+  /** The Fanouts this Sequencer feeds: global shards and region heads (`/admin/fanout`). */
+  async listFanouts(): Promise<string[]> {
+    return [...this.#fanouts];
   }
 
   /** Seals now if anything is waiting (used by tests and the admin). */
@@ -329,85 +327,15 @@ export class Sequencer extends DurableObject<Env> {
   }
 
   /**
-   * Feeds every registered Fanout, in order, without making appends wait for them. Each Fanout
-   * has at most one delivery in flight, at most one per FANOUT_DELIVERY_INTERVAL_MS; batches
-   * appended meanwhile are merged into its next delivery. Deliveries go over one RPC session per
-   * Fanout (rpc-session.ts), so they are not billed one by one; the session is reopened when it
-   * breaks (the Fanout restarted) and closed when idle. Past MAX_QUEUED_DELIVERY_BYTES the queue is
-   * dropped: the Fanout notices the gap in seqs and catches up from storage, so memory here
-   * stays bounded.
+   * Feeds every registered Fanout, in order, without making appends wait for them
+   * (fanout/delivery-queues.ts: one delivery in flight per Fanout, over a session where the rate
+   * pays, batches merged meanwhile, a queue past 16 MB dropped and read back from storage).
    */
   #deliver(records: Uint8Array, firstSeq: number, lastSeq: number): void {
-    for (const name of this.#fanouts) {
-      let queue = this.#deliveryQueues.get(name);
-      if (!queue) {
-        queue = {
-          session: new RpcSession(
-            () => fanoutStub(this.env, name).openDeliverySession(),
-            SESSION_TIMING,
-          ),
-          parts: [],
-          bytes: 0,
-          firstSeq,
-          lastSeq,
-          running: false,
-          lastSentMs: 0,
-        };
-        this.#deliveryQueues.set(name, queue);
-      }
-      if (queue.bytes + records.byteLength > MAX_QUEUED_DELIVERY_BYTES) {
-        queue.parts = [];
-        queue.bytes = 0;
-      }
-      if (queue.parts.length === 0) queue.firstSeq = firstSeq;
-      queue.parts.push(records);
-      queue.bytes += records.byteLength;
-      queue.lastSeq = lastSeq;
-      if (!queue.running) void this.#drainDeliveries(name, queue);
-    }
-  }
-
-  async #drainDeliveries(name: string, queue: DeliveryQueue): Promise<void> {
-    queue.running = true;
-    try {
-      while (queue.parts.length > 0) {
-        const wait = queue.lastSentMs + this.#config.fanoutDeliveryIntervalMs - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        const parts = queue.parts;
-        const { firstSeq, lastSeq } = queue;
-        queue.parts = [];
-        queue.bytes = 0;
-        queue.lastSentMs = Date.now();
-        const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
-        // a registration that arrives while this delivery is in flight wins over its answer
-        const registration = this.#registrations.get(name) ?? 0;
-        try {
-          // Retried once on a fresh session: a Fanout that restarted breaks the session, and its
-          // new instance should get this delivery rather than read it back as a gap. Repeating a
-          // delivery is harmless: the Fanout sends no consumer a seq at or below its cursor.
-          const { consumers } = await queue.session.call(
-            (session) => session.deliver(records, firstSeq, lastSeq),
-            true,
-            () => fanoutStub(this.env, name).deliver(records, firstSeq, lastSeq),
-          );
-          if (consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
-            this.#unregisterFanout(name);
-            return;
-          }
-        } catch (err) {
-          console.warn(
-            JSON.stringify({ msg: "fanout delivery failed", fanout: name, error: String(err) }),
-          );
-        }
-      }
-    } finally {
-      queue.running = false;
-    }
+    this.#deliveries.push(this.#fanouts, records, firstSeq, lastSeq);
   }
 
   #unregisterFanout(name: string): void {
-    this.#deliveryQueues.get(name)?.session.close();
-    this.#deliveryQueues.delete(name);
     if (!this.#fanouts.delete(name)) return;
     this.ctx.storage.sql.exec("DELETE FROM fanouts WHERE name = ?", name);
   }

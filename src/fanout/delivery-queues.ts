@@ -1,0 +1,131 @@
+import { concatBytes } from "../protocol/bytes";
+import { RpcSession, SESSION_TIMING, type SessionStub } from "../rpc-session";
+
+// One queue per Fanout fed by a sender: the Sequencer feeding the Fanouts registered with it, and
+// a region's head Fanout forwarding to its region's other shards. Each Fanout has at most one
+// delivery in flight, at most one per `intervalMs`; batches pushed meanwhile are merged into its
+// next delivery, so each Fanout receives the batches in seq order. Deliveries go over one RPC
+// session per Fanout where the call rate pays (rpc-session.ts); the session is reopened when it
+// breaks (the Fanout restarted) and closed when idle. Past MAX_QUEUED_DELIVERY_BYTES a queue is
+// dropped: the Fanout notices the gap in seqs and catches up from storage, so the sender's memory
+// stays bounded. A Fanout that answers with zero consumers is dropped (`onNoConsumers`) unless it
+// registered again after that delivery was sent.
+
+/** Bytes queued for one Fanout before it is left to catch up from storage instead. */
+export const MAX_QUEUED_DELIVERY_BYTES = 16 * 1024 * 1024;
+
+export type Delivered = { consumers: number };
+
+/** How a sender reaches the Fanouts it feeds. */
+export type DeliveryRoute<S extends SessionStub> = {
+  /** The one billed call that opens a delivery session to the Fanout `name`. */
+  open(name: string): Promise<S>;
+  /** A delivery on an open session. */
+  onSession(session: S, records: Uint8Array, firstSeq: number, lastSeq: number): Promise<Delivered>;
+  /** The same delivery as a plain call, below the rate at which a session pays. */
+  direct(name: string, records: Uint8Array, firstSeq: number, lastSeq: number): Promise<Delivered>;
+};
+
+type Queue<S extends SessionStub> = {
+  session: RpcSession<S>;
+  parts: Uint8Array[];
+  bytes: number;
+  firstSeq: number;
+  lastSeq: number;
+  running: boolean;
+  lastSentMs: number;
+};
+
+export class DeliveryQueues<S extends SessionStub> {
+  readonly #route: DeliveryRoute<S>;
+  readonly #intervalMs: number;
+  readonly #onNoConsumers: (name: string) => void;
+  readonly #queues = new Map<string, Queue<S>>();
+  /** Per Fanout, how many times it registered (in memory): a "no consumers" answer to a
+   * delivery sent before its latest registration must not drop it. */
+  readonly #registrations = new Map<string, number>();
+
+  constructor(route: DeliveryRoute<S>, intervalMs: number, onNoConsumers: (name: string) => void) {
+    this.#route = route;
+    this.#intervalMs = intervalMs;
+    this.#onNoConsumers = onNoConsumers;
+  }
+
+  /** The Fanout `name` registered (again): it has consumers now. */
+  registered(name: string): void {
+    this.#registrations.set(name, (this.#registrations.get(name) ?? 0) + 1);
+  }
+
+  /** Queues a batch for each of `names`, without waiting for any of them. */
+  push(names: Iterable<string>, records: Uint8Array, firstSeq: number, lastSeq: number): void {
+    for (const name of names) {
+      let queue = this.#queues.get(name);
+      if (!queue) {
+        queue = {
+          session: new RpcSession(() => this.#route.open(name), SESSION_TIMING),
+          parts: [],
+          bytes: 0,
+          firstSeq,
+          lastSeq,
+          running: false,
+          lastSentMs: 0,
+        };
+        this.#queues.set(name, queue);
+      }
+      if (queue.bytes + records.byteLength > MAX_QUEUED_DELIVERY_BYTES) {
+        queue.parts = [];
+        queue.bytes = 0;
+      }
+      if (queue.parts.length === 0) queue.firstSeq = firstSeq;
+      queue.parts.push(records);
+      queue.bytes += records.byteLength;
+      queue.lastSeq = lastSeq;
+      if (!queue.running) void this.#drain(name, queue);
+    }
+  }
+
+  /** Stops feeding `name` and closes its session. */
+  remove(name: string): void {
+    this.#queues.get(name)?.session.close();
+    this.#queues.delete(name);
+  }
+
+  async #drain(name: string, queue: Queue<S>): Promise<void> {
+    queue.running = true;
+    try {
+      while (queue.parts.length > 0) {
+        const wait = queue.lastSentMs + this.#intervalMs - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const parts = queue.parts;
+        const { firstSeq, lastSeq } = queue;
+        queue.parts = [];
+        queue.bytes = 0;
+        queue.lastSentMs = Date.now();
+        const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
+        // a registration that arrives while this delivery is in flight wins over its answer
+        const registration = this.#registrations.get(name) ?? 0;
+        try {
+          // Retried once on a fresh session: a Fanout that restarted breaks the session, and its
+          // new instance should get this delivery rather than read it back as a gap. Repeating a
+          // delivery is harmless: the Fanout sends no consumer a seq at or below its cursor.
+          const { consumers } = await queue.session.call(
+            (session) => this.#route.onSession(session, records, firstSeq, lastSeq),
+            true,
+            () => this.#route.direct(name, records, firstSeq, lastSeq),
+          );
+          if (consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
+            this.remove(name);
+            this.#onNoConsumers(name);
+            return;
+          }
+        } catch (err) {
+          console.warn(
+            JSON.stringify({ msg: "fanout delivery failed", fanout: name, error: String(err) }),
+          );
+        }
+      }
+    } finally {
+      queue.running = false;
+    }
+  }
+}
