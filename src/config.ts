@@ -1,4 +1,5 @@
 import type { Env } from "./env";
+import { parseRegions, type Region } from "./fanout/regions";
 import type { PlacementPolicy } from "./ingest/placement";
 
 /** Every setting of the relay, typed, with its default. The README's configuration table mirrors this. */
@@ -10,7 +11,10 @@ export interface Config {
   replayWindowMs: number;
   ingestShards: number;
   repoIndexShards: number;
+  /** Fanout shards per region (per the one global region when no region is enabled). */
   fanoutShards: number;
+  /** Regions with Fanouts of their own (fanout/regions.ts); empty: one global region. */
+  fanoutRegions: Region[];
   hostIdleAfterMs: number;
   hostStallAfterMs: number;
   hostMaxFailures: number;
@@ -51,6 +55,7 @@ export function readConfig(env: Env): Config {
     ingestShards: Math.max(1, positiveInt(env.INGEST_SHARDS, 2, "INGEST_SHARDS")),
     repoIndexShards: Math.max(1, positiveInt(env.REPO_INDEX_SHARDS, 4, "REPO_INDEX_SHARDS")),
     fanoutShards: Math.max(1, positiveInt(env.FANOUT_SHARDS, 1, "FANOUT_SHARDS")),
+    fanoutRegions: parseRegions(env.FANOUT_REGIONS),
     hostIdleAfterMs:
       positiveInt(env.HOST_IDLE_AFTER_SECONDS, 900, "HOST_IDLE_AFTER_SECONDS") * 1000,
     hostStallAfterMs:

@@ -20,6 +20,7 @@ export interface Env {
   INGEST_SHARDS?: string;
   REPO_INDEX_SHARDS?: string;
   FANOUT_SHARDS?: string;
+  FANOUT_REGIONS?: string;
   HOST_IDLE_AFTER_SECONDS?: string;
   HOST_STALL_AFTER_SECONDS?: string;
   HOST_MAX_FAILURES?: string;

@@ -1,4 +1,5 @@
 import type { Env } from "./env";
+import { regionalPlace } from "./fanout/regions";
 
 // Every Durable Object's name is decided here, so that the Worker and the objects agree.
 
@@ -6,8 +7,14 @@ export function sequencerStub(env: Env) {
   return env.SEQUENCER.get(env.SEQUENCER.idFromName("sequencer"));
 }
 
+/**
+ * A Fanout by name. A regional shard is created near its consumers (`locationHint`, honoured
+ * only when the object is first created); global shards are created wherever first used.
+ */
 export function fanoutStub(env: Env, name: string) {
-  return env.FANOUT.get(env.FANOUT.idFromName(name));
+  const region = regionalPlace(name)?.region;
+  const id = env.FANOUT.idFromName(name);
+  return region ? env.FANOUT.get(id, { locationHint: region }) : env.FANOUT.get(id);
 }
 
 export function hostDirectoryStub(env: Env) {

@@ -5,9 +5,11 @@ import { iterateRecords, recordsSeqRange } from "../log/records";
 import { meterObject, meterSessionTarget } from "../metering/meter";
 import { decideStreamStart } from "../protocol/cursor";
 import { encodeErrorFrame, encodeInfoFrame } from "../protocol/frame";
-import { sequencerStub } from "../stubs";
+import { fanoutStub, sequencerStub } from "../stubs";
 import { type ConsumerBudget, charge, drain, newBudget, waitForBacklog } from "./consumer-budget";
+import { DeliveryQueues } from "./delivery-queues";
 import { RecentBatches } from "./recent-batches";
+import { upstreamFanout } from "./regions";
 import { ReplaySlots } from "./replay-slots";
 import { SegmentReader } from "./segment-reader";
 
@@ -28,6 +30,12 @@ import { SegmentReader } from "./segment-reader";
 // eviction, re-registers with the Sequencer, and, when live consumers are still behind a head
 // the Sequencer reported one alarm earlier (a lost delivery that no later batch revealed, e.g.
 // on a quiet relay), reads the missing part once for the whole Fanout.
+//
+// Regional Fanouts (regions.ts) form a two-level tree: a region's head (shard 0) registers with
+// the Sequencer and is fed by it; the region's other shards register with their head
+// (registerShard) and the head forwards every batch it receives to those with consumers, over a
+// DeliveryQueues of its own. A forwarded batch is handled exactly as a delivery (gap read-back,
+// cursor dedupe, RecentBatches), so the hop changes nothing for consumers.
 
 export const FANOUT_NAME_HEADER = "x-freehose-fanout";
 export const CURSOR_HEADER = "x-freehose-cursor";
@@ -38,6 +46,10 @@ const RECENT_BATCHES_BYTES = 8 * 1024 * 1024;
 const WATCHDOG_INTERVAL_MS = 30_000;
 /** Storage key of the Sequencer's head seq as the previous watchdog alarm saw it. */
 const WATCHDOG_HEAD_KEY = "watchdogHead";
+/** Storage key of a region head's shards with consumers (written only when the set changes). */
+const FORWARD_SHARDS_KEY = "forwardShards";
+/** Consumers listed one by one in `describe` (the count is always complete). */
+const DESCRIBED_CONSUMERS_MAX = 1000;
 
 /** What a Fanout is doing, for metrics and tests. */
 export type FanoutStats = {
@@ -53,6 +65,17 @@ export type FanoutStats = {
   logReads: number;
   /** Last seq of the newest batch the Sequencer delivered since this Fanout was loaded. */
   deliveredThrough: number | null;
+  /** A region head: the region's other shards it forwards batches to. */
+  forwardsTo: number;
+};
+
+/** One Fanout as `/admin/fanout` shows it. */
+export type FanoutView = FanoutStats & {
+  name: string | null;
+  /** Its region's shards this head forwards to (empty for any other Fanout). */
+  shards: string[];
+  /** Per consumer (at most DESCRIBED_CONSUMERS_MAX): the last seq sent and whether it is live. */
+  cursors: { cursor: number; live: boolean }[];
 };
 
 type Attachment = { cursor: number; live: boolean };
@@ -85,6 +108,28 @@ export class DeliverySession extends RpcTarget {
   }
 }
 
+/**
+ * A region head's forwarding session to one of its shards (Fanout.openForwardSession): as a
+ * DeliverySession, but counted apart, so the meter tells Sequencer deliveries from forwards.
+ */
+export class ForwardSession extends RpcTarget {
+  readonly #deliver: Deliver;
+
+  constructor(deliver: Deliver) {
+    super();
+    this.#deliver = deliver;
+    meterSessionTarget(this, "Fanout", "forwardSession");
+  }
+
+  async forward(
+    records: Uint8Array,
+    firstSeq: number,
+    lastSeq: number,
+  ): Promise<{ consumers: number }> {
+    return this.#deliver(records, firstSeq, lastSeq);
+  }
+}
+
 const WS_OPEN = 1;
 
 export class Fanout extends DurableObject<Env> {
@@ -108,6 +153,9 @@ export class Fanout extends DurableObject<Env> {
   /** Backfill sends while the modelled backlog is below this. */
   readonly #replayHighWaterBytes: number;
   #name: string | null = null;
+  /** A region head: its region's shards with consumers, fed by #forwards. */
+  #shards = new Set<string>();
+  readonly #forwards: DeliveryQueues<Rpc.Stub<ForwardSession>>;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -118,6 +166,21 @@ export class Fanout extends DurableObject<Env> {
     this.#maxBacklogBytes = config.consumerMaxBacklogBytes;
     this.#replayHighWaterBytes = Math.floor(config.consumerMaxBacklogBytes / 8);
     this.#replaySlots = new ReplaySlots(config.fanoutMaxConcurrentReplays);
+    this.#forwards = new DeliveryQueues(
+      {
+        open: (name) => fanoutStub(env, name).openForwardSession(),
+        onSession: (session, records, firstSeq, lastSeq) =>
+          session.forward(records, firstSeq, lastSeq),
+        direct: (name, records, firstSeq, lastSeq) =>
+          fanoutStub(env, name).forward(records, firstSeq, lastSeq),
+      },
+      config.fanoutDeliveryIntervalMs,
+      (name) => void this.#dropShard(name),
+    );
+    ctx.blockConcurrencyWhile(async () => {
+      const shards = await ctx.storage.get<string[]>(FORWARD_SHARDS_KEY);
+      if (shards) this.#shards = new Set(shards);
+    });
   }
 
   #sequencer() {
@@ -129,6 +192,61 @@ export class Fanout extends DurableObject<Env> {
     this.#name = (await this.ctx.storage.get<string>("name")) ?? null;
     if (!this.#name) throw new Error("fanout has no name yet");
     return this.#name;
+  }
+
+  async #setName(name: string): Promise<void> {
+    if (name === this.#name) return;
+    this.#name = name;
+    await this.ctx.storage.put("name", name);
+  }
+
+  /**
+   * Asks to be fed live batches: a region's non-head shard asks its head, any other Fanout the
+   * Sequencer. Either way the answer is the Sequencer's head seq as of the registration.
+   */
+  async #register(): Promise<{ headSeq: number }> {
+    const name = await this.#ownName();
+    const head = upstreamFanout(name);
+    if (head === null) return this.#sequencer().registerFanout(name);
+    return fanoutStub(this.env, head).registerShard(name);
+  }
+
+  /**
+   * A shard of this head's region has consumers: forward it every batch from now on. The shard
+   * is in the forward set before this head registers with the Sequencer, so every batch
+   * sequenced after the head seq returned here reaches the shard.
+   */
+  async registerShard(shard: string): Promise<{ headSeq: number }> {
+    const head = upstreamFanout(shard);
+    if (head === null) throw new Error(`${shard} is not a regional shard`);
+    await this.#setName(head);
+    this.#forwards.registered(shard);
+    if (!this.#shards.has(shard)) {
+      this.#shards.add(shard);
+      await this.ctx.storage.put(FORWARD_SHARDS_KEY, [...this.#shards]);
+    }
+    return this.#sequencer().registerFanout(head);
+  }
+
+  async #dropShard(shard: string): Promise<void> {
+    if (!this.#shards.delete(shard)) return;
+    await this.ctx.storage.put(FORWARD_SHARDS_KEY, [...this.#shards]);
+  }
+
+  /** A batch forwarded by this shard's region head: handled exactly as a delivery. */
+  async forward(
+    records: Uint8Array,
+    firstSeq: number,
+    lastSeq: number,
+  ): Promise<{ consumers: number }> {
+    return this.#deliver(records, firstSeq, lastSeq);
+  }
+
+  /** Opens a region head's forwarding session to this shard (see openDeliverySession). */
+  async openForwardSession(): Promise<ForwardSession> {
+    return new ForwardSession((records, firstSeq, lastSeq) =>
+      this.#deliver(records, firstSeq, lastSeq),
+    );
   }
 
   /** Upgrades a consumer. The Worker has validated the cursor and the upgrade already. */
@@ -146,15 +264,11 @@ export class Fanout extends DurableObject<Env> {
 
   async #upgrade(request: Request): Promise<Response> {
     const name = request.headers.get(FANOUT_NAME_HEADER);
-    if (name && name !== this.#name) {
-      this.#name = name;
-      await this.ctx.storage.put("name", name);
-    }
+    if (name) await this.#setName(name);
     const rawCursor = request.headers.get(CURSOR_HEADER);
     const cursor = rawCursor === null || rawCursor === "" ? null : Number(rawCursor);
-    const sequencer = this.#sequencer();
-    const { headSeq } = await sequencer.registerFanout(await this.#ownName());
-    const state = await sequencer.getLogState();
+    const { headSeq } = await this.#register();
+    const state = await this.#sequencer().getLogState();
     const start = decideStreamStart(cursor, { headSeq, trimmedThrough: state.trimmedThrough });
     if ((await this.ctx.storage.getAlarm()) === null)
       await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
@@ -240,7 +354,9 @@ export class Fanout extends DurableObject<Env> {
     }
     this.#recent.push({ records, firstSeq, lastSeq });
     const consumers = this.#deliverToAll(records, firstSeq, lastSeq);
-    return { consumers: consumers + this.#connecting };
+    if (this.#shards.size > 0) this.#forwards.push(this.#shards, records, firstSeq, lastSeq);
+    // a head's shards count: the Sequencer keeps feeding a head while any of them has consumers
+    return { consumers: consumers + this.#connecting + this.#shards.size };
   }
 
   /** Sends a run of records to every live consumer it continues; returns the socket count. */
@@ -272,7 +388,20 @@ export class Fanout extends DurableObject<Env> {
       queuedReplays,
       logReads: this.#logReads,
       deliveredThrough: this.#deliveredThrough,
+      forwardsTo: this.#shards.size,
     };
+  }
+
+  /** This Fanout for `/admin/fanout`: its stats, its shards and its consumers' cursors. */
+  async describe(): Promise<FanoutView> {
+    const name = this.#name ?? (await this.ctx.storage.get<string>("name")) ?? null;
+    const cursors: FanoutView["cursors"] = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      if (cursors.length >= DESCRIBED_CONSUMERS_MAX) break;
+      const att = ws.deserializeAttachment() as Attachment | null;
+      if (att) cursors.push({ cursor: att.cursor, live: att.live });
+    }
+    return { ...(await this.stats()), name, shards: [...this.#shards], cursors };
   }
 
   #deliverTo(ws: WebSocket, records: Uint8Array, firstSeq: number, lastSeq: number): void {
@@ -423,7 +552,7 @@ export class Fanout extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) return;
-    const { headSeq } = await this.#sequencer().registerFanout(await this.#ownName());
+    const { headSeq } = await this.#register();
     if (this.#watchdogHead === undefined)
       this.#watchdogHead = (await this.ctx.storage.get<number>(WATCHDOG_HEAD_KEY)) ?? null;
     const previousHead = this.#watchdogHead;

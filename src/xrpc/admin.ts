@@ -6,6 +6,7 @@ import type { RepoEntry } from "../ingest/repo-index";
 import { encodeFrame } from "../protocol/frame";
 import { isValidDid } from "../protocol/syntax";
 import { hostDirectoryStub, sequencerStub } from "../stubs";
+import { listFanouts } from "./admin-fanout";
 import { json, XrpcError } from "./errors";
 import { ingesterOf, moveHost, startIngesting } from "./ingesters";
 import {
@@ -30,6 +31,7 @@ import { repoIndexFor } from "./repo-lookup";
 //   POST /admin/hosts/pin        {hostname, pinned?} an ingester object of its own (or not)
 //   POST /admin/repos/takedown   {did}      stops relaying the account, emits #account
 //   POST /admin/repos/restore    {did}      undoes a takedown, emits #account
+//   GET  /admin/fanout                      regions, their Fanout shards and consumers' cursors
 
 const DEFAULT_LIST_LIMIT = 200;
 const MAX_LIST_LIMIT = 1000;
@@ -219,4 +221,5 @@ export const ADMIN_ROUTES: Record<string, XrpcHandler> = {
   "/admin/hosts/pin": pinHost,
   "/admin/repos/takedown": (request, env, config) => setTakedown(request, env, config, true),
   "/admin/repos/restore": (request, env, config) => setTakedown(request, env, config, false),
+  "/admin/fanout": listFanouts,
 };

@@ -18,7 +18,7 @@ import { handleSubscribeRepos } from "./subscribe-repos";
 
 const ROUTES: Record<string, XrpcHandler> = {
   "/xrpc/_health": (_request, env) => handleHealth(env),
-  "/xrpc/com.atproto.sync.subscribeRepos": (request, env) => handleSubscribeRepos(request, env),
+  "/xrpc/com.atproto.sync.subscribeRepos": handleSubscribeRepos,
   "/xrpc/com.atproto.sync.requestCrawl": handleRequestCrawl,
   "/xrpc/com.atproto.sync.listHosts": handleListHosts,
   "/xrpc/com.atproto.sync.getHostStatus": handleGetHostStatus,

@@ -96,7 +96,7 @@ export async function connectToFanout(
   return consumerFromUpgrade(res);
 }
 
-async function consumerFromUpgrade(res: Response): Promise<Consumer> {
+export async function consumerFromUpgrade(res: Response): Promise<Consumer> {
   const ws = res.webSocket;
   if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
   ws.binaryType = "arraybuffer";
