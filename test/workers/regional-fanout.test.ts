@@ -1,4 +1,4 @@
-import { env, SELF } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type Config, readConfig } from "../../src/config";
 import { REGIONS, type Region } from "../../src/fanout/regions";
@@ -184,5 +184,29 @@ describe("regional fan-out", () => {
     expect(await sequencerStub(env).listFanouts()).toContain("fanout-afr-0");
     expect(await sequencerStub(env).listFanouts()).not.toContain("fanout-afr-2");
     consumer.ws.close();
+  });
+
+  it("a region head that restarts keeps forwarding to its shards (its shard set is stored)", async () => {
+    const consumers = [
+      await connectToFanout("fanout-eeur-1"),
+      await connectToFanout("fanout-eeur-2"),
+    ];
+    const first = await appendEvents(3, "regional-restart.test", 200);
+    await Promise.all(consumers.map((c) => c.waitFor((r) => seqs(r).includes(first.lastSeq!))));
+    // as an eviction or a deploy would: every stub and session to it breaks
+    await runInDurableObject(fanoutStub(env, "fanout-eeur-0"), (_instance, state) => {
+      state.abort("restarted by the test");
+    }).catch(() => {});
+    let last = first.lastSeq!;
+    for (let i = 0; i < 3; i++) {
+      last = (await appendEvents(2, "regional-restart.test", 200)).lastSeq!;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // well within the shards' 30 s watchdog: the new head instance forwards on its own
+    await Promise.all(consumers.map((c) => c.waitFor((r) => seqs(r).includes(last), 10_000)));
+    for (const consumer of consumers)
+      expectContiguous(seqs(consumer.received), first.firstSeq!, last);
+    expect((await fanoutStub(env, "fanout-eeur-0").stats()).forwardsTo).toBe(2);
+    for (const consumer of consumers) consumer.ws.close();
   });
 });
