@@ -8,6 +8,7 @@ import { route } from "../../src/xrpc/router";
 import {
   appendEvents,
   type Consumer,
+  connect,
   connectToFanout,
   consumerFromUpgrade,
   expectContiguous,
@@ -208,5 +209,27 @@ describe("regional fan-out", () => {
       expectContiguous(seqs(consumer.received), first.firstSeq!, last);
     expect((await fanoutStub(env, "fanout-eeur-0").stats()).forwardsTo).toBe(2);
     for (const consumer of consumers) consumer.ws.close();
+  });
+
+  it("with regions off, consumers land on the global shards as before, and /admin/fanout lists them as one region", async () => {
+    const consumer = await connect();
+    const appended = await appendEvents(1, "regional-global.test", 200);
+    await consumer.waitFor((r) => seqs(r).includes(appended.lastSeq!));
+    const res = await SELF.fetch(`${RELAY}/admin/fanout`, {
+      headers: { Authorization: "Bearer test-admin-token" },
+    });
+    const view = (await res.json()) as {
+      enabledRegions: string[];
+      regions: { region: string; consumers: number; shards: { name: string; shard: number }[] }[];
+    };
+    expect(view.enabledRegions).toEqual([]);
+    const global = view.regions.find((r) => r.region === "global");
+    expect(global?.consumers).toBe(1);
+    const withConsumer = global?.shards.filter((s) => /^fanout-\d$/.test(s.name)) ?? [];
+    expect(withConsumer.length).toBeGreaterThan(0);
+    expect(withConsumer.every((s) => s.name === `fanout-${s.shard}`)).toBe(true);
+    consumer.ws.close();
+    const unauthorized = await SELF.fetch(`${RELAY}/admin/fanout`);
+    expect(unauthorized.status).toBe(401);
   });
 });
