@@ -8,6 +8,8 @@ import {
   type ImportSummary,
   parseState,
   planPage,
+  SKIPPED_SOURCE_STATUSES,
+  type SourceHost,
   startSpacingMs,
   stopsTheImport,
 } from "./import-plan";
@@ -29,6 +31,8 @@ export type ImportOptions = {
   requestsPerSecond: number;
   /** requestCrawl waits on the host's describeServer (up to 5 s), so several run at once. */
   concurrency: number;
+  /** Ask for hosts the source lists as banned or offline too. */
+  includeAllStatuses?: boolean;
   /** Called once per host finished in this run, with the running summary. */
   onHost?: (hostname: string, outcome: HostOutcome, summary: ImportSummary) => void;
   /** Called when a page of the source has been read (for progress). */
@@ -69,17 +73,20 @@ function saveState(path: string | undefined, state: ImportState): void {
 export async function listedHostnames(client: RelayClient): Promise<Set<string>> {
   const names = new Set<string>();
   for await (const page of sourcePages(client, undefined))
-    for (const name of page.items) names.add(name);
+    for (const host of page.items) names.add(host.hostname);
   return names;
 }
 
 function sourcePages(client: RelayClient, startCursor: string | undefined) {
   return pages(async (cursor) => {
-    const page = await client.get<{ hosts: { hostname: string }[]; cursor?: string }>(
+    const page = await client.get<{ hosts: SourceHost[]; cursor?: string }>(
       "/xrpc/com.atproto.sync.listHosts",
       { limit: LIST_PAGE_LIMIT, cursor },
     );
-    return { items: page.hosts.map((h) => h.hostname), cursor: page.cursor };
+    return {
+      items: page.hosts.map((h) => ({ hostname: h.hostname, status: h.status })),
+      cursor: page.cursor,
+    };
   }, startCursor);
 }
 
@@ -103,6 +110,7 @@ export async function importHosts(options: ImportOptions): Promise<ImportSummary
   const knownToUs = await listedHostnames(options.relay);
   const spacingMs = startSpacingMs(options.requestsPerSecond);
   let nextStartMs = 0;
+  const skipStatuses = options.includeAllStatuses ? new Set<string>() : SKIPPED_SOURCE_STATUSES;
 
   const finish = (hostname: string, outcome: HostOutcome) => {
     state.hosts[hostname] = outcome;
@@ -135,16 +143,19 @@ export async function importHosts(options: ImportOptions): Promise<ImportSummary
     if (failure) throw failure;
   };
 
-  const handlePage = async (hostnames: readonly string[]) => {
-    options.onPage?.(hostnames.length);
-    const plan = planPage(hostnames, state, knownToUs);
+  const handlePage = async (hosts: readonly SourceHost[]) => {
+    options.onPage?.(hosts.length);
+    const plan = planPage(hosts, state, knownToUs, skipStatuses);
+    for (const [status, names] of Object.entries(plan.skipped))
+      summary.skippedByStatus[status] = (summary.skippedByStatus[status] ?? 0) + names.length;
     summary.doneEarlier += plan.done.length;
     for (const hostname of plan.known) finish(hostname, "known");
     await requestAll(plan.request);
   };
 
   try {
-    if (options.source.kind === "file") await handlePage(options.source.hostnames);
+    if (options.source.kind === "file")
+      await handlePage(options.source.hostnames.map((hostname) => ({ hostname })));
     else {
       for await (const page of sourcePages(options.source.client, state.cursor ?? undefined)) {
         await handlePage(page.items);

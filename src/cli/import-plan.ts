@@ -64,7 +64,19 @@ export function parseHostList(text: string): string[] {
   return [...seen];
 }
 
+/** A host as the source lists it; a list file gives no status. */
+export type SourceHost = { hostname: string; status?: string };
+
+/**
+ * Hosts the source lists with these statuses are not asked for by default: a ban is another
+ * operator's judgement worth keeping, and an offline host would only cost a describeServer
+ * probe that fails (up to 5 s each). They are counted; `--all` asks for them too.
+ */
+export const SKIPPED_SOURCE_STATUSES: ReadonlySet<string> = new Set(["banned", "offline"]);
+
 export type PagePlan = {
+  /** Not asked for because of their status at the source, by status. */
+  skipped: Record<string, string[]>;
   /** Finished in an earlier run (in the state file). */
   done: string[];
   /** Our relay lists it already: nothing to ask (counted as "already known"). */
@@ -75,17 +87,20 @@ export type PagePlan = {
 
 /** Splits one page of the source's hosts by what is left to do for each. */
 export function planPage(
-  hostnames: readonly string[],
+  hosts: readonly SourceHost[],
   state: ImportState,
   knownToUs: ReadonlySet<string>,
+  skipStatuses: ReadonlySet<string> = SKIPPED_SOURCE_STATUSES,
 ): PagePlan {
-  const plan: PagePlan = { done: [], known: [], request: [] };
+  const plan: PagePlan = { skipped: {}, done: [], known: [], request: [] };
   const seen = new Set<string>();
-  for (const raw of hostnames) {
-    const hostname = raw.toLowerCase();
+  for (const host of hosts) {
+    const hostname = host.hostname.toLowerCase();
     if (seen.has(hostname)) continue;
     seen.add(hostname);
-    if (state.hosts[hostname] !== undefined) plan.done.push(hostname);
+    if (host.status !== undefined && skipStatuses.has(host.status))
+      plan.skipped[host.status] = [...(plan.skipped[host.status] ?? []), hostname];
+    else if (state.hosts[hostname] !== undefined) plan.done.push(hostname);
     else if (knownToUs.has(hostname)) plan.known.push(hostname);
     else plan.request.push(hostname);
   }
@@ -106,6 +121,8 @@ export type ImportSummary = {
   known: number;
   refused: number;
   refusedByReason: Record<string, number>;
+  /** Not asked for because of their status at the source (SKIPPED_SOURCE_STATUSES). */
+  skippedByStatus: Record<string, number>;
   /** Skipped because the state file says an earlier run finished them. */
   doneEarlier: number;
   /** Why the import stopped before the end (a rate limit, the daily cap), if it did. */
@@ -113,7 +130,15 @@ export type ImportSummary = {
 };
 
 export function emptySummary(): ImportSummary {
-  return { added: 0, known: 0, refused: 0, refusedByReason: {}, doneEarlier: 0, stopped: null };
+  return {
+    added: 0,
+    known: 0,
+    refused: 0,
+    refusedByReason: {},
+    skippedByStatus: {},
+    doneEarlier: 0,
+    stopped: null,
+  };
 }
 
 export function countOutcome(summary: ImportSummary, outcome: HostOutcome): void {
@@ -135,6 +160,9 @@ export function formatSummary(s: ImportSummary): string {
     `already known:  ${s.known}`,
     `refused:        ${s.refused}`,
     ...reasons,
+    ...Object.entries(s.skippedByStatus).map(
+      ([status, n]) => `not asked:      ${n} (${status} at the source; --all asks for them)`,
+    ),
     ...(s.doneEarlier
       ? [`done earlier:   ${s.doneEarlier} (in the state file, not asked again)`]
       : []),

@@ -202,6 +202,7 @@ rerun with the same --state to go on.
 
   --from URL        the relay to import hosts from
   --file PATH       a list of hostnames instead
+  --all             also ask for hosts the source lists as banned or offline (skipped otherwise)
   --state PATH      remember finished hosts and the listing cursor here; a rerun skips them
   --rate N          requestCrawl calls started per second (default ${DEFAULT_IMPORT_RATE})
   --concurrency N   calls in flight at once (default ${DEFAULT_IMPORT_CONCURRENCY})
@@ -238,6 +239,7 @@ ${CONNECTION_HELP}
         statePath: stringFlag(args, "state"),
         requestsPerSecond: positiveNumberFlag(args, "rate", DEFAULT_IMPORT_RATE),
         concurrency: integerFlag(args, "concurrency", 1, DEFAULT_IMPORT_CONCURRENCY) as number,
+        includeAllStatuses: booleanFlag(args, "all"),
         onHost,
         onPage: (n) => {
           seen += n;

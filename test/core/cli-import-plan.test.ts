@@ -35,15 +35,33 @@ describe("hosts import planning", () => {
     state.hosts["done.example"] = "added";
     state.hosts["refused.example"] = "refused:HostNotReachable";
     const plan = planPage(
-      ["done.example", "Known.example", "new.example", "refused.example", "new.example"],
+      [
+        { hostname: "done.example", status: "active" },
+        { hostname: "Known.example" },
+        { hostname: "new.example", status: "idle" },
+        { hostname: "refused.example" },
+        { hostname: "new.example" },
+        { hostname: "gone.example", status: "offline" },
+        { hostname: "spam.example", status: "banned" },
+        { hostname: "slow.example", status: "throttled" },
+      ],
       state,
       new Set(["known.example"]),
     );
     expect(plan).toEqual({
+      skipped: { offline: ["gone.example"], banned: ["spam.example"] },
       done: ["done.example", "refused.example"],
       known: ["known.example"],
-      request: ["new.example"],
+      request: ["new.example", "slow.example"],
     });
+    // --all: nothing is skipped for its status at the source
+    const all = planPage(
+      [{ hostname: "gone.example", status: "offline" }],
+      state,
+      new Set(),
+      new Set(),
+    );
+    expect(all.request).toEqual(["gone.example"]);
   });
 
   it("round-trips the state file and refuses one of another source", () => {
@@ -76,6 +94,7 @@ describe("hosts import planning", () => {
     ] as const)
       countOutcome(summary, outcome);
     summary.doneEarlier = 4;
+    summary.skippedByStatus = { offline: 2 };
     expect(summary).toMatchObject({
       added: 2,
       known: 1,
@@ -89,6 +108,7 @@ describe("hosts import planning", () => {
         "refused:        3",
         "  HostNotReachable: 2",
         "  HostBanned: 1",
+        "not asked:      2 (offline at the source; --all asks for them)",
         "done earlier:   4 (in the state file, not asked again)",
       ].join("\n"),
     );

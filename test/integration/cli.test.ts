@@ -250,31 +250,49 @@ describe("bootstrap: a second freehose imports the first one's hosts", () => {
 
   const crawlRequests = () => second.output().match(/"msg":"requestCrawl"/g)?.length ?? 0;
 
-  it("imports every host --from the first relay, ingests from them, and a rerun with --state asks nothing again", async () => {
+  it("imports every host --from the first relay and ingests from them; a rerun with --state asks only for what is left", async () => {
+    const firstEnv = env;
     const secondEnv = { FREEHOSE_URL: second.url, FREEHOSE_ADMIN_TOKEN: SECOND_ADMIN };
     const state = join(mkdtempSync(join(tmpdir(), "freehose-import-")), "import.json");
+    const [banned, open] = network.hosts.map((h) => h.hostname) as [string, string];
+    const importOnce = async () => {
+      const run = await cli(
+        ["hosts", "import", "--from", relay.url, "--state", state, "--json", "--rate", "20"],
+        secondEnv,
+      );
+      expect(run.code, run.stderr).toBe(0);
+      return { summary: JSON.parse(run.stdout) as Record<string, unknown>, stderr: run.stderr };
+    };
     expect(await listHosts(second.url)).toEqual([]);
 
-    const run = await cli(
-      ["hosts", "import", "--from", relay.url, "--state", state, "--json", "--rate", "20"],
-      secondEnv,
-    );
-    expect(run.code, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toEqual({
-      added: 2,
+    // a host the first relay has banned is not asked for
+    expect((await cli(["hosts", "ban", banned], firstEnv)).code).toBe(0);
+    const first = await importOnce();
+    expect(first.summary).toEqual({
+      added: 1,
       known: 0,
       refused: 0,
       refusedByReason: {},
+      skippedByStatus: { banned: 1 },
       doneEarlier: 0,
       stopped: null,
     });
     // not a TTY: one plain line per host on stderr
-    for (const host of network.hosts) expect(run.stderr).toContain(`added ${host.hostname}\n`);
-    const expected = (await listHosts(relay.url)).map((h) => h.hostname).sort();
-    expect((await listHosts(second.url)).map((h) => h.hostname).sort()).toEqual(expected);
+    expect(first.stderr).toBe(`added ${open}\n`);
+    expect((await listHosts(second.url)).map((h) => h.hostname)).toEqual([open]);
+    expect(crawlRequests()).toBe(1);
+
+    // once unbanned there, the rerun asks for it, and only for it
+    expect((await cli(["hosts", "unban", banned], firstEnv)).code).toBe(0);
+    const rerun = await importOnce();
+    expect(rerun.summary).toMatchObject({ added: 1, known: 0, refused: 0, doneEarlier: 1 });
+    expect(rerun.stderr).toBe(`added ${banned}\n`);
     expect(crawlRequests()).toBe(2);
+    const expected = (await listHosts(relay.url)).map((h) => h.hostname).sort();
+    expect(expected).toHaveLength(network.hosts.length);
+    expect((await listHosts(second.url)).map((h) => h.hostname).sort()).toEqual(expected);
     const saved = JSON.parse(readFileSync(state, "utf8")) as { hosts: Record<string, string> };
-    expect(Object.keys(saved.hosts).sort()).toEqual(expected);
+    expect(saved.hosts).toEqual({ [open]: "added", [banned]: "added" });
 
     // events written now reach the second relay from both imported hosts
     for (const host of network.hosts) await post(host.accounts[0] as Account, "after import");
@@ -286,17 +304,9 @@ describe("bootstrap: a second freehose imports the first one's hosts", () => {
       );
     }
 
-    const rerun = await cli(
-      ["hosts", "import", "--from", relay.url, "--state", state, "--json"],
-      secondEnv,
-    );
-    expect(rerun.code, rerun.stderr).toBe(0);
-    expect(JSON.parse(rerun.stdout)).toMatchObject({
-      added: 0,
-      known: 0,
-      refused: 0,
-      doneEarlier: 2,
-    });
+    // everything done: a third run asks for nothing
+    const third = await importOnce();
+    expect(third.summary).toMatchObject({ added: 0, known: 0, refused: 0, doneEarlier: 2 });
     expect(crawlRequests()).toBe(2);
   });
 
@@ -323,6 +333,7 @@ describe("bootstrap: a second freehose imports the first one's hosts", () => {
       known: 2,
       refused: 1,
       refusedByReason: { InvalidRequest: 1 },
+      skippedByStatus: {},
       doneEarlier: 0,
       stopped: null,
     });
