@@ -52,7 +52,7 @@ function printResult(args: ParsedArgs, io: Io, result: unknown, line: string): v
   io.out(booleanFlag(args, "json") ? JSON.stringify(result, null, 2) : line);
 }
 
-/** One POST to an admin endpoint that takes `{hostname}` or `{did}`. */
+/** One POST to an admin endpoint that takes `{hostname}`. */
 function hostAction(
   name: string,
   path: string,
@@ -95,7 +95,8 @@ const DEFAULT_IMPORT_RATE = 5;
 const DEFAULT_IMPORT_CONCURRENCY = 4;
 
 function progressLine(summary: ImportSummary, seen: number, hostname: string): string {
-  const finished = summary.added + summary.known + summary.refused;
+  const skipped = Object.values(summary.skippedByStatus).reduce((a, b) => a + b, 0);
+  const finished = summary.added + summary.known + summary.refused + summary.doneEarlier + skipped;
   return `${finished}/${seen} hosts: ${summary.added} added, ${summary.known} known, ${summary.refused} refused  ${hostname}`;
 }
 
@@ -193,6 +194,7 @@ ${CONNECTION_HELP}
       state: "string",
       rate: "string",
       concurrency: "string",
+      all: "boolean",
     },
     help: `Reads hosts from another relay's com.atproto.sync.listHosts (every page), or from a file
 with one hostname a line (# starts a comment), and asks this relay to crawl each one it does

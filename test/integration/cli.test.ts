@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Account, type PdsNetwork, startPdsNetwork } from "../support/pds-network";
-import { type RelayProcess, requestCrawl, startRelay } from "../support/relay-process";
+import { freePort, type RelayProcess, requestCrawl, startRelay } from "../support/relay-process";
 
 // The admin CLI (`npx freehose`, bin/freehose.mjs) run as a child process against freehose under
 // `wrangler dev`, fed by two reference PDS hosts; and the bootstrap: a second freehose imports
@@ -213,9 +213,11 @@ describe("npx freehose against a running relay", () => {
     expect(noToken.code).not.toBe(0);
     expect(noToken.stderr).toContain("error: no admin token: pass --token");
 
-    const dead = await cli(["hosts", "list", "--url", "http://127.0.0.1:9", "--token", ADMIN]);
+    // a port nothing listens on
+    const deadUrl = `http://127.0.0.1:${await freePort()}`;
+    const dead = await cli(["hosts", "list", "--url", deadUrl, "--token", ADMIN]);
     expect(dead.code).toBe(1);
-    expect(dead.stderr).toMatch(/^error: cannot reach the relay at http:\/\/127\.0\.0\.1:9 \(/);
+    expect(dead.stderr).toBe(`error: cannot reach the relay at ${deadUrl} (ECONNREFUSED)\n`);
 
     const unknown = await cli(["repos", "takedown", "did:plc:unknownunknownunknown00"], env);
     expect(unknown.code).toBe(1);
@@ -337,6 +339,21 @@ describe("bootstrap: a second freehose imports the first one's hosts", () => {
       doneEarlier: 0,
       stopped: null,
     });
+    expect(crawlRequests()).toBe(before);
+
+    // --all changes nothing here (no host is banned or offline at the source); one source only
+    const all = await cli(["hosts", "import", "--from", relay.url, "--all", "--json"], {
+      FREEHOSE_URL: second.url,
+      FREEHOSE_ADMIN_TOKEN: SECOND_ADMIN,
+    });
+    expect(all.code, all.stderr).toBe(0);
+    expect(JSON.parse(all.stdout)).toMatchObject({ added: 0, known: 2, skippedByStatus: {} });
+    const both = await cli(["hosts", "import", "--from", relay.url, "--file", list], {
+      FREEHOSE_URL: second.url,
+      FREEHOSE_ADMIN_TOKEN: SECOND_ADMIN,
+    });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("error: give exactly one of --from URL or --file PATH");
     expect(crawlRequests()).toBe(before);
   });
 });
