@@ -11,6 +11,7 @@ import { handleListRepos } from "./list-repos";
 import { handleMetrics } from "./metrics";
 import type { XrpcHandler } from "./params";
 import { handleRequestCrawl } from "./request-crawl";
+import { handleResyncRedirect } from "./resync-redirect";
 import { handleSubscribeRepos } from "./subscribe-repos";
 
 // Plain functions over Request/Response: a path picks a handler, the handler gets the typed
@@ -26,6 +27,9 @@ const ROUTES: Record<string, XrpcHandler> = {
   "/xrpc/com.atproto.sync.getRepoStatus": handleGetRepoStatus,
   "/xrpc/com.atproto.sync.getLatestCommit": handleGetLatestCommit,
   "/metrics": (_request, env) => handleMetrics(env),
+  "/xrpc/com.atproto.sync.getRepo": handleResyncRedirect,
+  "/xrpc/com.atproto.sync.getRecord": handleResyncRedirect,
+  "/xrpc/com.atproto.sync.getBlocks": handleResyncRedirect,
 };
 
 for (const [path, handler] of Object.entries(ADMIN_ROUTES)) {
