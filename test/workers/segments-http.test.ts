@@ -119,7 +119,9 @@ describe("GET /segments", () => {
     const whole = await plan("?limit=1000");
     const paged: SegmentPlan["segments"] = [];
     let cursor = 0;
-    for (let pages = 0; pages < 20; pages++) {
+    let pages = 0;
+    const callsBefore = meterSnapshot().calls["Sequencer.listSegments"] ?? 0;
+    for (; pages < 20; pages++) {
       const page = await plan(`?after=${cursor}&limit=2`);
       expect(page.segments.length).toBeLessThanOrEqual(2);
       if (page.segments.length === 0) break;
@@ -129,6 +131,8 @@ describe("GET /segments", () => {
     }
     expect(paged).toEqual(whole.segments);
     expect(cursor).toBe(whole.sealedThrough);
+    // one Sequencer request per plan (the empty last page included)
+    expect((meterSnapshot().calls["Sequencer.listSegments"] ?? 0) - callsBefore).toBe(pages + 1);
   });
 
   it.each([
