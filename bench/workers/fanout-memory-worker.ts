@@ -34,7 +34,7 @@ function commitFrame(size: number): Uint8Array {
 }
 
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/bench/append") {
       const count = Number(url.searchParams.get("count") ?? "0");
@@ -60,6 +60,6 @@ export default {
       return Response.json(
         await fanoutStub(env, url.searchParams.get("name") ?? "fanout-0").stats(),
       );
-    return worker.fetch(request, env);
+    return worker.fetch(request, env, ctx);
   },
 } satisfies ExportedHandler<Env>;
