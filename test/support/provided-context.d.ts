@@ -2,6 +2,8 @@
 declare module "vitest" {
   export interface ProvidedContext {
     plcUrl: string;
+    /** test/support/plc-mirror.ts: a mirror of plcUrl that tests can take down */
+    plcMirrorUrl: string;
     upstreamControlUrl: string;
     /** test/support/xrpc-test-servers.ts */
     lexiconUrl: string;
