@@ -4,6 +4,7 @@ declare module "vitest" {
     plcUrl: string;
     /** test/support/plc-mirror.ts: a mirror of plcUrl that tests can take down */
     plcMirrorUrl: string;
+    plcMirrorControlUrl: string;
     upstreamControlUrl: string;
     /** test/support/xrpc-test-servers.ts */
     lexiconUrl: string;

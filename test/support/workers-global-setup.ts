@@ -15,6 +15,7 @@ export default async function setup(project: TestProject) {
   const plcMirror = new PlcMirror(plc.docs);
   await plcMirror.start();
   project.provide("plcMirrorUrl", plcMirror.url);
+  project.provide("plcMirrorControlUrl", plcMirror.controlUrl);
   project.provide("upstreamControlUrl", control.url);
   const xrpcServers = await startXrpcTestServers();
   project.provide("lexiconUrl", xrpcServers.lexiconUrl);
