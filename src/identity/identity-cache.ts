@@ -189,9 +189,8 @@ export class IdentityCache {
   /**
    * A look-up failed. When the directory is only unavailable (every source down or rate-limiting,
    * or the host's budget is spent) an ordinary check may use an expired copy up to the TTL plus
-   * the stale grace old,
-   * so honest hosts keep flowing through a directory outage; a re-check (after a refusal or an
-   * #identity) may not, and gets the error.
+   * the stale grace old, so honest hosts keep flowing through a directory outage; a re-check
+   * (after a refusal or an #identity) may not, and gets the error.
    */
   #unavailable(err: unknown, cached: Entry | undefined, options: LookupOptions): DidDocumentInfo {
     const ordinary = (options.maxAgeMs ?? IDENTITY_TTL_MS) >= IDENTITY_TTL_MS;
