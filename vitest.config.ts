@@ -49,6 +49,31 @@ export default defineConfig({
         },
       },
       {
+        // the relay with several PLC directories, the first one a mirror the tests take down
+        // (docs/independence.md); its own project because PLC_URL is read at start
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                PLC_URL: `${inject("plcMirrorUrl")},${inject("plcUrl")}`,
+                PLC_RETRY_AFTER_SECONDS: "8",
+                DEV_MODE: "true",
+                ADMIN_TOKEN: "test-admin-token",
+                // one ingester, so every host's look-ups share one object's PLC source health
+                INGEST_SHARDS: "1",
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "workers-plc",
+          include: ["test/workers-plc/**/*.test.ts"],
+          globalSetup: ["test/support/workers-global-setup.ts"],
+          testTimeout: 120_000,
+        },
+      },
+      {
         test: {
           name: "integration",
           environment: "node",

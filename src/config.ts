@@ -1,11 +1,17 @@
 import type { Env } from "./env";
 import { parseRegions, type Region } from "./fanout/regions";
+import { PLC_BACKOFF, type PlcBackoff, parsePlcUrls } from "./identity/plc-sources";
 import type { PlacementPolicy } from "./ingest/placement";
 
 /** Every setting of the relay, typed, with its default. The README's configuration table mirrors this. */
 export interface Config {
   devMode: boolean;
-  plcUrl: string;
+  /** PLC directories (plc.directory, mirrors), asked in this order with health tracking. */
+  plcUrls: string[];
+  /** A failed PLC source is skipped this long, doubled per further failure (plc-sources.ts). */
+  plcBackoff: PlcBackoff;
+  /** While no PLC source answers, cached DID documents serve this long past their TTL. */
+  identityStaleGraceMs: number;
   adminToken: string | undefined;
   firstSeq: number;
   replayWindowMs: number;
@@ -45,10 +51,19 @@ function positiveInt(value: string | undefined, fallback: number, name: string):
   return n;
 }
 
+function plcBackoff(value: string | undefined): PlcBackoff {
+  const baseMs =
+    Math.max(1, positiveInt(value, PLC_BACKOFF.baseMs / 1000, "PLC_RETRY_AFTER_SECONDS")) * 1000;
+  return { baseMs, maxMs: Math.max(baseMs, PLC_BACKOFF.maxMs) };
+}
+
 export function readConfig(env: Env): Config {
   return {
     devMode: env.DEV_MODE === "true",
-    plcUrl: (env.PLC_URL || "https://plc.directory").replace(/\/+$/, ""),
+    plcUrls: parsePlcUrls(env.PLC_URL),
+    plcBackoff: plcBackoff(env.PLC_RETRY_AFTER_SECONDS),
+    identityStaleGraceMs:
+      positiveInt(env.IDENTITY_STALE_GRACE_SECONDS, 86_400, "IDENTITY_STALE_GRACE_SECONDS") * 1000,
     adminToken: env.ADMIN_TOKEN || undefined,
     firstSeq: Math.max(1, positiveInt(env.FIRST_SEQ, 1, "FIRST_SEQ")),
     replayWindowMs: positiveInt(env.REPLAY_WINDOW_HOURS, 72, "REPLAY_WINDOW_HOURS") * 3_600_000,

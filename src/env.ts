@@ -14,6 +14,8 @@ export interface Env {
   EVENT_LOG: R2Bucket;
   DEV_MODE?: string;
   PLC_URL?: string;
+  PLC_RETRY_AFTER_SECONDS?: string;
+  IDENTITY_STALE_GRACE_SECONDS?: string;
   ADMIN_TOKEN?: string;
   FIRST_SEQ?: string;
   REPLAY_WINDOW_HOURS?: string;

@@ -2,7 +2,7 @@ import { fullBucket, refill, type TokenBucket } from "../ingest/rate-limit";
 import { type DidDocumentInfo, endpointHost } from "../protocol/did-doc";
 import { formatDidKey, parseDidKey } from "../protocol/did-key";
 import { type Forgotten, IdentityBatches, type KeptDocument } from "./identity-batches";
-import { IdentityUnavailable, type ResolverOptions, resolveDid } from "./resolver";
+import { DidResolver, IdentityUnavailable, type ResolverOptions } from "./resolver";
 
 // DID documents cached in memory, the ones worth keeping across a restart also in the ingester's
 // SQLite (identity-batches.ts: one row per flush for all of them, not one per document).
@@ -20,9 +20,9 @@ import { IdentityUnavailable, type ResolverOptions, resolveDid } from "./resolve
 //     empty, that host's further fresh look-ups are refused as IdentityUnavailable, a retryable
 //     verdict (the ingester stalls the host and reads it again later, nothing is skipped).
 //     Look-ups that authorise the asking host cost nothing, so an honest host is never slowed;
-//   - while the directory is unavailable, an ordinary check may use an expired copy (at most
-//     IDENTITY_STALE_MAX_MS old), so a PLC outage does not stall every honest host; re-checks
-//     may not;
+//   - while every PLC source is unavailable, an ordinary check may use an expired copy for
+//     IDENTITY_STALE_GRACE_SECONDS past the TTL, so a PLC outage does not stall every honest
+//     host; re-checks may not (a DID with no usable copy waits: IdentityUnavailable);
 //   - a document is kept for a restart only when a kept copy changed, or when it names the
 //     asking host and its kept copy is missing or older than the TTL: other hosts' accounts are
 //     kept in memory only, and an unchanged document is not kept again. Kept documents are
@@ -33,8 +33,11 @@ import { IdentityUnavailable, type ResolverOptions, resolveDid } from "./resolve
 // never thrown past it.
 
 export const IDENTITY_TTL_MS = 60 * 60 * 1000;
-/** While the directory is unavailable, ordinary checks may use a copy up to this old. */
-export const IDENTITY_STALE_MAX_MS = 24 * 60 * 60 * 1000;
+/**
+ * While every PLC source is unavailable, ordinary checks may use a copy this long past the TTL
+ * (the default of IDENTITY_STALE_GRACE_SECONDS; docs/behaviours.md says why a day).
+ */
+export const IDENTITY_STALE_GRACE_MS = 24 * 60 * 60 * 1000;
 /** A document fetched this recently is not fetched again to re-check a refusal or an #identity. */
 export const IDENTITY_RECHECK_AFTER_MS = 5_000;
 /** How long a failed resolution is answered from memory: unavailable (retryable), or invalid. */
@@ -50,6 +53,11 @@ export const IDENTITY_FLUSH_INTERVAL_MS = 30_000;
 const MEMORY_FAILURES = 10_000;
 
 export type Resolve = (did: string) => Promise<DidDocumentInfo>;
+
+export type IdentityCacheOptions = ResolverOptions & {
+  /** How long past the TTL a copy may serve while no source answers; IDENTITY_STALE_GRACE_MS. */
+  staleGraceMs?: number;
+};
 
 export type LookupOptions = {
   /** The host whose event needs the document (whose budget a wasted look-up spends). */
@@ -93,12 +101,19 @@ export class IdentityCache {
   /** Documents and invalidations to write at the next flush, by DID (the last one wins). */
   readonly #pending = new Map<string, KeptDocument | Forgotten>();
   #flushedMs = Date.now();
+  /** The oldest copy an ordinary check may use while no source answers: TTL + grace. */
+  readonly #staleMaxMs: number;
+  /** The resolver, whose PLC source health lives as long as this cache (absent with `resolve`). */
+  readonly resolver: DidResolver | null;
 
   /** Loads the kept documents (a few hundred rows at most, read once per start). */
-  constructor(sql: SqlStorage, options: ResolverOptions, resolve?: Resolve) {
-    this.#resolve = resolve ?? ((did) => resolveDid(did, options));
+  constructor(sql: SqlStorage, options: IdentityCacheOptions, resolve?: Resolve) {
+    const resolver = resolve ? null : new DidResolver(options);
+    this.resolver = resolver;
+    this.#resolve = resolve ?? ((did) => (resolver as DidResolver).resolve(did));
+    this.#staleMaxMs = IDENTITY_TTL_MS + (options.staleGraceMs ?? IDENTITY_STALE_GRACE_MS);
     this.#batches = new IdentityBatches(sql);
-    const oldest = Date.now() - IDENTITY_STALE_MAX_MS;
+    const oldest = Date.now() - this.#staleMaxMs;
     for (const doc of this.#batches.load().values()) {
       if (doc.fetchedMs < oldest) continue;
       this.#remember(doc.did, {
@@ -172,10 +187,10 @@ export class IdentityCache {
   }
 
   /**
-   * A look-up failed. When the directory is only unavailable (down, rate-limiting, or the host's
-   * budget is spent) an ordinary check may use an expired copy up to IDENTITY_STALE_MAX_MS old,
-   * so honest hosts keep flowing through a directory outage; a re-check (after a refusal or an
-   * #identity) may not, and gets the error.
+   * A look-up failed. When the directory is only unavailable (every source down or rate-limiting,
+   * or the host's budget is spent) an ordinary check may use an expired copy up to the TTL plus
+   * the stale grace old, so honest hosts keep flowing through a directory outage; a re-check
+   * (after a refusal or an #identity) may not, and gets the error.
    */
   #unavailable(err: unknown, cached: Entry | undefined, options: LookupOptions): DidDocumentInfo {
     const ordinary = (options.maxAgeMs ?? IDENTITY_TTL_MS) >= IDENTITY_TTL_MS;
@@ -183,7 +198,7 @@ export class IdentityCache {
       err instanceof IdentityUnavailable &&
       ordinary &&
       cached &&
-      Date.now() - cached.fetchedMs < IDENTITY_STALE_MAX_MS
+      Date.now() - cached.fetchedMs < this.#staleMaxMs
     )
       return cached.info;
     throw err;

@@ -3,6 +3,7 @@ import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { IdentityCache } from "../identity/identity-cache";
 import { identityMoves } from "../identity/identity-moves";
+import type { PlcSourceHealth } from "../identity/plc-sources";
 import { meterObject } from "../metering/meter";
 import { ProtocolError } from "../protocol/errors";
 import {
@@ -138,8 +139,10 @@ export class HostIngester extends DurableObject<Env> {
       prepareHostsTable(ctx.storage);
       this.#hosts = loadHosts(ctx.storage.sql);
       this.#identity = new IdentityCache(ctx.storage.sql, {
-        plcUrl: this.#config.plcUrl,
+        plcUrls: this.#config.plcUrls,
+        plcBackoff: this.#config.plcBackoff,
         devMode: this.#config.devMode,
+        staleGraceMs: this.#config.identityStaleGraceMs,
       });
       this.#repos = new RepoStateStore(ctx.storage);
       // cursors and counters written since the hosts' rows ride in the account-state deltas
@@ -286,6 +289,11 @@ export class HostIngester extends DurableObject<Env> {
    */
   async invalidateIdentity(did: string): Promise<void> {
     this.#identity.invalidate(did);
+  }
+
+  /** How this object's PLC sources are faring (in memory: each ingester learns on its own). */
+  async plcSourceHealth(): Promise<PlcSourceHealth[]> {
+    return this.#identity.resolver?.plcSources.health() ?? [];
   }
 
   /** The stored state of accounts (for the object a host was handed over to). */

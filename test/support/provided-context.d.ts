@@ -2,6 +2,9 @@
 declare module "vitest" {
   export interface ProvidedContext {
     plcUrl: string;
+    /** test/support/plc-mirror.ts: a mirror of plcUrl that tests can take down */
+    plcMirrorUrl: string;
+    plcMirrorControlUrl: string;
     upstreamControlUrl: string;
     /** test/support/xrpc-test-servers.ts */
     lexiconUrl: string;

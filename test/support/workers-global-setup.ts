@@ -1,4 +1,5 @@
 import type { TestProject } from "vitest/node";
+import { PlcMirror } from "./plc-mirror";
 import { ScriptedPlc } from "./scripted-pds";
 import { startUpstreamControl } from "./upstream-control";
 import { startXrpcTestServers } from "./xrpc-test-servers";
@@ -10,6 +11,11 @@ export default async function setup(project: TestProject) {
   await plc.start();
   const control = await startUpstreamControl(plc);
   project.provide("plcUrl", plc.url);
+  // a mirror of that PLC, listed first in the workers-plc project's PLC_URL
+  const plcMirror = new PlcMirror(plc.docs);
+  await plcMirror.start();
+  project.provide("plcMirrorUrl", plcMirror.url);
+  project.provide("plcMirrorControlUrl", plcMirror.controlUrl);
   project.provide("upstreamControlUrl", control.url);
   const xrpcServers = await startXrpcTestServers();
   project.provide("lexiconUrl", xrpcServers.lexiconUrl);
@@ -18,6 +24,7 @@ export default async function setup(project: TestProject) {
   return async () => {
     await xrpcServers.close();
     await control.close();
+    await plcMirror.close();
     await plc.close();
   };
 }

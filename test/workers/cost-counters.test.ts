@@ -349,7 +349,7 @@ describe("cost counters", () => {
       };
     };
     const cacheOf = (sql: SqlStorage) =>
-      new IdentityCache(sql, { plcUrl: "http://plc.invalid", devMode: true }, resolve);
+      new IdentityCache(sql, { plcUrls: ["http://plc.invalid"], devMode: true }, resolve);
 
     await runInDurableObject(ingesterObject(), async (_instance, state) => {
       const cache = cacheOf(state.storage.sql);

@@ -61,7 +61,7 @@ async function inFreshObject(
   await runInDurableObject(hostIngesterStub(env, name), async (_instance, state) => {
     const counted = countingWrites(state.storage.sql);
     await fn(
-      new IdentityCache(counted.sql, { plcUrl: config.plcUrl, devMode: config.devMode }),
+      new IdentityCache(counted.sql, { plcUrls: config.plcUrls, devMode: config.devMode }),
       counted.writes,
       state.storage.sql,
     );
@@ -99,7 +99,7 @@ describe("identity look-ups", () => {
     // storage, as after a restart, does not know it)
     const shard = ingesterObjectName(host.hostname, false, readConfig(env).ingestShards);
     const kept = await runInDurableObject(hostIngesterStub(env, shard), async (_instance, state) =>
-      new IdentityCache(state.storage.sql, { plcUrl: plc, devMode: true }).peek(foreign.did),
+      new IdentityCache(state.storage.sql, { plcUrls: [plc], devMode: true }).peek(foreign.did),
     );
     expect(kept).toBeNull();
   });
@@ -172,7 +172,7 @@ describe("identity look-ups", () => {
             },
           ]),
         );
-        const stale = new IdentityCache(sql, { plcUrl: readConfig(env).plcUrl, devMode: true });
+        const stale = new IdentityCache(sql, { plcUrls: readConfig(env).plcUrls, devMode: true });
         const doc = await stale.get(host.did, { host: host.hostname });
         expect(doc.pdsEndpoint).toBe(`http://${host.hostname}`);
         expect(

@@ -64,7 +64,7 @@ describe("account migration across ingester shards", () => {
             hostname: newHostOfAccount.hostname,
             nowMs: Date.now(),
             identity: new IdentityCache(state.storage.sql, {
-              plcUrl: config.plcUrl,
+              plcUrls: config.plcUrls,
               devMode: config.devMode,
             }),
             repo: undefined,
