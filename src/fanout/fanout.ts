@@ -3,6 +3,7 @@ import { readConfig } from "../config";
 import type { Env } from "../env";
 import { iterateRecords, recordsSeqRange } from "../log/records";
 import { meterObject, meterSessionTarget } from "../metering/meter";
+import { opsLog } from "../ops-log";
 import { decideStreamStart } from "../protocol/cursor";
 import { encodeErrorFrame, encodeInfoFrame } from "../protocol/frame";
 import { sequencerStub } from "../stubs";
@@ -108,6 +109,8 @@ export class Fanout extends DurableObject<Env> {
   /** Backfill sends while the modelled backlog is below this. */
   readonly #replayHighWaterBytes: number;
   #name: string | null = null;
+  /** Sockets whose disconnect was logged (a close the relay started is echoed by the consumer). */
+  readonly #disconnectLogged = new WeakSet<WebSocket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -163,6 +166,8 @@ export class Fanout extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
+    // region stays null until fan-out is regional
+    opsLog("consumer_connect", { fanout: this.#name, cursor, start: start.kind, region: null });
     switch (start.kind) {
       case "future":
         this.#closeWithError(server, "FutureCursor", "cursor is ahead of the relay's latest seq");
@@ -388,6 +393,7 @@ export class Fanout extends DurableObject<Env> {
   }
 
   #closeWithError(ws: WebSocket, error: string, message: string): void {
+    this.#logDisconnect(ws, "relay", { error });
     try {
       ws.send(encodeErrorFrame(error, message));
       ws.close(1008, error);
@@ -401,7 +407,15 @@ export class Fanout extends DurableObject<Env> {
     // subscribeRepos is one-way; consumers have nothing to say
   }
 
+  #logDisconnect(ws: WebSocket, by: "consumer" | "relay", why: { code?: number; error?: string }) {
+    if (this.#disconnectLogged.has(ws)) return;
+    this.#disconnectLogged.add(ws);
+    const cursor = (ws.deserializeAttachment() as Attachment | null)?.cursor ?? null;
+    opsLog("consumer_disconnect", { fanout: this.#name, cursor, by, ...why, region: null });
+  }
+
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    this.#logDisconnect(ws, "consumer", { code });
     this.#budgets.delete(ws);
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
@@ -411,6 +425,7 @@ export class Fanout extends DurableObject<Env> {
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#logDisconnect(ws, "consumer", { error: "socket error" });
     this.#budgets.delete(ws);
   }
 
