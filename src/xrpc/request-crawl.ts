@@ -87,15 +87,16 @@ class RateLimitRefusal extends XrpcError {
 export const handleRequestCrawl: XrpcHandler = async (request, env, config) => {
   const admin = carriesAdminToken(request, config);
   const caller = crawlCaller(request);
-  const requested: { hostname: string | null } = { hostname: null };
+  let hostname: string | null = null;
   try {
-    return await requestCrawl(request, env, config, admin, caller, requested);
+    hostname = await requestedHostname(request, config);
+    return await crawlHost(hostname, env, config, admin, caller);
   } catch (err) {
     // a flood from one caller is logged once per minute (the first refusal of its window)
     const quiet = err instanceof RateLimitRefusal && !err.firstRefusal;
     if (err instanceof XrpcError && err.status < 500 && !quiet)
       opsLog("crawl_refused", {
-        hostname: requested.hostname,
+        hostname,
         error: err.error,
         message: err.message,
         caller,
@@ -105,14 +106,8 @@ export const handleRequestCrawl: XrpcHandler = async (request, env, config) => {
   }
 };
 
-async function requestCrawl(
-  request: Request,
-  env: Env,
-  config: Config,
-  admin: boolean,
-  caller: string,
-  requested: { hostname: string | null },
-): Promise<Response> {
+/** The body's hostname, normalised and checked against the SSRF policy (ingest/hostname.ts). */
+async function requestedHostname(request: Request, config: Config): Promise<string> {
   requireMethod(request, "POST");
   const raw = stringField(await readJsonObject(request), "hostname");
   const checked = checkHostname(raw, config.devMode);
@@ -122,9 +117,16 @@ async function requestCrawl(
       "InvalidRequest",
       `hostname ${JSON.stringify(raw)}: ${checked.message}`,
     );
-  const hostname = checked.hostname;
-  requested.hostname = hostname;
+  return checked.hostname;
+}
 
+async function crawlHost(
+  hostname: string,
+  env: Env,
+  config: Config,
+  admin: boolean,
+  caller: string,
+): Promise<Response> {
   const directory = hostDirectoryStub(env);
   const admission = await directory.admitCrawl(
     hostname,
