@@ -60,6 +60,9 @@ const DAY_MS = 86_400_000;
 
 // `seen_order` gives listHosts the order its lexicon recommends (first seen, oldest first) and a
 // stable cursor that does not move when hosts are added.
+// `added_by_admin`: added by an admin (a ban before any crawl, a requestCrawl with the admin
+// token), so not counted against NEW_HOSTS_PER_DAY; the constructor adds it to tables of the
+// earlier layout.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS host_directory (
   hostname TEXT PRIMARY KEY,
@@ -79,8 +82,6 @@ CREATE TABLE IF NOT EXISTS host_directory (
   dropped TEXT NOT NULL DEFAULT '{}',
   ingester TEXT NOT NULL DEFAULT '',
   reported_ms INTEGER,
-  -- added by an admin (a ban before any crawl, a requestCrawl with the admin token): not counted
-  -- against NEW_HOSTS_PER_DAY; added to tables of the earlier layout by the constructor
   added_by_admin INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS host_progress (

@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type Config, readConfig } from "../../src/config";
 import { type Host, newHost, push, until, upstreamState } from "./ingest-support";
@@ -176,5 +176,25 @@ describe("new hosts per day (NEW_HOSTS_PER_DAY)", () => {
       kind: "tooManyNewHosts",
       maxNewHostsPerDay: 1,
     });
+  });
+
+  it("counts hosts of a directory written before the admin column as public ones", async () => {
+    // a stub does not outlive abortAllDurableObjects: one per use
+    const directory = () =>
+      env.HOST_DIRECTORY.get(env.HOST_DIRECTORY.idFromName("per-day-migration-test"));
+    await directory().registerHost("old.example.com", 5);
+    await runInDurableObject(directory(), (_instance, state) => {
+      state.storage.sql.exec("ALTER TABLE host_directory DROP COLUMN added_by_admin");
+    });
+    await abortAllDurableObjects();
+    // started again on the earlier layout: the column is added, the old host still counts
+    expect(await directory().registerHost("new.example.com", 1)).toEqual({
+      kind: "tooManyNewHosts",
+      maxNewHostsPerDay: 1,
+    });
+    expect(await directory().registerHost("admin.example.com", null)).toMatchObject({
+      created: true,
+    });
+    expect(await directory().registerHost("new.example.com", 2)).toMatchObject({ created: true });
   });
 });
