@@ -37,6 +37,9 @@ export default defineConfig({
                 // hosts and consumers still spread over several objects
                 INGEST_SHARDS: "4",
                 FANOUT_SHARDS: "2",
+                // every test crawls from one client ("local"): the per-IP limit is tested with
+                // its own configuration (crawl-limits.test.ts)
+                REQUEST_CRAWL_PER_IP_PER_MINUTE: "100000",
               },
             },
           })),
@@ -95,6 +98,7 @@ export default defineConfig({
                 DEV_MODE: "true",
                 ADMIN_TOKEN: "test-admin-token",
                 HOST_REPORT_INTERVAL_SECONDS: "3",
+                REQUEST_CRAWL_PER_IP_PER_MINUTE: "100000",
               },
             },
           })),

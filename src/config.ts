@@ -26,6 +26,14 @@ export interface Config {
   hostMaxFailures: number;
   newHostEventsPerSecond: number;
   newHostMaxAccounts: number;
+  /** Hostname suffixes whose hosts get the trusted limits (ingest/host-limits.ts). */
+  trustedHostSuffixes: string[];
+  trustedHostEventsPerSecond: number;
+  trustedHostMaxAccounts: number;
+  /** New hosts requestCrawl admits per 24 hours (an admin's own crawls are not counted against it). */
+  newHostsPerDay: number;
+  /** requestCrawl calls one client IP may make per minute (per HostDirectory lifetime, approximate). */
+  requestCrawlPerIpPerMinute: number;
   segmentMaxBytes: number;
   segmentMaxAgeMs: number;
   ingestBatchWindowMs: number;
@@ -57,6 +65,23 @@ function plcBackoff(value: string | undefined): PlcBackoff {
   return { baseMs, maxMs: Math.max(baseMs, PLC_BACKOFF.maxMs) };
 }
 
+/**
+ * TRUSTED_HOST_SUFFIXES: comma-separated DNS suffixes, lowercased. A leading dot (`.host.bsky.network`)
+ * means subdomains only; without it the name itself matches too (host-limits.ts).
+ */
+function hostSuffixes(value: string | undefined, name: string): string[] {
+  if (value === undefined || value.trim() === "") return [];
+  return value.split(",").map((raw) => {
+    const suffix = raw.trim().toLowerCase();
+    const labels = (suffix.startsWith(".") ? suffix.slice(1) : suffix).split(".");
+    if (!labels.every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label)))
+      throw new Error(
+        `config ${name} must be comma-separated DNS suffixes like .host.bsky.network, got ${JSON.stringify(raw.trim())}`,
+      );
+    return suffix;
+  });
+}
+
 export function readConfig(env: Env): Config {
   return {
     devMode: env.DEV_MODE === "true",
@@ -82,6 +107,23 @@ export function readConfig(env: Env): Config {
       "NEW_HOST_EVENTS_PER_SECOND",
     ),
     newHostMaxAccounts: positiveInt(env.NEW_HOST_MAX_ACCOUNTS, 100, "NEW_HOST_MAX_ACCOUNTS"),
+    trustedHostSuffixes: hostSuffixes(env.TRUSTED_HOST_SUFFIXES, "TRUSTED_HOST_SUFFIXES"),
+    // the reference relay's trusted limits (indigo cmd/relay: 5,000 events/s, 10,000,000 accounts)
+    trustedHostEventsPerSecond: Math.max(
+      1,
+      positiveInt(env.TRUSTED_HOST_EVENTS_PER_SECOND, 5_000, "TRUSTED_HOST_EVENTS_PER_SECOND"),
+    ),
+    trustedHostMaxAccounts: positiveInt(
+      env.TRUSTED_HOST_MAX_ACCOUNTS,
+      10_000_000,
+      "TRUSTED_HOST_MAX_ACCOUNTS",
+    ),
+    newHostsPerDay: positiveInt(env.NEW_HOSTS_PER_DAY, 50, "NEW_HOSTS_PER_DAY"),
+    requestCrawlPerIpPerMinute: positiveInt(
+      env.REQUEST_CRAWL_PER_IP_PER_MINUTE,
+      30,
+      "REQUEST_CRAWL_PER_IP_PER_MINUTE",
+    ),
     segmentMaxBytes: positiveInt(env.SEGMENT_MAX_BYTES, 16 * 1024 * 1024, "SEGMENT_MAX_BYTES"),
     segmentMaxAgeMs:
       positiveInt(env.SEGMENT_MAX_AGE_SECONDS, 600, "SEGMENT_MAX_AGE_SECONDS") * 1000,

@@ -3,13 +3,14 @@ import { readConfig } from "../config";
 import type { Env } from "../env";
 import { iterateRecords, recordsSeqRange } from "../log/records";
 import { meterObject, meterSessionTarget } from "../metering/meter";
+import { opsLog } from "../ops-log";
 import { decideStreamStart } from "../protocol/cursor";
 import { encodeErrorFrame, encodeInfoFrame } from "../protocol/frame";
 import { fanoutStub, sequencerStub } from "../stubs";
 import { type ConsumerBudget, charge, drain, newBudget, waitForBacklog } from "./consumer-budget";
 import { DeliveryQueues } from "./delivery-queues";
 import { RecentBatches } from "./recent-batches";
-import { upstreamFanout } from "./regions";
+import { regionalPlace, upstreamFanout } from "./regions";
 import { ReplaySlots } from "./replay-slots";
 import { SegmentReader } from "./segment-reader";
 
@@ -156,6 +157,8 @@ export class Fanout extends DurableObject<Env> {
   /** A region head: its region's shards with consumers, fed by #forwards. */
   #shards = new Set<string>();
   readonly #forwards: DeliveryQueues<Rpc.Stub<ForwardSession>>;
+  /** Sockets whose disconnect was logged (a close the relay started is echoed by the consumer). */
+  readonly #disconnectLogged = new WeakSet<WebSocket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -277,6 +280,12 @@ export class Fanout extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
+    opsLog("consumer_connect", {
+      fanout: this.#name,
+      cursor,
+      start: start.kind,
+      region: this.#region(),
+    });
     switch (start.kind) {
       case "future":
         this.#closeWithError(server, "FutureCursor", "cursor is ahead of the relay's latest seq");
@@ -517,6 +526,7 @@ export class Fanout extends DurableObject<Env> {
   }
 
   #closeWithError(ws: WebSocket, error: string, message: string): void {
+    this.#logDisconnect(ws, "relay", { error });
     try {
       ws.send(encodeErrorFrame(error, message));
       ws.close(1008, error);
@@ -530,7 +540,26 @@ export class Fanout extends DurableObject<Env> {
     // subscribeRepos is one-way; consumers have nothing to say
   }
 
+  #logDisconnect(ws: WebSocket, by: "consumer" | "relay", why: { code?: number; error?: string }) {
+    if (this.#disconnectLogged.has(ws)) return;
+    this.#disconnectLogged.add(ws);
+    const cursor = (ws.deserializeAttachment() as Attachment | null)?.cursor ?? null;
+    opsLog("consumer_disconnect", {
+      fanout: this.#name,
+      cursor,
+      by,
+      ...why,
+      region: this.#region(),
+    });
+  }
+
+  /** The region of this Fanout (null: the global shards, regions off). */
+  #region(): string | null {
+    return this.#name === null ? null : (regionalPlace(this.#name)?.region ?? null);
+  }
+
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    this.#logDisconnect(ws, "consumer", { code });
     this.#budgets.delete(ws);
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
@@ -540,6 +569,7 @@ export class Fanout extends DurableObject<Env> {
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#logDisconnect(ws, "consumer", { error: "socket error" });
     this.#budgets.delete(ws);
   }
 

@@ -3,6 +3,7 @@ import { readConfig } from "../config";
 import type { Env } from "../env";
 import { meterObject } from "../metering/meter";
 import { hostIngesterStub } from "../stubs";
+import { CrawlRateLimit } from "./crawl-rate-limit";
 import {
   decodeProgress,
   encodeProgress,
@@ -43,6 +44,12 @@ export type RegisterOutcome =
   | { kind: "banned"; entry: HostEntry }
   | { kind: "tooManyNewHosts"; maxNewHostsPerDay: number };
 
+/** Whether requestCrawl may go on (before its describeServer probe), decided here in one call. */
+export type CrawlAdmission =
+  | { kind: "allowed" }
+  | { kind: "banned" }
+  | { kind: "rateLimited"; retryAfterSeconds: number; firstRefusal: boolean };
+
 export type HostTotals = {
   hostsByStatus: Record<string, number>;
   accepted: number;
@@ -53,6 +60,9 @@ const DAY_MS = 86_400_000;
 
 // `seen_order` gives listHosts the order its lexicon recommends (first seen, oldest first) and a
 // stable cursor that does not move when hosts are added.
+// `added_by_admin`: added by an admin (a ban before any crawl, a requestCrawl with the admin
+// token), so not counted against NEW_HOSTS_PER_DAY; the constructor adds it to tables of the
+// earlier layout.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS host_directory (
   hostname TEXT PRIMARY KEY,
@@ -71,7 +81,8 @@ CREATE TABLE IF NOT EXISTS host_directory (
   accepted INTEGER NOT NULL DEFAULT 0,
   dropped TEXT NOT NULL DEFAULT '{}',
   ingester TEXT NOT NULL DEFAULT '',
-  reported_ms INTEGER
+  reported_ms INTEGER,
+  added_by_admin INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS host_progress (
   chunk INTEGER PRIMARY KEY,
@@ -97,6 +108,7 @@ type Row = {
   dropped: string;
   ingester: string;
   reported_ms: number | null;
+  added_by_admin: number;
 };
 
 /**
@@ -136,12 +148,20 @@ export class HostDirectory extends DurableObject<Env> {
   #progressSavedMs = 0;
   #progressRows = 0;
   readonly #persistMs: number;
+  readonly #crawlCallers = new CrawlRateLimit();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterObject(this, ctx, env, "HostDirectory");
     this.#persistMs = readConfig(env).hostDirectoryPersistMs;
     ctx.storage.sql.exec(SCHEMA);
+    const columns = ctx.storage.sql
+      .exec<{ name: string }>("SELECT name FROM pragma_table_info('host_directory')")
+      .toArray();
+    if (!columns.some((c) => c.name === "added_by_admin"))
+      ctx.storage.sql.exec(
+        "ALTER TABLE host_directory ADD COLUMN added_by_admin INTEGER NOT NULL DEFAULT 0",
+      );
     for (const row of ctx.storage.sql.exec<{ saved_ms: number; body: string }>(
       "SELECT saved_ms, body FROM host_progress ORDER BY chunk",
     )) {
@@ -158,12 +178,13 @@ export class HostDirectory extends DurableObject<Env> {
       .toArray()[0];
   }
 
-  #insert(hostname: string, nowMs: number): void {
+  #insert(hostname: string, nowMs: number, byAdmin = false): void {
     this.ctx.storage.sql.exec(
-      `INSERT INTO host_directory (hostname, seen_order, first_seen_ms)
-       VALUES (?, (SELECT COALESCE(MAX(seen_order), 0) + 1 FROM host_directory), ?)`,
+      `INSERT INTO host_directory (hostname, seen_order, first_seen_ms, added_by_admin)
+       VALUES (?, (SELECT COALESCE(MAX(seen_order), 0) + 1 FROM host_directory), ?, ?)`,
       hostname,
       nowMs,
+      byAdmin ? 1 : 0,
     );
   }
 
@@ -183,11 +204,34 @@ export class HostDirectory extends DurableObject<Env> {
   }
 
   /**
+   * requestCrawl's first step: the caller's per-minute limit (in memory: crawl-rate-limit.ts;
+   * `caller` null for the admin, who is not limited), then the host's ban.
+   */
+  async admitCrawl(
+    hostname: string,
+    caller: string | null,
+    perMinute: number,
+  ): Promise<CrawlAdmission> {
+    if (caller !== null) {
+      const verdict = this.#crawlCallers.take(caller, perMinute, Date.now());
+      if (!verdict.ok)
+        return {
+          kind: "rateLimited",
+          retryAfterSeconds: verdict.retryAfterSeconds,
+          firstRefusal: verdict.firstRefusal,
+        };
+    }
+    return this.#row(hostname)?.banned ? { kind: "banned" } : { kind: "allowed" };
+  }
+
+  /**
    * requestCrawl's registration, decided in one step so two crawls cannot race past the checks:
    * a banned host is refused, a known host is returned as it is, and a new host is admitted only
-   * while fewer than `maxNewHostsPerDay` hosts were first seen in the last 24 hours.
+   * while fewer than `maxNewHostsPerDay` hosts were first seen in the last 24 hours, not counting
+   * those an admin added. `maxNewHostsPerDay` null: the admin's own crawl, admitted and not
+   * counted.
    */
-  async registerHost(hostname: string, maxNewHostsPerDay: number): Promise<RegisterOutcome> {
+  async registerHost(hostname: string, maxNewHostsPerDay: number | null): Promise<RegisterOutcome> {
     const known = this.#row(hostname);
     if (known) {
       const entry = this.#toEntry(known);
@@ -196,15 +240,17 @@ export class HostDirectory extends DurableObject<Env> {
         : { kind: "registered", entry, created: false };
     }
     const now = Date.now();
-    const recent =
-      this.ctx.storage.sql
-        .exec<{ n: number }>(
-          "SELECT COUNT(*) AS n FROM host_directory WHERE first_seen_ms > ?",
-          now - DAY_MS,
-        )
-        .toArray()[0]?.n ?? 0;
-    if (recent >= maxNewHostsPerDay) return { kind: "tooManyNewHosts", maxNewHostsPerDay };
-    this.#insert(hostname, now);
+    if (maxNewHostsPerDay !== null) {
+      const recent =
+        this.ctx.storage.sql
+          .exec<{ n: number }>(
+            "SELECT COUNT(*) AS n FROM host_directory WHERE first_seen_ms > ? AND added_by_admin = 0",
+            now - DAY_MS,
+          )
+          .toArray()[0]?.n ?? 0;
+      if (recent >= maxNewHostsPerDay) return { kind: "tooManyNewHosts", maxNewHostsPerDay };
+    }
+    this.#insert(hostname, now, maxNewHostsPerDay === null);
     return { kind: "registered", entry: this.#entry(hostname), created: true };
   }
 
@@ -284,7 +330,7 @@ export class HostDirectory extends DurableObject<Env> {
 
   /** Bans (or unbans) a host, registering it first if needed: a ban can precede any crawl. */
   async setBanned(hostname: string, banned: boolean): Promise<HostEntry> {
-    if (!this.#row(hostname)) this.#insert(hostname, Date.now());
+    if (!this.#row(hostname)) this.#insert(hostname, Date.now(), true);
     this.ctx.storage.sql.exec(
       "UPDATE host_directory SET banned = ? WHERE hostname = ?",
       banned ? 1 : 0,

@@ -5,6 +5,7 @@ import { IdentityCache } from "../identity/identity-cache";
 import { identityMoves } from "../identity/identity-moves";
 import type { PlcSourceHealth } from "../identity/plc-sources";
 import { meterObject } from "../metering/meter";
+import { DropLog, opsLog } from "../ops-log";
 import { ProtocolError } from "../protocol/errors";
 import {
   canonicalEventFrame,
@@ -129,6 +130,8 @@ export class HostIngester extends DurableObject<Env> {
   #lastReportMs = 0;
   #deferredReport: ReturnType<typeof setTimeout> | null = null;
   #name: string | null = null;
+  /** Drop lines for operators, at most one per host and reason per 10 s (ops-log.ts). */
+  readonly #drops = new DropLog();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -176,7 +179,6 @@ export class HostIngester extends DurableObject<Env> {
       // not held there (a crash mid-move): its accounts' state may still be
       if (handOver && !handOver.record && handOver.from !== objectName)
         host.previousIngesters = [handOver.from];
-      host.limits = options.limits;
       host.autoPinned = options.pinned && (options.autoPinned ?? host.autoPinned === true);
       this.#hosts.set(hostname, host);
       this.#log(handOver ? "host handed over" : "host added", {
@@ -186,10 +188,13 @@ export class HostIngester extends DurableObject<Env> {
       });
     }
     if (host.status === "banned") return this.#report(host);
+    // the Worker's choice (host-limits.ts) on every crawl: a change of TRUSTED_HOST_SUFFIXES or
+    // of the defaults reaches a known host at its next requestCrawl; an admin's limits still win
+    host.limits = options.limits;
     host.pinned = options.pinned;
     host.stopped = false;
     host.failures = 0;
-    if (host.status !== "throttled") host.status = "active";
+    if (host.status !== "throttled") this.#setStatus(host, "active", "requestCrawl");
     host.nextAttemptMs = null;
     saveHosts(this.ctx.storage, [host]);
     if (!this.#sessions.has(hostname) && host.status === "active") await this.#connect(host);
@@ -202,10 +207,9 @@ export class HostIngester extends DurableObject<Env> {
     const host = this.#hosts.get(hostname);
     if (!host) return;
     this.#close(hostname, "banned");
-    host.status = "banned";
     host.lastError = "banned by an admin";
+    this.#setStatus(host, "banned", host.lastError);
     saveHosts(this.ctx.storage, [host]);
-    this.#log("host banned", { hostname });
   }
 
   /**
@@ -249,7 +253,7 @@ export class HostIngester extends DurableObject<Env> {
   async unban(hostname: string): Promise<void> {
     const host = this.#hosts.get(hostname);
     if (host?.status !== "banned") return;
-    host.status = "idle";
+    this.#setStatus(host, "idle", "unbanned by an admin");
     host.lastError = null;
     saveHosts(this.ctx.storage, [host]);
   }
@@ -271,7 +275,7 @@ export class HostIngester extends DurableObject<Env> {
     host.subscribedAtMs = null; // the next live connect fixes it afresh
     host.skipBeforeMs = null;
     host.stopped = false;
-    host.status = host.status === "banned" ? "banned" : "active";
+    if (host.status !== "banned") this.#setStatus(host, "active", "cursor reset by an admin");
     saveHosts(this.ctx.storage, [host]);
     if (host.status === "active") await this.#connect(host);
   }
@@ -329,8 +333,8 @@ export class HostIngester extends DurableObject<Env> {
 
   async #openSession(host: HostRecord): Promise<void> {
     if (isLoopbackHostname(host.hostname) && !this.#config.devMode) {
-      host.status = "offline";
       host.lastError = "loopback hosts are only crawled in DEV_MODE";
+      this.#setStatus(host, "offline", host.lastError);
       saveHosts(this.ctx.storage, [host]);
       return;
     }
@@ -371,7 +375,7 @@ export class HostIngester extends DurableObject<Env> {
     // live from now: if no frame arrives before a crash, this is where the host is owed from
     if (cursor === null) host.subscribedAtMs ??= Date.now();
     host.lastEventMs = Date.now();
-    if (host.status !== "banned") host.status = "active";
+    if (host.status !== "banned") this.#setStatus(host, "active", "connected");
     saveHosts(this.ctx.storage, [host]);
     this.#log("connected", { hostname: host.hostname, cursor });
     ws.addEventListener("message", (event) => this.#onMessage(host.hostname, session, event.data));
@@ -427,13 +431,8 @@ export class HostIngester extends DurableObject<Env> {
     host.lastError = error;
     host.connectedSinceMs = null;
     if (host.failures >= this.#config.hostMaxFailures) {
-      host.status = "offline";
+      this.#setStatus(host, "offline", `${host.failures} failed connections: ${error}`);
       host.nextAttemptMs = null;
-      this.#log("host offline after repeated failures", {
-        hostname: host.hostname,
-        failures: host.failures,
-        error,
-      });
     } else {
       host.nextAttemptMs = Date.now() + reconnectDelayMs(host.failures);
     }
@@ -545,11 +544,10 @@ export class HostIngester extends DurableObject<Env> {
     } catch {
       // already closed
     }
-    host.status = "throttled";
     host.lastError = `throttled: ${why}; resumes by cursor`;
+    this.#setStatus(host, "throttled", why);
     host.nextAttemptMs = Date.now() + resumeInMs;
     this.#dirtyHosts.add(hostname);
-    this.#log("host throttled", { hostname, why, queued: session.queued });
     if (session.queued === 0) this.#drained(hostname, session);
   }
 
@@ -565,7 +563,7 @@ export class HostIngester extends DurableObject<Env> {
     setTimeout(
       () => {
         if (host.status !== "throttled" || this.#hosts.get(hostname) !== host) return;
-        host.status = "active";
+        this.#setStatus(host, "active", "throttle over");
         void this.#connect(host);
       },
       Math.max(0, at - Date.now()),
@@ -602,8 +600,9 @@ export class HostIngester extends DurableObject<Env> {
       frame = decodeFrame(bytes);
     } catch (err) {
       const name = err instanceof ProtocolError ? err.name : "InvalidFrame";
-      this.#countDrop(hostname, `InvalidEvent:${name}`);
-      this.#log("dropped malformed frame", { hostname, reason: name, bytes: bytes.byteLength });
+      this.#countDrop(hostname, `InvalidEvent:${name}`, {
+        detail: `${bytes.byteLength} bytes: ${String(err).slice(0, 200)}`,
+      });
       return;
     }
     const now = Date.now();
@@ -676,11 +675,8 @@ export class HostIngester extends DurableObject<Env> {
       this.#pendingBytes += forwarded.byteLength;
       this.#scheduleFlush();
     } else {
-      this.#countDrop(hostname, verdict.reason);
-      this.#log("dropped event", {
-        hostname,
+      this.#countDrop(hostname, verdict.reason, {
         did: verdict.did,
-        reason: verdict.reason,
         detail: verdict.detail.slice(0, 200),
       });
     }
@@ -724,7 +720,7 @@ export class HostIngester extends DurableObject<Env> {
       // the PDS is behind our cursor (it lost data or reset): reconnecting would repeat this
       // forever; an admin resets the cursor, or the host's next requestCrawl retries
       this.#close(host.hostname, "FutureCursor");
-      host.status = "offline";
+      this.#setStatus(host, "offline", host.lastError);
       host.stopped = true;
       saveHosts(this.ctx.storage, [host]);
     }
@@ -746,19 +742,36 @@ export class HostIngester extends DurableObject<Env> {
     const session = this.#sessions.get(hostname);
     if (!host || !session || session.closing) return;
     this.#close(hostname, "throttled");
-    host.status = "throttled";
     host.lastError = `throttled: ${why}`;
+    this.#setStatus(host, "throttled", why);
     host.nextAttemptMs = Date.now() + Math.max(1_000, resumeInMs);
     saveHosts(this.ctx.storage, [host]);
-    this.#log("host throttled", { hostname, why });
     void this.#ensureAlarm(host.nextAttemptMs);
   }
 
-  #countDrop(hostname: string, reason: string): void {
+  #countDrop(
+    hostname: string,
+    reason: string,
+    about: { did?: string | null; detail?: string } = {},
+  ): void {
     const host = this.#hosts.get(hostname);
     if (!host) return;
     host.counters.dropped[reason] = (host.counters.dropped[reason] ?? 0) + 1;
     this.#dirtyHosts.add(hostname);
+    this.#drops.note(hostname, reason, { ...about, ingester: this.#name });
+  }
+
+  /** Every change of a host's status goes through here, so operators see each one, with why. */
+  #setStatus(host: HostRecord, to: HostRecord["status"], reason: string | null): void {
+    if (host.status === to) return;
+    opsLog("host_status", {
+      hostname: host.hostname,
+      from: host.status,
+      to,
+      reason,
+      ingester: this.#name,
+    });
+    host.status = to;
   }
 
   // ---- batching to the Sequencer ------------------------------------------------------------
@@ -799,10 +812,10 @@ export class HostIngester extends DurableObject<Env> {
     if (pending.length > 0) {
       try {
         const result = await this.#sequencer.append({ events: pending.map((p) => p.event) });
-        for (const refused of result.dropped ?? []) {
-          this.#countDrop(refused.host, refused.reason);
-          this.#log("sequencer refused event", refused);
-        }
+        for (const refused of result.dropped ?? [])
+          this.#countDrop(refused.host, refused.reason, {
+            detail: `refused by the Sequencer (upstream seq ${refused.upstreamSeq})`,
+          });
       } catch (err) {
         // keep them, in order, ahead of anything newer; retried on the next flush
         this.#pending = pending.concat(this.#pending);
@@ -845,11 +858,14 @@ export class HostIngester extends DurableObject<Env> {
         if (silentMs >= this.#config.hostIdleAfterMs) {
           await this.#flush();
           this.#close(host.hostname, "idle");
-          host.status = "idle";
+          this.#setStatus(
+            host,
+            "idle",
+            `no event for ${Math.round(silentMs / 1000)} s: disconnected to save cost`,
+          );
           host.lastError = null;
           host.nextAttemptMs = now + IDLE_SWEEP_INTERVAL_MS;
           this.#dirtyHosts.add(host.hostname);
-          this.#log("host idle: disconnected to save cost", { hostname: host.hostname, silentMs });
         } else if (silentMs >= this.#config.hostStallAfterMs && !session.stallRetried) {
           // a socket can die without a close event; reconnect once to be sure it is just quiet
           this.#close(host.hostname, "stall check");
@@ -866,10 +882,11 @@ export class HostIngester extends DurableObject<Env> {
         due &&
         (host.status === "active" || host.status === "throttled" || host.status === "idle")
       ) {
-        if (host.status === "throttled") host.status = "active";
+        if (host.status === "throttled") this.#setStatus(host, "active", "throttle over");
         await this.#connect(host);
       }
     }
+    this.#drops.flush(this.#name);
     await this.#reportAll(true);
     const next = this.#nextAlarm(now);
     if (next !== null) await this.ctx.storage.setAlarm(next);

@@ -1,9 +1,11 @@
+import type { HostLimits } from "./host-limits";
+
 // A host as its HostIngester persists it. `status` is what getHostStatus reports (the lexicon's
 // active/idle/offline/throttled/banned); `lastError` says why, for operators.
 
 export type HostStatus = "active" | "idle" | "offline" | "throttled" | "banned";
 
-export type HostLimits = { eventsPerSecond: number; maxAccounts: number };
+export type { HostLimits };
 
 export type HostRecord = {
   hostname: string;

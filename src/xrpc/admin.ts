@@ -44,6 +44,11 @@ function constantTimeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
+function bearerToken(request: Request): string {
+  const header = request.headers.get("Authorization") ?? "";
+  return header.startsWith("Bearer ") ? header.slice("Bearer ".length) : "";
+}
+
 export function authorizeAdmin(request: Request, config: Config): void {
   if (!config.adminToken)
     throw new XrpcError(
@@ -51,10 +56,19 @@ export function authorizeAdmin(request: Request, config: Config): void {
       "AdminDisabled",
       "admin endpoints are disabled: set the ADMIN_TOKEN secret to enable them",
     );
-  const header = request.headers.get("Authorization") ?? "";
-  const given = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : "";
-  if (!constantTimeEqual(given, config.adminToken))
+  if (!constantTimeEqual(bearerToken(request), config.adminToken))
     throw new XrpcError(401, "AuthenticationRequired", "a valid admin bearer token is required");
+}
+
+/**
+ * True when a request carries the valid admin token, on endpoints open to anyone (requestCrawl:
+ * the operator's own crawls skip the public limits). Never refuses: without a valid token the
+ * request is simply not the admin's.
+ */
+export function carriesAdminToken(request: Request, config: Config): boolean {
+  return (
+    config.adminToken !== undefined && constantTimeEqual(bearerToken(request), config.adminToken)
+  );
 }
 
 function audit(action: string, fields: Record<string, unknown>): void {

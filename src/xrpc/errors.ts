@@ -40,11 +40,13 @@ export class XrpcError extends Error {
     readonly status: number,
     readonly error: string,
     message: string,
+    /** Sent with the answer (e.g. `Retry-After` with a 429). */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
 
   toResponse(): Response {
-    return xrpcError(this.status, this.error, this.message);
+    return xrpcError(this.status, this.error, this.message, this.headers);
   }
 }

@@ -2,17 +2,32 @@ import type { Config } from "../config";
 import type { Env } from "../env";
 import type { HandOver } from "../ingest/hand-over";
 import type { HostEntry } from "../ingest/host-directory";
+import { hostLimitsFor } from "../ingest/host-limits";
 import type { HostLimits, HostRecord, HostReport } from "../ingest/host-record";
 import { ingesterObjectName, isIngesterObjectName } from "../ingest/partition";
 import { hostDirectoryStub, hostIngesterStub } from "../stubs";
 
 // How the Worker reaches a host's HostIngester: the partition rule (ingest/partition.ts) applied
-// to the directory's pin, and the limits an admin set or the defaults for new hosts. When the
+// to the directory's pin, and the limits an admin set or those of trusted or new hosts. When the
 // rule changed (INGEST_SHARDS) and the host's holder has not handed it over yet, actions on the
 // host go to the holder, and starting it hands it over first.
 
-export function defaultLimits(config: Config): HostLimits {
-  return { eventsPerSecond: config.newHostEventsPerSecond, maxAccounts: config.newHostMaxAccounts };
+/** The limits a host is crawled with: an admin's, else the trusted or new-host ones (host-limits.ts). */
+export function limitsOf(
+  config: Config,
+  entry: Pick<HostEntry, "hostname" | "limits">,
+): HostLimits {
+  return hostLimitsFor(entry.hostname, entry.limits, {
+    newHost: {
+      eventsPerSecond: config.newHostEventsPerSecond,
+      maxAccounts: config.newHostMaxAccounts,
+    },
+    trusted: {
+      eventsPerSecond: config.trustedHostEventsPerSecond,
+      maxAccounts: config.trustedHostMaxAccounts,
+    },
+    trustedSuffixes: config.trustedHostSuffixes,
+  });
 }
 
 /** The object that holds a host: the one that last reported it, else the one the rule names. */
@@ -54,7 +69,7 @@ export async function startIngesting(
   }
   const report = await hostIngesterStub(env, objectName).crawl(objectName, entry.hostname, {
     pinned: entry.pinned,
-    limits: entry.limits ?? defaultLimits(config),
+    limits: limitsOf(config, entry),
     ...(handOver ? { handOver } : {}),
     ...(options.autoPinned !== undefined ? { autoPinned: options.autoPinned } : {}),
   });

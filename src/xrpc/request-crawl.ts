@@ -1,5 +1,9 @@
+import type { Config } from "../config";
+import type { Env } from "../env";
 import { checkHostname, hostBaseUrl } from "../ingest/hostname";
+import { opsLog } from "../ops-log";
 import { hostDirectoryStub } from "../stubs";
+import { carriesAdminToken } from "./admin";
 import { isRelayServerHeader, json, XrpcError } from "./errors";
 import { startIngesting } from "./ingesters";
 import { readJsonObject, requireMethod, stringField, type XrpcHandler } from "./params";
@@ -7,11 +11,15 @@ import { readJsonObject, requireMethod, stringField, type XrpcHandler } from "./
 // com.atproto.sync.requestCrawl. Anyone may call it, so before the relay opens a socket to a
 // host: the name must pass the SSRF policy (ingest/hostname.ts), the host must not be banned, it
 // must answer describeServer like a PDS (in workerd there is no DNS lookup: a name that resolves
-// to nothing fails here), it must not be a relay (loop guard), and new hosts are limited per day.
-// Then the host's HostIngester starts or resumes it. Calling it again is harmless.
+// to nothing fails here), it must not be a relay (loop guard), and new hosts are limited per day
+// (NEW_HOSTS_PER_DAY). Before all that, one client IP may call it REQUEST_CRAWL_PER_IP_PER_MINUTE
+// times a minute. Then the host's HostIngester starts or resumes it. Calling it again is harmless.
+// A request with the admin bearer token (the operator's own import) skips both limits.
 
-/** The reference relay admits at most 50 new hosts a day by default (DESIGN.md). */
-export const MAX_NEW_HOSTS_PER_DAY = 50;
+/** Who is calling, for the per-IP limit: Cloudflare's client IP, absent only in local runs. */
+export function crawlCaller(request: Request): string {
+  return request.headers.get("CF-Connecting-IP") ?? "local";
+}
 /** Long enough for a distant PDS, short enough that a dead name does not hold the caller. */
 export const DESCRIBE_SERVER_TIMEOUT_MS = 5_000;
 
@@ -65,7 +73,41 @@ export async function probeDescribeServer(hostname: string): Promise<void> {
     throw unreachable(hostname, "the answer has no service DID; is this a PDS?");
 }
 
+/** A caller over its per-minute limit; `firstRefusal` is the one of its window that gets logged. */
+class RateLimitRefusal extends XrpcError {
+  constructor(
+    message: string,
+    retryAfterSeconds: number,
+    readonly firstRefusal: boolean,
+  ) {
+    super(429, "RateLimitExceeded", message, { "Retry-After": String(retryAfterSeconds) });
+  }
+}
+
 export const handleRequestCrawl: XrpcHandler = async (request, env, config) => {
+  const admin = carriesAdminToken(request, config);
+  const caller = crawlCaller(request);
+  let hostname: string | null = null;
+  try {
+    hostname = await requestedHostname(request, config);
+    return await crawlHost(hostname, env, config, admin, caller);
+  } catch (err) {
+    // a flood from one caller is logged once per minute (the first refusal of its window)
+    const quiet = err instanceof RateLimitRefusal && !err.firstRefusal;
+    if (err instanceof XrpcError && err.status < 500 && !quiet)
+      opsLog("crawl_refused", {
+        hostname,
+        error: err.error,
+        message: err.message,
+        caller,
+        admin,
+      });
+    throw err;
+  }
+};
+
+/** The body's hostname, normalised and checked against the SSRF policy (ingest/hostname.ts). */
+async function requestedHostname(request: Request, config: Config): Promise<string> {
   requireMethod(request, "POST");
   const raw = stringField(await readJsonObject(request), "hostname");
   const checked = checkHostname(raw, config.devMode);
@@ -75,13 +117,40 @@ export const handleRequestCrawl: XrpcHandler = async (request, env, config) => {
       "InvalidRequest",
       `hostname ${JSON.stringify(raw)}: ${checked.message}`,
     );
-  const hostname = checked.hostname;
+  return checked.hostname;
+}
 
+async function crawlHost(
+  hostname: string,
+  env: Env,
+  config: Config,
+  admin: boolean,
+  caller: string,
+): Promise<Response> {
   const directory = hostDirectoryStub(env);
-  const banned = (await directory.getHost(hostname))?.banned ?? false;
-  if (banned) throw new XrpcError(400, "HostBanned", `${hostname} is banned from this relay`);
+  const admission = await directory.admitCrawl(
+    hostname,
+    admin ? null : caller,
+    config.requestCrawlPerIpPerMinute,
+  );
+  switch (admission.kind) {
+    case "allowed":
+      break;
+    case "banned":
+      throw new XrpcError(400, "HostBanned", `${hostname} is banned from this relay`);
+    case "rateLimited":
+      throw new RateLimitRefusal(
+        `at most ${config.requestCrawlPerIpPerMinute} requestCrawl calls a minute from one client; retry in ${admission.retryAfterSeconds} s`,
+        admission.retryAfterSeconds,
+        admission.firstRefusal,
+      );
+    default: {
+      const never: never = admission;
+      throw new Error(`unexpected crawl admission ${JSON.stringify(never)}`);
+    }
+  }
   await probeDescribeServer(hostname);
-  const outcome = await directory.registerHost(hostname, MAX_NEW_HOSTS_PER_DAY);
+  const outcome = await directory.registerHost(hostname, admin ? null : config.newHostsPerDay);
   switch (outcome.kind) {
     case "banned":
       throw new XrpcError(400, "HostBanned", `${hostname} is banned from this relay`);
@@ -93,14 +162,12 @@ export const handleRequestCrawl: XrpcHandler = async (request, env, config) => {
       );
     case "registered": {
       const report = await startIngesting(env, config, outcome.entry);
-      console.log(
-        JSON.stringify({
-          msg: "requestCrawl",
-          hostname,
-          created: outcome.created,
-          status: report.status,
-        }),
-      );
+      opsLog("crawl_requested", {
+        hostname,
+        created: outcome.created,
+        status: report.status,
+        admin,
+      });
       return json({});
     }
     default: {
@@ -108,4 +175,4 @@ export const handleRequestCrawl: XrpcHandler = async (request, env, config) => {
       throw new Error(`unexpected registration outcome ${JSON.stringify(never)}`);
     }
   }
-};
+}

@@ -129,20 +129,29 @@ export async function readHostLog(host: PdsHost): Promise<HostLog["events"]> {
   });
 }
 
-/** Relay log lines that say an event was not sequenced, or a host stopped being read. */
+/**
+ * Relay log lines that say an event was not sequenced, or a host stopped being read: debugging
+ * lines by `msg`, operator lines (src/ops-log.ts) by `event` and what they contain.
+ */
 const DROP_MESSAGES = [
-  "dropped event",
-  "dropped malformed frame",
-  "sequencer refused event",
   "sequencer append failed; will retry",
   "frame handling failed",
-  "host throttled",
-  "host offline after repeated failures",
   "cursor lookup failed; will retry",
 ];
 
 function relayLines(output: string, message: string): string[] {
   return output.split("\n").filter((line) => line.includes(`"msg":"${message}"`));
+}
+
+function dropLines(output: string): string[] {
+  return output
+    .split("\n")
+    .filter(
+      (line) =>
+        DROP_MESSAGES.some((message) => line.includes(`"msg":"${message}"`)) ||
+        line.includes('"event":"event_dropped"') ||
+        /"event":"host_status".*"to":"(throttled|offline)"/.test(line),
+    );
 }
 
 export async function runFaultIteration(options: {
@@ -301,7 +310,7 @@ export async function runFaultIteration(options: {
       continuityFlags: relayLines(after, "repo continuity mismatch").slice(0, 5),
       reconnectedWith: relayLines(after, "connected").map((l) => l.slice(l.indexOf("{"))),
       dropLines: [beforeKill, after]
-        .flatMap((output) => DROP_MESSAGES.flatMap((message) => relayLines(output, message)))
+        .flatMap((output) => dropLines(output))
         .map((l) => l.slice(l.indexOf("{")))
         .slice(0, 8),
       logState: await logState(relay),

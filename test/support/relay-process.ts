@@ -64,6 +64,8 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
   const persistDir = options.persistDir ?? mkdtempSync(join(tmpdir(), "freehose-"));
   const vars: Record<string, string> = {
     DEV_MODE: "true",
+    // tests crawl from one client (no CF-Connecting-IP under wrangler dev)
+    REQUEST_CRAWL_PER_IP_PER_MINUTE: "100000",
     ...(options.plcUrl ? { PLC_URL: options.plcUrl } : {}),
     ...options.vars,
   };
