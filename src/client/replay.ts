@@ -1,0 +1,174 @@
+import { decodeFrame, type InfoBody } from "../protocol/frame";
+import { frameType, isEventType, type ReplayEvent, replayEvent } from "./events";
+import { socketMessages } from "./live";
+import { mapOrdered } from "./ordered";
+import { type PlannedSegment, type PlanRequest, planSegments } from "./plan";
+import {
+  type AbortSignalLike,
+  defaultFetch,
+  defaultWebSocket,
+  type FetchFunction,
+  httpBase,
+  newAbortController,
+  resolveUrl,
+  sleep,
+  type WebSocketConstructor,
+  wsBase,
+} from "./runtime";
+import { segmentRecordsAfter } from "./segment-records";
+import { SeqOrder } from "./seq-order";
+import type { Verifier, VerifyOptions } from "./verify";
+
+// replay(): history over HTTP, then live over the socket, as one stream in seq order.
+//
+//   plan      GET /segments?after=<last>, page after page
+//   download  the planned segments, `parallelism` at a time, consumed strictly in order
+//   re-plan   once the plan is used up, ask again from the last seq yielded: segments sealed
+//             while we downloaded are fetched over HTTP too; repeat until a plan is empty
+//   live      subscribeRepos?cursor=<last seq yielded>: the relay replays whatever lies after
+//             it (hot log, or a segment sealed since the last plan) and continues live
+//
+// The hand-over needs no coordination with sealing: the socket's cursor is the last seq this
+// client yielded, so nothing after it can be missed, and SeqOrder drops anything at or below
+// it and stops at any jump. Nothing is yielded twice and nothing is skipped silently.
+
+export type ReplayOptions = {
+  /** The relay: http(s):// or ws(s)://, e.g. "https://relay.example". */
+  service: string;
+  /** Yield events with seq > cursor (0: everything the relay still has). */
+  cursor: number;
+  /** Segments downloaded at once (default 4); each is held in memory until consumed (≤ 16 MiB). */
+  parallelism?: number;
+  /** Check every event with the relay's protocol core (see verify.ts); true uses plc.directory. */
+  verify?: boolean | VerifyOptions;
+  /** A WebSocket constructor (default globalThis.WebSocket; in Node 20, pass the `ws` package's). */
+  WebSocket?: WebSocketConstructor;
+  fetch?: FetchFunction;
+  /** Ends the iteration (without an error) and cancels downloads. */
+  signal?: AbortSignalLike;
+  /** Stop after history: do not open the socket (for a bounded backfill). */
+  historyOnly?: boolean;
+  /** `#info` messages of the socket, e.g. OutdatedCursor when the cursor is older than the window. */
+  onInfo?: (info: InfoBody) => void;
+  /** Segments per plan page (default: the relay's). */
+  planLimit?: number;
+};
+
+/** An error frame of the socket (FutureCursor, ConsumerTooSlow, ...). */
+export class ReplayStreamError extends Error {
+  override readonly name = "ReplayStreamError";
+  constructor(
+    readonly error: string,
+    readonly lastSeq: number,
+    message?: string,
+  ) {
+    super(`${error}${message ? `: ${message}` : ""} (after seq ${lastSeq})`);
+  }
+}
+
+const DOWNLOAD_ATTEMPTS = 3;
+
+async function download(
+  fetch: FetchFunction,
+  url: string,
+  signal: AbortSignalLike,
+): Promise<Uint8Array> {
+  for (let attempt = 1; ; attempt++) {
+    let failure: string;
+    try {
+      const res = await fetch(url, { signal });
+      if (res.ok) return new Uint8Array(await res.arrayBuffer());
+      failure = `HTTP ${res.status}`;
+      await res.text().catch(() => "");
+      // a missing segment (retention deleted it after planning) will not come back
+      if (res.status < 500) throw new Error(`GET ${url}: ${failure}`);
+    } catch (err) {
+      if (signal.aborted || (err instanceof Error && err.message.startsWith("GET "))) throw err;
+      failure = String(err);
+    }
+    if (attempt >= DOWNLOAD_ATTEMPTS)
+      throw new Error(`GET ${url}: ${failure} (${attempt} attempts)`);
+    await sleep(200 * attempt);
+  }
+}
+
+export async function* replay(options: ReplayOptions): AsyncGenerator<ReplayEvent> {
+  if (!Number.isSafeInteger(options.cursor) || options.cursor < 0)
+    throw new RangeError(`cursor must be a non-negative integer, got ${options.cursor}`);
+  const fetch = options.fetch ?? defaultFetch();
+  const base = httpBase(options.service);
+  const order = new SeqOrder(options.cursor);
+  let verify: Verifier | null = null;
+  if (options.verify) {
+    const { createVerifier } = await import("./verify");
+    verify = createVerifier(options.verify === true ? {} : options.verify, fetch);
+  }
+  // downloads are cancelled when the consumer stops early or the caller aborts
+  const downloads = newAbortController();
+  const stopDownloads = () => downloads.abort();
+  options.signal?.addEventListener("abort", stopDownloads, { once: true });
+  const aborted = () => options.signal?.aborted === true;
+
+  try {
+    const request: PlanRequest = {
+      base,
+      fetch,
+      signal: downloads.signal,
+      ...(options.planLimit === undefined ? {} : { limit: options.planLimit }),
+    };
+    for (;;) {
+      let planned = 0;
+      const segments = mapOrdered(
+        planSegments(request, order.last),
+        async (segment: PlannedSegment) => ({
+          segment,
+          bytes: await download(fetch, resolveUrl(base, segment.url), downloads.signal),
+        }),
+        options.parallelism ?? 4,
+      );
+      for await (const { segment, bytes } of segments) {
+        planned++;
+        for (const record of segmentRecordsAfter(bytes, order.last, segment)) {
+          const type = frameType(record.frame);
+          if (!isEventType(type))
+            throw new Error(`segment record ${record.seq} is not an event (${String(type)})`);
+          if (!order.admit(record.seq, `segment ${segment.url}`)) continue;
+          const event = replayEvent(record.seq, type, record.frame, "segment");
+          if (verify) await verify(event);
+          yield event;
+          if (aborted()) return;
+        }
+      }
+      if (planned === 0 || aborted()) break;
+    }
+    if (options.historyOnly || aborted()) return;
+
+    const url = `${wsBase(options.service)}/xrpc/com.atproto.sync.subscribeRepos?cursor=${order.last}`;
+    for await (const frame of socketMessages(
+      url,
+      options.WebSocket ?? defaultWebSocket(),
+      options.signal,
+    )) {
+      const type = frameType(frame);
+      if (type === null) {
+        const error = decodeFrame(frame);
+        const body = error.body as { error: string; message?: string };
+        throw new ReplayStreamError(body.error, order.last, body.message);
+      }
+      if (type === "#info") {
+        options.onInfo?.(decodeFrame(frame).body as InfoBody);
+        continue;
+      }
+      // a message type this client does not know is skipped, as the lexicon asks of consumers
+      if (!isEventType(type)) continue;
+      const body = decodeFrame(frame).body as { seq: number };
+      if (!order.admit(body.seq, "subscribeRepos")) continue;
+      const event = replayEvent(body.seq, type, frame, "live", body);
+      if (verify) await verify(event);
+      yield event;
+    }
+  } finally {
+    options.signal?.removeEventListener("abort", stopDownloads);
+    downloads.abort();
+  }
+}
