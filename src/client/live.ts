@@ -14,8 +14,12 @@ export class ReplayConnectionClosed extends Error {
   constructor(
     readonly code: number,
     readonly reason: string,
+    /** The last seq yielded: resume with replay({ cursor: lastSeq }). */
+    readonly lastSeq: number,
   ) {
-    super(`the relay closed the socket (${code}${reason ? ` ${reason}` : ""})`);
+    super(
+      `the relay closed the socket (${code}${reason ? ` ${reason}` : ""}) after seq ${lastSeq}`,
+    );
   }
 }
 
@@ -33,10 +37,14 @@ function toBytes(data: unknown): Uint8Array | null {
   return null;
 }
 
-/** Binary messages of the socket at `url`; ends when `signal` aborts, throws when the socket fails or closes. */
+/**
+ * Binary messages of the socket at `url`; ends when `signal` aborts, throws when the socket
+ * fails or the relay closes it (`lastSeq` says where the consumer is, for the error).
+ */
 export async function* socketMessages(
   url: string,
   WebSocketImpl: WebSocketConstructor,
+  lastSeq: () => number,
   signal?: AbortSignalLike,
 ): AsyncGenerator<Uint8Array> {
   const queue: Item[] = [];
@@ -60,7 +68,9 @@ export async function* socketMessages(
   });
   socket.addEventListener("close", (event: WebSocketCloseEvent) => {
     push(
-      closedByUs ? { end: true } : { error: new ReplayConnectionClosed(event.code, event.reason) },
+      closedByUs
+        ? { end: true }
+        : { error: new ReplayConnectionClosed(event.code, event.reason, lastSeq()) },
     );
   });
   const onAbort = () => push({ end: true });

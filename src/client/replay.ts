@@ -147,6 +147,7 @@ export async function* replay(options: ReplayOptions): AsyncGenerator<ReplayEven
     for await (const frame of socketMessages(
       url,
       options.WebSocket ?? defaultWebSocket(),
+      () => order.last,
       options.signal,
     )) {
       const type = frameType(frame);

@@ -2,7 +2,14 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
-import { type ReplayEvent, ReplayGapError, ReplayStreamError, replay } from "../../src/client";
+import {
+  cursorForTime,
+  ReplayConnectionClosed,
+  type ReplayEvent,
+  ReplayGapError,
+  ReplayStreamError,
+  replay,
+} from "../../src/client";
 import { encodeRecords } from "../../src/log/records";
 import { encodeSegment } from "../../src/log/segment";
 import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from "../../src/protocol/frame";
@@ -20,7 +27,6 @@ type Sealed = {
   lastSeq: number;
   name: string;
   bytes: Uint8Array;
-  time: string;
 };
 
 function eventFrame(seq: number): Uint8Array {
@@ -45,6 +51,8 @@ class TestRelay {
   /** The socket answers with this error frame instead. */
   socketError: string | null = null;
   servesPlans = true;
+  /** The socket is closed by the relay once the backlog is sent. */
+  closeAfterBacklog = false;
   server!: Server;
   url = "";
 
@@ -73,7 +81,6 @@ class TestRelay {
         lastSeq: records.at(-1)!.seq,
         name: String(firstSeq).padStart(20, "0"),
         bytes: encodeSegment(encodeRecords(records)).bytes,
-        time: new Date(firstSeq * 1000).toISOString(),
       });
     }
   }
@@ -97,8 +104,8 @@ class TestRelay {
             segments: listed.map((s) => ({
               firstSeq: s.firstSeq,
               lastSeq: s.lastSeq,
-              firstTime: s.time,
-              lastTime: s.time,
+              firstTime: new Date(s.firstSeq * 1000).toISOString(),
+              lastTime: new Date(s.lastSeq * 1000).toISOString(),
               bytes: s.bytes.byteLength,
               url: `/segments/${s.name}`,
             })),
@@ -129,6 +136,10 @@ class TestRelay {
       ws.send(encodeInfoFrame("Hello"));
       for (const record of this.log)
         if (record.seq > cursor - this.socketOverlap) this.send(ws, record);
+      if (this.closeAfterBacklog) {
+        ws.close(1001, "going away");
+        return;
+      }
       this.sockets.add(ws);
       ws.on("close", () => this.sockets.delete(ws));
     });
@@ -291,5 +302,31 @@ describe("replay over HTTP segments, then the socket", () => {
     const events = await take(1000, { cursor: 0, historyOnly: true });
     expect(events.map((e) => e.seq)).toEqual(range(1, 70));
     expect(relay.sockets.size).toBe(0);
+  });
+
+  it("reports the relay closing the socket, with the last seq to resume from", async () => {
+    relay = new TestRelay();
+    relay.append(30);
+    relay.seal(10);
+    relay.append(4);
+    relay.closeAfterBacklog = true;
+    await relay.start();
+    const error = await take(1000, { cursor: 0 }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ReplayConnectionClosed);
+    expect(error).toMatchObject({ code: 1001, lastSeq: 34 });
+  });
+});
+
+describe("cursorForTime", () => {
+  it("starts just before the first segment that reaches the time, or after all sealed ones", async () => {
+    relay = new TestRelay();
+    // event seq N has time N seconds after the epoch; segments of 10
+    relay.append(100);
+    relay.seal(10);
+    await relay.start();
+    expect(await cursorForTime({ service: relay.url, time: 0 })).toBe(0);
+    expect(await cursorForTime({ service: relay.url, time: 35_000 })).toBe(30);
+    expect(await cursorForTime({ service: relay.url, time: new Date(91_000) })).toBe(90);
+    expect(await cursorForTime({ service: relay.url, time: 500_000 })).toBe(100);
   });
 });
