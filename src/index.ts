@@ -1,4 +1,5 @@
 import type { Env } from "./env";
+import { meterEnvBucket } from "./metering/meter";
 import { route } from "./xrpc/router";
 
 // The Worker: every request goes through the router (src/xrpc/router.ts); the Durable Object
@@ -11,7 +12,9 @@ export { RepoIndex } from "./ingest/repo-index";
 export { Sequencer } from "./sequence/sequencer";
 
 export default {
-  fetch(request: Request, env: Env): Promise<Response> {
-    return route(request, env);
+  fetch(request: Request, env: Env, ctx?: ExecutionContext): Promise<Response> {
+    // the Worker reads R2 itself for segment downloads: counted like the objects' reads
+    meterEnvBucket(env);
+    return route(request, env, undefined, ctx);
   },
 } satisfies ExportedHandler<Env>;

@@ -27,9 +27,16 @@ export class InvalidSegmentError extends Error {
   override readonly name = "InvalidSegment";
 }
 
+/** A segment's public name: its first seq, zero-padded to 20 digits (served as /segments/<name>). */
+export const SEGMENT_NAME_RE = /^\d{20}$/;
+
+export function segmentName(firstSeq: number): string {
+  return String(firstSeq).padStart(20, "0");
+}
+
 /** Segment keys are zero-padded so that R2 lists them in seq order. */
 export function segmentKey(firstSeq: number): string {
-  return `${SEGMENT_KEY_PREFIX}${String(firstSeq).padStart(20, "0")}`;
+  return `${SEGMENT_KEY_PREFIX}${segmentName(firstSeq)}`;
 }
 
 function writeU64(view: DataView, offset: number, n: number): void {

@@ -201,6 +201,14 @@ export function meterObject(
     };
   }
   meterHandlers(object, className, units);
+  meterEnvBucket(env);
+}
+
+/**
+ * Wraps `env.EVENT_LOG` in the meter once (Durable Objects from meterObject; the Worker, which
+ * serves segment downloads, per request: its env is not an object's).
+ */
+export function meterEnvBucket(env: { EVENT_LOG?: R2Bucket }): void {
   if (env.EVENT_LOG && !metered.has(env.EVENT_LOG)) {
     env.EVENT_LOG = meterBucket(env.EVENT_LOG);
     metered.add(env.EVENT_LOG);

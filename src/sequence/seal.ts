@@ -166,8 +166,11 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
 }
 
 /**
- * Deletes segments whose newest event is older than the replay window, from R2 first and then
- * from the index; records the highest deleted seq so cursors before it get OutdatedCursor.
+ * Deletes segments whose newest event is older than the replay window: from the index first
+ * (with `trimmed_through`, so cursors before them get OutdatedCursor and no segment plan lists
+ * them any more), then from R2 once that transaction is durable. A plan therefore never lists an
+ * object that is gone; a crash between the two leaves objects no index names, which the bucket's
+ * lifecycle rule removes (docs/segment-format.md).
  */
 export async function expireSegments(
   storage: DurableObjectStorage,
@@ -182,11 +185,14 @@ export async function expireSegments(
     )
     .toArray();
   if (expired.length === 0) return 0;
-  await bucket.delete(expired.map((s) => segmentKey(s.first_seq)));
   const through = Math.max(...expired.map((s) => s.last_seq));
   storage.transactionSync(() => {
     for (const s of expired) sql.exec("DELETE FROM segments WHERE first_seq = ?", s.first_seq);
     writeMeta(sql, "trimmed_through", Math.max(through, readMeta(sql, "trimmed_through") ?? 0));
   });
+  // the output gate would hold the delete until the rows are durable anyway; explicit, because
+  // the order is the point
+  await storage.sync();
+  await bucket.delete(expired.map((s) => segmentKey(s.first_seq)));
   return expired.length;
 }

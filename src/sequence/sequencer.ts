@@ -23,9 +23,10 @@ import {
   sealedThrough,
 } from "./hot-log";
 import { expireSegments, type SealOutcome, sealSegment } from "./seal";
+import { readSegmentPage, type SegmentPage } from "./segment-index";
 import { loadTakedowns, writeTakedown } from "./takedowns";
 
-export type { AppendResult, IngestEvent, LogRead };
+export type { AppendResult, IngestEvent, LogRead, SegmentPage };
 
 export type LogState = {
   headSeq: number;
@@ -249,6 +250,11 @@ export class Sequencer extends DurableObject<Env> {
       this.#config.firstSeq,
       segmentKey,
     );
+  }
+
+  /** A page of the segment index: the sealed segments holding every seq > afterSeq (GET /segments). */
+  async listSegments(afterSeq: number, limit: number): Promise<SegmentPage> {
+    return readSegmentPage(this.ctx.storage.sql, afterSeq, limit);
   }
 
   /** A Fanout with consumers asks to be fed live batches. */

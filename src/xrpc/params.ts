@@ -7,7 +7,13 @@ import { XrpcError } from "./errors";
  * Every handler gets the configuration from the router instead of reading it itself, so a test
  * can call a handler (or the router) with another configuration, e.g. DEV_MODE off.
  */
-export type XrpcHandler = (request: Request, env: Env, config: Config) => Promise<Response>;
+export type XrpcHandler = (
+  request: Request,
+  env: Env,
+  config: Config,
+  /** The Worker's, for work that outlives the response (a cache fill); absent in some tests. */
+  ctx?: ExecutionContext,
+) => Promise<Response>;
 
 /** Reads an integer query parameter within [min, max], with a default; 400 otherwise. */
 export function intParam(

@@ -16,3 +16,24 @@ export async function findRepo(env: Env, config: Config, did: string): Promise<R
   if (!entry) throw new XrpcError(404, "RepoNotFound", `${did} is not known to this relay`);
   return entry;
 }
+
+/** The lexicons' errors for an inactive account: 400, like every declared XRPC error. */
+const INACTIVE_ERRORS: Record<string, string> = {
+  takendown: "RepoTakendown",
+  suspended: "RepoSuspended",
+  deactivated: "RepoDeactivated",
+};
+
+/**
+ * An active repo's index entry. An inactive one answers with the lexicon's error for its status,
+ * as the reference PDS does; any other inactive status is RepoNotFound.
+ */
+export async function findActiveRepo(env: Env, config: Config, did: string): Promise<RepoEntry> {
+  const entry = await findRepo(env, config, did);
+  if (!entry.active) {
+    const error = INACTIVE_ERRORS[entry.status ?? ""];
+    if (error) throw new XrpcError(400, error, `${entry.did} is ${entry.status}`);
+    throw new XrpcError(404, "RepoNotFound", `${entry.did} is ${entry.status ?? "not active"}`);
+  }
+  return entry;
+}

@@ -11,6 +11,9 @@ import { handleListRepos } from "./list-repos";
 import { handleMetrics } from "./metrics";
 import type { XrpcHandler } from "./params";
 import { handleRequestCrawl } from "./request-crawl";
+import { handleResyncRedirect } from "./resync-redirect";
+import { handleSegmentDownload, SEGMENT_PATH_PREFIX } from "./segment-download";
+import { handleSegmentPlan } from "./segment-plan";
 import { handleSubscribeRepos } from "./subscribe-repos";
 
 // Plain functions over Request/Response: a path picks a handler, the handler gets the typed
@@ -26,7 +29,17 @@ const ROUTES: Record<string, XrpcHandler> = {
   "/xrpc/com.atproto.sync.getRepoStatus": handleGetRepoStatus,
   "/xrpc/com.atproto.sync.getLatestCommit": handleGetLatestCommit,
   "/metrics": (_request, env) => handleMetrics(env),
+  "/xrpc/com.atproto.sync.getRepo": handleResyncRedirect,
+  "/xrpc/com.atproto.sync.getRecord": handleResyncRedirect,
+  "/xrpc/com.atproto.sync.getBlocks": handleResyncRedirect,
+  "/segments": handleSegmentPlan,
 };
+
+/** Paths that carry a name: the handler for a path that is not in ROUTES. */
+function prefixRoute(pathname: string): XrpcHandler | undefined {
+  if (pathname.startsWith(SEGMENT_PATH_PREFIX)) return handleSegmentDownload;
+  return undefined;
+}
 
 for (const [path, handler] of Object.entries(ADMIN_ROUTES)) {
   ROUTES[path] = (request, env, config) => {
@@ -62,12 +75,13 @@ export async function route(
   request: Request,
   env: Env,
   config: Config = readConfig(env),
+  ctx?: ExecutionContext,
 ): Promise<Response> {
   const url = new URL(request.url);
-  const handler = ROUTES[url.pathname];
+  const handler = ROUTES[url.pathname] ?? prefixRoute(url.pathname);
   if (!handler) return notFound(url.pathname);
   try {
-    return withServerHeader(await handler(request, env, config));
+    return withServerHeader(await handler(request, env, config, ctx));
   } catch (err) {
     if (err instanceof XrpcError) return err.toResponse();
     console.error(
