@@ -6,7 +6,8 @@ import { fanoutStub, sequencerStub } from "../../src/stubs";
 
 // The relay as `wrangler dev` runs it, plus three routes for bench/fanout-memory.ts: fill the
 // log quickly (straight into the Sequencer, as ingesters would), seal it, and read a Fanout's
-// stats. Only the memory benchmark starts this entry point; it is never deployed.
+// stats. The memory benchmark and bench/http-replay.ts start this entry point; it is never
+// deployed.
 
 export { Fanout, HostDirectory, HostIngester, RepoIndex, Sequencer } from "../../src/index";
 
@@ -34,7 +35,7 @@ function commitFrame(size: number): Uint8Array {
 }
 
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/bench/append") {
       const count = Number(url.searchParams.get("count") ?? "0");
@@ -60,6 +61,6 @@ export default {
       return Response.json(
         await fanoutStub(env, url.searchParams.get("name") ?? "fanout-0").stats(),
       );
-    return worker.fetch(request, env);
+    return worker.fetch(request, env, ctx);
   },
 } satisfies ExportedHandler<Env>;

@@ -128,11 +128,12 @@ export async function* replay(options: ReplayOptions): AsyncGenerator<ReplayEven
       );
       for await (const { segment, bytes } of segments) {
         planned++;
+        const source = `segment ${segment.url}`;
         for (const record of segmentRecordsAfter(bytes, order.last, segment)) {
           const type = frameType(record.frame);
           if (!isEventType(type))
             throw new Error(`segment record ${record.seq} is not an event (${String(type)})`);
-          if (!order.admit(record.seq, `segment ${segment.url}`)) continue;
+          if (!order.admit(record.seq, source)) continue;
           const event = replayEvent(record.seq, type, record.frame, "segment");
           if (verify) await verify(event);
           yield event;
