@@ -67,6 +67,16 @@ export class ReplayStreamError extends Error {
 }
 
 const DOWNLOAD_ATTEMPTS = 3;
+/** Plans in a row whose segments were gone before they could be downloaded. */
+const MAX_GONE_REPLANS = 3;
+
+/**
+ * A planned segment answered 404: retention deleted it after the plan was made (the relay takes
+ * segments out of its plans before deleting them, docs/behaviours.md, Retention).
+ */
+class SegmentGone extends Error {
+  override readonly name = "SegmentGone";
+}
 
 async function download(
   fetch: FetchFunction,
@@ -80,10 +90,11 @@ async function download(
       if (res.ok) return new Uint8Array(await res.arrayBuffer());
       failure = `HTTP ${res.status}`;
       await res.text().catch(() => "");
-      // a missing segment (retention deleted it after planning) will not come back
+      if (res.status === 404) throw new SegmentGone(`GET ${url}: ${failure}`);
       if (res.status < 500) throw new Error(`GET ${url}: ${failure}`);
     } catch (err) {
-      if (signal.aborted || (err instanceof Error && err.message.startsWith("GET "))) throw err;
+      if (signal.aborted || err instanceof SegmentGone) throw err;
+      if (err instanceof Error && err.message.startsWith("GET ")) throw err;
       failure = String(err);
     }
     if (attempt >= DOWNLOAD_ATTEMPTS)
@@ -116,6 +127,7 @@ export async function* replay(options: ReplayOptions): AsyncGenerator<ReplayEven
       signal: downloads.signal,
       ...(options.planLimit === undefined ? {} : { limit: options.planLimit }),
     };
+    let goneReplans = 0;
     for (;;) {
       let planned = 0;
       const segments = mapOrdered(
@@ -126,20 +138,28 @@ export async function* replay(options: ReplayOptions): AsyncGenerator<ReplayEven
         }),
         options.parallelism ?? 4,
       );
-      for await (const { segment, bytes } of segments) {
-        planned++;
-        const source = `segment ${segment.url}`;
-        for (const record of segmentRecordsAfter(bytes, order.last, segment)) {
-          const type = frameType(record.frame);
-          if (!isEventType(type))
-            throw new Error(`segment record ${record.seq} is not an event (${String(type)})`);
-          if (!order.admit(record.seq, source)) continue;
-          const event = replayEvent(record.seq, type, record.frame, "segment");
-          if (verify) await verify(event);
-          yield event;
-          if (aborted()) return;
+      try {
+        for await (const { segment, bytes } of segments) {
+          planned++;
+          const source = `segment ${segment.url}`;
+          for (const record of segmentRecordsAfter(bytes, order.last, segment)) {
+            const type = frameType(record.frame);
+            if (!isEventType(type))
+              throw new Error(`segment record ${record.seq} is not an event (${String(type)})`);
+            if (!order.admit(record.seq, source)) continue;
+            const event = replayEvent(record.seq, type, record.frame, "segment");
+            if (verify) await verify(event);
+            yield event;
+            if (aborted()) return;
+          }
         }
+      } catch (err) {
+        // plan again from the last seq yielded: the new plan starts at the oldest segment left,
+        // which SeqOrder accepts only before the first event (otherwise it is a gap, reported)
+        if (!(err instanceof SegmentGone) || ++goneReplans > MAX_GONE_REPLANS) throw err;
+        continue;
       }
+      goneReplans = 0;
       if (planned === 0 || aborted()) break;
     }
     if (options.historyOnly || aborted()) return;

@@ -51,6 +51,8 @@ class TestRelay {
   /** The socket answers with this error frame instead. */
   socketError: string | null = null;
   servesPlans = true;
+  /** Segments deleted by retention after they were planned: 404 and out of later plans. */
+  deleteAfterPlan = new Set<string>();
   /** The socket is closed by the relay once the backlog is sent. */
   closeAfterBacklog = false;
   server!: Server;
@@ -97,6 +99,10 @@ class TestRelay {
         const after = Number(url.searchParams.get("after"));
         const limit = Number(url.searchParams.get("limit") ?? 1000);
         this.beforePlan?.(after);
+        for (const name of this.deleteAfterPlan) {
+          if (this.segments.some((s) => s.name === name)) continue;
+          this.deleteAfterPlan.delete(name);
+        }
         const listed = this.segments.filter((s) => s.lastSeq > after).slice(0, limit);
         res.setHeader("Content-Type", "application/json");
         res.end(
@@ -116,6 +122,13 @@ class TestRelay {
         return;
       }
       const segment = this.segments.find((s) => url.pathname === `/segments/${s.name}`);
+      if (segment && this.deleteAfterPlan.has(segment.name)) {
+        this.segments.splice(this.segments.indexOf(segment), 1);
+        this.deleteAfterPlan.delete(segment.name);
+        res.statusCode = 404;
+        res.end(JSON.stringify({ error: "NotFound" }));
+        return;
+      }
       if (!segment) {
         res.statusCode = 404;
         res.end(JSON.stringify({ error: "NotFound" }));
@@ -314,6 +327,30 @@ describe("replay over HTTP segments, then the socket", () => {
     const error = await take(1000, { cursor: 0 }).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(ReplayConnectionClosed);
     expect(error).toMatchObject({ code: 1001, lastSeq: 34 });
+  });
+});
+
+describe("segments deleted by retention between plan and download", () => {
+  it("re-plans and starts at the oldest segment left when nothing was yielded yet", async () => {
+    relay = new TestRelay();
+    relay.append(60);
+    relay.seal(20);
+    relay.deleteAfterPlan.add(relay.segments[0]!.name);
+    await relay.start();
+    const events = await take(40, { cursor: 0, historyOnly: true });
+    expect(events.map((e) => e.seq)).toEqual(range(21, 60));
+  });
+
+  it("reports the hole as a gap once events were yielded", async () => {
+    relay = new TestRelay();
+    relay.append(60);
+    relay.seal(20);
+    relay.deleteAfterPlan.add(relay.segments[1]!.name);
+    await relay.start();
+    const error = await take(100, { cursor: 0, historyOnly: true, parallelism: 1 }).catch(
+      (err: unknown) => err,
+    );
+    expect(error).toMatchObject({ name: "ReplayGap", lastSeq: 20, receivedSeq: 41 });
   });
 });
 
