@@ -1,6 +1,7 @@
 import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { ADMIN_ROUTES, authorizeAdmin } from "./admin";
+import { withPublicCors } from "./cors";
 import { SERVER_HEADER, XrpcError, xrpcError } from "./errors";
 import { handleGetHostStatus } from "./get-host-status";
 import { handleGetLatestCommit } from "./get-latest-commit";
@@ -32,12 +33,14 @@ const ROUTES: Record<string, XrpcHandler> = {
   "/xrpc/com.atproto.sync.getRepo": handleResyncRedirect,
   "/xrpc/com.atproto.sync.getRecord": handleResyncRedirect,
   "/xrpc/com.atproto.sync.getBlocks": handleResyncRedirect,
-  "/segments": handleSegmentPlan,
+  "/segments": withPublicCors(handleSegmentPlan),
 };
+
+const segmentDownload = withPublicCors(handleSegmentDownload);
 
 /** Paths that carry a name: the handler for a path that is not in ROUTES. */
 function prefixRoute(pathname: string): XrpcHandler | undefined {
-  if (pathname.startsWith(SEGMENT_PATH_PREFIX)) return handleSegmentDownload;
+  if (pathname.startsWith(SEGMENT_PATH_PREFIX)) return segmentDownload;
   return undefined;
 }
 

@@ -74,10 +74,17 @@ export async function handleSegmentDownload(
   if (cache) {
     const [forClient, forCache] = object.body.tee();
     body = forClient;
-    const put = cache.put(
-      cacheKey,
-      new Response(forCache.pipeThrough(new FixedLengthStream(object.size)), { headers }),
-    );
+    // a failed fill costs the next download an R2 read, nothing more
+    const put = cache
+      .put(
+        cacheKey,
+        new Response(forCache.pipeThrough(new FixedLengthStream(object.size)), { headers }),
+      )
+      .catch((err: unknown) =>
+        console.warn(
+          JSON.stringify({ msg: "segment cache fill failed", name, error: String(err) }),
+        ),
+      );
     if (ctx) ctx.waitUntil(put);
     else await put;
   }

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { readConfig } from "../../src/config";
 import { repoIndexShard } from "../../src/ingest/partition";
 import type { RepoUpdate } from "../../src/ingest/repo-index";
+import { meterSnapshot, resetMeter } from "../../src/metering/meter";
 import { repoIndexStub } from "../../src/stubs";
 import { RELAY } from "./support";
 import {
@@ -62,9 +63,18 @@ describe("resync from the source", () => {
     const did = "did:plc:resyncpublic0000000000000";
     await indexRepo(repo(did, { host: "pds.example.com" }));
     const path = `/xrpc/com.atproto.sync.getRepo?did=${did}`;
+    await new Promise((r) => setTimeout(r, 10)); // the meter sums rows a microtask later
+    resetMeter();
     const res = await fetchManual(path);
     expect(res.status).toBe(302);
     expect(res.headers.get("Location")).toBe(`https://pds.example.com${path}`);
+    // one RepoIndex request, nothing written
+    await new Promise((r) => setTimeout(r, 10));
+    const units = meterSnapshot();
+    // (other objects of this file's earlier tests may run meanwhile: only the RepoIndex counts)
+    expect(units.calls["RepoIndex.getRepo"]).toBe(1);
+    expect(units.objects.RepoIndex?.requests).toBe(1);
+    expect(units.objects.RepoIndex?.rowsWritten).toBe(0);
 
     const loopback = "did:plc:resyncloopback00000000000";
     await indexRepo(repo(loopback, { host: "localhost:2583" }));

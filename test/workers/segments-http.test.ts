@@ -26,9 +26,13 @@ async function plan(query: string): Promise<SegmentPlan> {
 }
 
 /** A download through the Worker's own fetch, waiting for the work it left running (cache fill). */
-async function download(path: string, headers?: Record<string, string>): Promise<Response> {
+async function download(
+  path: string,
+  headers?: Record<string, string>,
+  method = "GET",
+): Promise<Response> {
   const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(`${RELAY}${path}`, { headers }), env, ctx);
+  const res = await worker.fetch(new Request(`${RELAY}${path}`, { headers, method }), env, ctx);
   const body = res.body ? new Uint8Array(await res.arrayBuffer()) : null;
   await waitOnExecutionContext(ctx);
   return new Response(body, res);
@@ -115,7 +119,9 @@ describe("GET /segments", () => {
     const whole = await plan("?limit=1000");
     const paged: SegmentPlan["segments"] = [];
     let cursor = 0;
-    for (let pages = 0; pages < 20; pages++) {
+    let pages = 0;
+    const callsBefore = meterSnapshot().calls["Sequencer.listSegments"] ?? 0;
+    for (; pages < 20; pages++) {
       const page = await plan(`?after=${cursor}&limit=2`);
       expect(page.segments.length).toBeLessThanOrEqual(2);
       if (page.segments.length === 0) break;
@@ -125,6 +131,8 @@ describe("GET /segments", () => {
     }
     expect(paged).toEqual(whole.segments);
     expect(cursor).toBe(whole.sealedThrough);
+    // one Sequencer request per plan (the empty last page included)
+    expect((meterSnapshot().calls["Sequencer.listSegments"] ?? 0) - callsBefore).toBe(pages + 1);
   });
 
   it.each([
@@ -153,6 +161,35 @@ describe("GET /segments/<name>", () => {
     expect(res.headers.get("Cache-Control")).toBe("public, max-age=31536000, immutable");
     expect(res.headers.get("Content-Length")).toBe(String(r2.bytes.byteLength));
     expect(res.headers.get("Accept-Ranges")).toBe("bytes");
+    const head = await download(first.url, undefined, "HEAD");
+    expect(head.status).toBe(200);
+    expect(head.headers.get("ETag")).toBe(r2.httpEtag);
+    expect(await head.arrayBuffer()).toHaveProperty("byteLength", 0);
+  });
+
+  it("is readable from any origin, errors included, and answers the preflight of a conditional download", async () => {
+    const [first] = (await plan("")).segments;
+    if (!first) throw new Error("no segment");
+    for (const res of [
+      await get("/segments"),
+      await get("/segments?limit=0"),
+      await download(first.url),
+      await download("/segments/09999999999999999999"),
+    ]) {
+      expect(res.headers.get("Access-Control-Allow-Origin")).toBe("*");
+      expect(res.headers.get("Access-Control-Expose-Headers")).toContain("ETag");
+    }
+    const preflight = await download(
+      first.url,
+      {
+        Origin: "https://app.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "if-none-match",
+      },
+      "OPTIONS",
+    );
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("Access-Control-Allow-Headers")).toContain("If-None-Match");
   });
 
   it("answers ranges, If-None-Match and whole downloads from the cache after the first read of R2", async () => {
