@@ -78,6 +78,11 @@ class SegmentGone extends Error {
   override readonly name = "SegmentGone";
 }
 
+/** A download that failed in a way retrying will not change (a 4xx other than 404). */
+class DownloadRefused extends Error {
+  override readonly name = "DownloadRefused";
+}
+
 async function download(
   fetch: FetchFunction,
   url: string,
@@ -91,10 +96,9 @@ async function download(
       failure = `HTTP ${res.status}`;
       await res.text().catch(() => "");
       if (res.status === 404) throw new SegmentGone(`GET ${url}: ${failure}`);
-      if (res.status < 500) throw new Error(`GET ${url}: ${failure}`);
+      if (res.status < 500) throw new DownloadRefused(`GET ${url}: ${failure}`);
     } catch (err) {
-      if (signal.aborted || err instanceof SegmentGone) throw err;
-      if (err instanceof Error && err.message.startsWith("GET ")) throw err;
+      if (signal.aborted || err instanceof SegmentGone || err instanceof DownloadRefused) throw err;
       failure = String(err);
     }
     if (attempt >= DOWNLOAD_ATTEMPTS)
@@ -103,94 +107,123 @@ async function download(
   }
 }
 
+/** What the two phases of a replay share. */
+type ReplayState = {
+  options: ReplayOptions;
+  fetch: FetchFunction;
+  base: string;
+  order: SeqOrder;
+  verify: Verifier | null;
+  /** Cancels plans and downloads (the consumer stopped, or the caller aborted). */
+  downloads: AbortSignalLike;
+  aborted: () => boolean;
+};
+
+/** Sealed history over HTTP: plan, download in parallel, yield in order, plan again. */
+async function* historyEvents(state: ReplayState): AsyncGenerator<ReplayEvent> {
+  const { options, fetch, base, order, verify } = state;
+  const request: PlanRequest = {
+    base,
+    fetch,
+    signal: state.downloads,
+    ...(options.planLimit === undefined ? {} : { limit: options.planLimit }),
+  };
+  let goneReplans = 0;
+  for (;;) {
+    let planned = 0;
+    const segments = mapOrdered(
+      planSegments(request, order.last),
+      async (segment: PlannedSegment) => ({
+        segment,
+        bytes: await download(fetch, resolveUrl(base, segment.url), state.downloads),
+      }),
+      options.parallelism ?? 4,
+    );
+    try {
+      for await (const { segment, bytes } of segments) {
+        planned++;
+        const source = `segment ${segment.url}`;
+        for (const record of segmentRecordsAfter(bytes, order.last, segment)) {
+          const type = frameType(record.frame);
+          if (!isEventType(type))
+            throw new Error(`segment record ${record.seq} is not an event (${String(type)})`);
+          if (!order.admit(record.seq, source)) continue;
+          const event = replayEvent(record.seq, type, record.frame, "segment");
+          if (verify) await verify(event);
+          yield event;
+          if (state.aborted()) return;
+        }
+      }
+    } catch (err) {
+      if (state.aborted()) return;
+      // plan again from the last seq yielded: the new plan starts at the oldest segment left,
+      // which SeqOrder accepts only before the first event (otherwise it is a gap, reported)
+      if (!(err instanceof SegmentGone) || ++goneReplans > MAX_GONE_REPLANS) throw err;
+      continue;
+    }
+    goneReplans = 0;
+    if (planned === 0 || state.aborted()) return;
+  }
+}
+
+/** subscribeRepos from the last seq yielded: whatever history is left, then live. */
+async function* liveEvents(state: ReplayState): AsyncGenerator<ReplayEvent> {
+  const { options, order, verify } = state;
+  const url = `${wsBase(options.service)}/xrpc/com.atproto.sync.subscribeRepos?cursor=${order.last}`;
+  const messages = socketMessages(
+    url,
+    options.WebSocket ?? defaultWebSocket(),
+    () => order.last,
+    options.signal,
+  );
+  for await (const frame of messages) {
+    const type = frameType(frame);
+    if (type === null) {
+      const body = decodeFrame(frame).body as { error: string; message?: string };
+      throw new ReplayStreamError(body.error, order.last, body.message);
+    }
+    if (type === "#info") {
+      options.onInfo?.(decodeFrame(frame).body as InfoBody);
+      continue;
+    }
+    // a message type this client does not know is skipped, as the lexicon asks of consumers
+    if (!isEventType(type)) continue;
+    const body = decodeFrame(frame).body as { seq: number };
+    if (!order.admit(body.seq, "subscribeRepos")) continue;
+    const event = replayEvent(body.seq, type, frame, "live", body);
+    if (verify) await verify(event);
+    yield event;
+  }
+}
+
 export async function* replay(options: ReplayOptions): AsyncGenerator<ReplayEvent> {
   if (!Number.isSafeInteger(options.cursor) || options.cursor < 0)
     throw new RangeError(`cursor must be a non-negative integer, got ${options.cursor}`);
   const fetch = options.fetch ?? defaultFetch();
-  const base = httpBase(options.service);
-  const order = new SeqOrder(options.cursor);
   let verify: Verifier | null = null;
   if (options.verify) {
     const { createVerifier } = await import("./verify");
     verify = createVerifier(options.verify === true ? {} : options.verify, fetch);
   }
-  // downloads are cancelled when the consumer stops early or the caller aborts
   const downloads = newAbortController();
   const stopDownloads = () => downloads.abort();
   options.signal?.addEventListener("abort", stopDownloads, { once: true });
-  const aborted = () => options.signal?.aborted === true;
-
+  const state: ReplayState = {
+    options,
+    fetch,
+    base: httpBase(options.service),
+    order: new SeqOrder(options.cursor),
+    verify,
+    downloads: downloads.signal,
+    aborted: () => options.signal?.aborted === true,
+  };
   try {
-    const request: PlanRequest = {
-      base,
-      fetch,
-      signal: downloads.signal,
-      ...(options.planLimit === undefined ? {} : { limit: options.planLimit }),
-    };
-    let goneReplans = 0;
-    for (;;) {
-      let planned = 0;
-      const segments = mapOrdered(
-        planSegments(request, order.last),
-        async (segment: PlannedSegment) => ({
-          segment,
-          bytes: await download(fetch, resolveUrl(base, segment.url), downloads.signal),
-        }),
-        options.parallelism ?? 4,
-      );
-      try {
-        for await (const { segment, bytes } of segments) {
-          planned++;
-          const source = `segment ${segment.url}`;
-          for (const record of segmentRecordsAfter(bytes, order.last, segment)) {
-            const type = frameType(record.frame);
-            if (!isEventType(type))
-              throw new Error(`segment record ${record.seq} is not an event (${String(type)})`);
-            if (!order.admit(record.seq, source)) continue;
-            const event = replayEvent(record.seq, type, record.frame, "segment");
-            if (verify) await verify(event);
-            yield event;
-            if (aborted()) return;
-          }
-        }
-      } catch (err) {
-        // plan again from the last seq yielded: the new plan starts at the oldest segment left,
-        // which SeqOrder accepts only before the first event (otherwise it is a gap, reported)
-        if (!(err instanceof SegmentGone) || ++goneReplans > MAX_GONE_REPLANS) throw err;
-        continue;
-      }
-      goneReplans = 0;
-      if (planned === 0 || aborted()) break;
-    }
-    if (options.historyOnly || aborted()) return;
-
-    const url = `${wsBase(options.service)}/xrpc/com.atproto.sync.subscribeRepos?cursor=${order.last}`;
-    for await (const frame of socketMessages(
-      url,
-      options.WebSocket ?? defaultWebSocket(),
-      () => order.last,
-      options.signal,
-    )) {
-      const type = frameType(frame);
-      if (type === null) {
-        const error = decodeFrame(frame);
-        const body = error.body as { error: string; message?: string };
-        throw new ReplayStreamError(body.error, order.last, body.message);
-      }
-      if (type === "#info") {
-        options.onInfo?.(decodeFrame(frame).body as InfoBody);
-        continue;
-      }
-      // a message type this client does not know is skipped, as the lexicon asks of consumers
-      if (!isEventType(type)) continue;
-      const body = decodeFrame(frame).body as { seq: number };
-      if (!order.admit(body.seq, "subscribeRepos")) continue;
-      const event = replayEvent(body.seq, type, frame, "live", body);
-      if (verify) await verify(event);
-      yield event;
-    }
+    yield* historyEvents(state);
+    if (options.historyOnly || state.aborted()) return;
+    yield* liveEvents(state);
   } finally {
     options.signal?.removeEventListener("abort", stopDownloads);
+    // a consumer that stops early leaves downloads in flight: they are cancelled here
     downloads.abort();
   }
 }

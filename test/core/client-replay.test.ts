@@ -330,6 +330,28 @@ describe("replay over HTTP segments, then the socket", () => {
   });
 });
 
+describe("stopping", () => {
+  it("ends quietly when the signal aborts, downloads in flight or not, and opens no socket", async () => {
+    relay = new TestRelay();
+    relay.append(400);
+    relay.seal(20);
+    await relay.start();
+    const stop = new AbortController();
+    const seen: number[] = [];
+    for await (const event of replay({
+      service: relay.url,
+      cursor: 0,
+      WebSocket,
+      signal: stop.signal,
+    })) {
+      seen.push(event.seq);
+      if (event.seq === 15) stop.abort();
+    }
+    expect(seen).toEqual(range(1, 15));
+    expect(relay.sockets.size).toBe(0);
+  });
+});
+
 describe("segments deleted by retention between plan and download", () => {
   it("re-plans and starts at the oldest segment left when nothing was yielded yet", async () => {
     relay = new TestRelay();
