@@ -17,7 +17,11 @@ import {
 export type ReplayEventBase = {
   /** The relay's seq. */
   readonly seq: number;
-  /** The frame exactly as the relay serves it (a binary subscribeRepos message). */
+  /**
+   * The frame exactly as the relay serves it (a binary subscribeRepos message). For a segment
+   * event it is a view into the downloaded segment: `frame.slice()` keeps it without keeping
+   * the whole segment in memory.
+   */
   readonly frame: Uint8Array;
   /** Where it came from: a sealed segment over HTTP or the live socket. */
   readonly source: "segment" | "live";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { type ReplayEvent, replay } from "../../src/client";
+import { cursorForTime, type ReplayEvent, replay } from "../../src/client";
 import { decodeFrame } from "../../src/protocol/frame";
 import { runActivity } from "../support/activity";
 import { type PdsNetwork, startPdsNetwork } from "../support/pds-network";
@@ -12,6 +12,8 @@ import { type RelayProcess, requestCrawl, startRelay } from "../support/relay-pr
 // segment downloads, re-plan, hand-over to the socket) and must receive exactly what a plain
 // `subscribeRepos?cursor=` consumer started at the same cursor receives: the same seqs, the
 // same frame bytes, while segments keep being sealed under it.
+// Then the README's example (posts since a time, from cursorForTime) counts what the plain
+// consumer saw.
 
 const SUBSCRIBE = "/xrpc/com.atproto.sync.subscribeRepos";
 
@@ -88,6 +90,7 @@ describe("replay over HTTP against the relay", () => {
 
     // the relay keeps ingesting (and sealing) for the whole replay
     const activity = new AbortController();
+    const writesStarted = Date.now();
     const writing = runActivity(network, {
       seed: 13,
       signal: activity.signal,
@@ -164,6 +167,25 @@ describe("replay over HTTP against the relay", () => {
     expect(received.some((e) => e.source === "live")).toBe(true);
     expect(sealedAtEnd).toBeGreaterThan(before.sealedThrough);
     expect(fromSegments.at(-1)!.seq).toBeGreaterThan(before.sealedThrough);
+
+    // the README's example: the posts since a time, starting from cursorForTime
+    const postsSince = (events: { frame: Uint8Array }[]) =>
+      events
+        .map((e) => decodeFrame(e.frame))
+        .filter((f) => f.kind === "commit" && Date.parse(f.body.time) >= writesStarted)
+        .flatMap((f) => (f.kind === "commit" ? f.body.ops : []))
+        .filter((op) => op.action === "create" && op.path.startsWith("app.bsky.feed.post/")).length;
+    const startCursor = await cursorForTime({ service: relay.url, time: writesStarted });
+    expect(startCursor).toBeLessThanOrEqual(before.sealedThrough + 1);
+    let posts = 0;
+    for await (const event of replay({ service: relay.url, cursor: startCursor, WebSocket })) {
+      if (event.type === "#commit" && Date.parse(event.body.time) >= writesStarted)
+        for (const op of event.body.ops)
+          if (op.action === "create" && op.path.startsWith("app.bsky.feed.post/")) posts++;
+      if (event.seq >= head) break;
+    }
+    expect(posts).toBeGreaterThan(0);
+    expect(posts).toBe(postsSince(plainEvents));
   });
 });
 
