@@ -115,7 +115,14 @@ describe("replay over HTTP against the relay", () => {
         signal: stop.signal,
       })) {
         received.push(event);
-        // a slow reader, so segments are sealed while it is still reading history
+        // segments are sealed while the client is still in the history it planned: it holds
+        // its first event until the relay has sealed past the plan made before it started
+        if (received.length === 1)
+          await waitUntilAsync(
+            async () => (await plan(0)).sealedThrough > before.sealedThrough,
+            60_000,
+          );
+        // and reads slowly
         if (received.length % 10 === 0) await new Promise((r) => setTimeout(r, 100));
       }
     })().catch((err: unknown) => errors.push(err));
