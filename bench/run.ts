@@ -14,6 +14,7 @@ const BENCHMARKS = [
   "fanout-profile",
   "latency",
   "backlog",
+  "http-replay",
 ] as const;
 
 type BenchmarkName = (typeof BENCHMARKS)[number];

@@ -6,7 +6,8 @@ import { fanoutStub, sequencerStub } from "../../src/stubs";
 
 // The relay as `wrangler dev` runs it, plus three routes for bench/fanout-memory.ts: fill the
 // log quickly (straight into the Sequencer, as ingesters would), seal it, and read a Fanout's
-// stats. Only the memory benchmark starts this entry point; it is never deployed.
+// stats. The memory benchmark and bench/http-replay.ts start this entry point; it is never
+// deployed.
 
 export { Fanout, HostDirectory, HostIngester, RepoIndex, Sequencer } from "../../src/index";
 
