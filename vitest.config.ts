@@ -46,6 +46,9 @@ export default defineConfig({
         ],
         test: {
           name: "workers",
+          // console straight to stdout: a log line emitted while a file's worker closes must not
+          // fail a green run (vitest-dev/vitest#11153, "Closing rpc while onUserConsoleLog was pending")
+          disableConsoleIntercept: true,
           include: ["test/workers/**/*.test.ts"],
           globalSetup: ["test/support/workers-global-setup.ts"],
           testTimeout: 60_000,
@@ -71,6 +74,7 @@ export default defineConfig({
         ],
         test: {
           name: "workers-plc",
+          disableConsoleIntercept: true, // as in the workers project
           include: ["test/workers-plc/**/*.test.ts"],
           globalSetup: ["test/support/workers-global-setup.ts"],
           testTimeout: 120_000,
@@ -105,6 +109,7 @@ export default defineConfig({
         ],
         test: {
           name: "cost",
+          disableConsoleIntercept: true, // as in the workers project
           include: ["test/cost/**/*.test.ts"],
           globalSetup: ["test/cost/cost-setup.ts"],
           testTimeout: 240_000,
