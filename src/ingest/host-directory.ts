@@ -2,6 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
 import { meterObject } from "../metering/meter";
+import { CounterHistory } from "../status/rate-history";
+import type { CrawlAnswer, HostPageData, HostsSummary } from "../status/summary";
 import { hostIngesterStub } from "../stubs";
 import {
   decodeProgress,
@@ -11,6 +13,7 @@ import {
   progressOf,
 } from "./host-progress";
 import type { HostLimits, HostReport, HostStatus } from "./host-record";
+import { hostDetail, hostsSummary, rememberCrawlAnswer } from "./host-views";
 import { ingesterObjectName } from "./partition";
 
 // The registry of every host the relay knows, for listHosts/getHostStatus/metrics and the admin.
@@ -136,6 +139,10 @@ export class HostDirectory extends DurableObject<Env> {
   #progressSavedMs = 0;
   #progressRows = 0;
   readonly #persistMs: number;
+  /** Each host's counters per minute, for the status pages: memory only, since `#startedMs`. */
+  readonly #history = new CounterHistory();
+  readonly #crawlAnswers = new Map<string, CrawlAnswer>();
+  readonly #startedMs = Date.now();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -236,6 +243,7 @@ export class HostDirectory extends DurableObject<Env> {
           r.hostname,
           ...kept,
         );
+        this.#history.record(r.hostname, now, r.counters);
         const progress = progressOf(r, now);
         if (progressMoved(this.#progress.get(r.hostname), progress)) this.#progressMoved = true;
         this.#progress.set(r.hostname, progress);
@@ -328,6 +336,34 @@ export class HostDirectory extends DurableObject<Env> {
     await Promise.all(
       [...objects].map((name) => hostIngesterStub(this.env, name).invalidateIdentity(did)),
     );
+  }
+
+  /** The status page's view of all hosts (a bounded list, totals, the relay's rates). */
+  async statusSummary(): Promise<HostsSummary> {
+    const entries = this.ctx.storage.sql
+      .exec<Row>("SELECT * FROM host_directory")
+      .toArray()
+      .map((row) => this.#toEntry(row));
+    return hostsSummary(entries, this.#history, Date.now(), this.#startedMs);
+  }
+
+  /** A host's page: its entry, its rates, and what requestCrawl last answered for it. */
+  async hostPage(hostname: string): Promise<HostPageData> {
+    const now = Date.now();
+    const row = this.#row(hostname);
+    return {
+      nowMs: now,
+      hostname,
+      host: row ? hostDetail(this.#toEntry(row), this.#history, now) : null,
+      rates: this.#history.rates(hostname, now),
+      historySinceMs: this.#startedMs,
+      crawlAnswer: this.#crawlAnswers.get(hostname) ?? null,
+    };
+  }
+
+  /** Keeps requestCrawl's answer for the host's page (memory only, bounded). */
+  async noteCrawlAnswer(hostname: string, answer: CrawlAnswer): Promise<void> {
+    rememberCrawlAnswer(this.#crawlAnswers, hostname, answer);
   }
 
   /** Sums for /metrics, computed here so only a few numbers cross the RPC. */
