@@ -21,7 +21,8 @@ function format(value: number): string {
 export function barChart(title: string, bars: Bar[], unit: string): Html {
   const max = Math.max(0, ...bars.map((b) => b.value ?? 0));
   const slot = WIDTH / Math.max(1, bars.length);
-  const plotHeight = HEIGHT - 14;
+  // 14 px at the top for the scale, 14 at the bottom for the time axis
+  const plotHeight = HEIGHT - 28;
   const rects = bars.map((b, i) => {
     const x = (i * slot + 1).toFixed(1);
     const w = Math.max(1, slot - 2).toFixed(1);
@@ -33,7 +34,7 @@ export function barChart(title: string, bars: Bar[], unit: string): Html {
   });
   const first = bars[0]?.label ?? "";
   const last = bars.at(-1)?.label ?? "";
-  return html`<figure class="chart"><svg viewBox="0 0 ${WIDTH} ${HEIGHT}" width="100%" height="${HEIGHT}" role="img" aria-label="${title}"><title>${title}</title>${rects}<line x1="0" y1="${HEIGHT - 13}" x2="${WIDTH}" y2="${HEIGHT - 13}" class="axis"/><text x="0" y="${HEIGHT - 2}">${first}</text><text x="${WIDTH}" y="${HEIGHT - 2}" text-anchor="end">${last}</text><text x="${WIDTH}" y="10" text-anchor="end">max ${format(max)} ${unit}</text></svg><figcaption>${title}</figcaption></figure>`;
+  return html`<figure class="chart"><svg viewBox="0 0 ${WIDTH} ${HEIGHT}" width="100%" height="${HEIGHT}" role="img" aria-label="${title}"><title>${title}</title>${rects}<line x1="0" y1="${HEIGHT - 13}" x2="${WIDTH}" y2="${HEIGHT - 13}" class="axis"/><text x="0" y="${HEIGHT - 2}">${first}</text><text x="${WIDTH}" y="${HEIGHT - 2}" text-anchor="end">${last}</text><text x="${WIDTH}" y="10" text-anchor="end">${bars.every((b) => b.value === null) ? "no data yet" : `max ${format(max)} ${unit}`}</text></svg><figcaption>${title}</figcaption></figure>`;
 }
 
 /** Horizontal bars, one per labelled value (e.g. seconds since each host's last event). */

@@ -36,6 +36,8 @@ function sumValues(record: Record<string, number>): number {
 
 export class CounterHistory {
   readonly #samples = new Map<string, MinuteSample[]>();
+  /** Each key's first sample: the base of its first minute, which has no minute before it. */
+  readonly #firstSamples = new Map<string, MinuteSample>();
   readonly #minutes: number;
 
   constructor(minutes = HISTORY_MINUTES) {
@@ -49,6 +51,7 @@ export class CounterHistory {
     const samples = this.#samples.get(key);
     if (!samples) {
       this.#samples.set(key, [sample]);
+      this.#firstSamples.set(key, sample);
       return;
     }
     const last = samples.at(-1);
@@ -66,17 +69,20 @@ export class CounterHistory {
 
   forget(key: string): void {
     this.#samples.delete(key);
+    this.#firstSamples.delete(key);
   }
 
   /**
    * Events/s in each of the last `minutes` minutes, oldest first, the current one last. A
    * minute's rate is the growth of the counters from the last value seen before the minute to
    * the last value seen in it (a quiet host sends the same numbers), over the time between the
-   * two. The current minute has a rate only once a report arrived in it. Counters that went
+   * two (in a key's first minute, from its first sample). The current minute has a rate only
+   * once a report arrived in it. Counters that went
    * down (a host's counters restart after a hand-over) count as zero.
    */
   rates(key: string, nowMs: number, minutes = this.#minutes): MinuteRate[] {
     const samples = this.#samples.get(key) ?? [];
+    const first = this.#firstSamples.get(key);
     const currentMinute = Math.floor(nowMs / MINUTE_MS);
     const valueAt = (minute: number): MinuteSample | null => {
       let found: MinuteSample | null = null;
@@ -88,8 +94,10 @@ export class CounterHistory {
     };
     const out: MinuteRate[] = [];
     for (let minute = currentMinute - minutes + 1; minute <= currentMinute; minute++) {
-      const before = valueAt(minute - 1);
       const after = valueAt(minute);
+      const before =
+        valueAt(minute - 1) ??
+        (first && first.minute === minute && after && after.ms > first.ms ? first : null);
       const unknown = !before || !after || (minute === currentMinute && after.minute !== minute);
       if (unknown) {
         out.push({

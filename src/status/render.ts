@@ -172,7 +172,7 @@ function trafficSection(data: StatusPageData): Html {
       recentDrops[reason] = (recentDrops[reason] ?? 0) + n * 60;
   return html`<h2>Traffic</h2>
 <div class="cards">
-<div class="card"><b>${formatRate(accepted)}</b><span class="muted">events/s accepted, last ${RECENT_MINUTES} min</span></div>
+<div class="card"><b id="accepted-rate">${formatRate(accepted)}</b><span class="muted">events/s accepted, last ${RECENT_MINUTES} min</span></div>
 <div class="card"><b>${formatRate(dropped)}</b><span class="muted">events/s dropped, last ${RECENT_MINUTES} min</span></div>
 <div class="card"><b id="accepted-total">${formatCount(hosts.accepted)}</b><span class="muted">events accepted in all</span></div>
 <div class="card"><b>${formatCount(sumValues(hosts.droppedByReason))}</b><span class="muted">dropped in all</span></div>

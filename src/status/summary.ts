@@ -121,7 +121,7 @@ export function hostsToList(hosts: HostSummary[], limit = MAX_HOSTS_LISTED): Hos
 export function explainStatus(status: string): string {
   switch (status) {
     case "active":
-      return "connected: the relay reads the host's firehose";
+      return "the relay is connected and reads the host's firehose";
     case "idle":
       return "the host sent nothing for HOST_IDLE_AFTER_SECONDS, so the relay disconnected to save cost; it resumes from its cursor on the next requestCrawl or the sweep every 30 minutes";
     case "throttled":

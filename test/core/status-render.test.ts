@@ -256,6 +256,15 @@ describe("CounterHistory", () => {
     expect(history.rates("unknown", NOW).every((r) => r.accepted === null)).toBe(true);
   });
 
+  it("measures a key's first minute from its first sample (a host just crawled)", () => {
+    const history = new CounterHistory(5);
+    const m0 = Math.floor(NOW / MINUTE_MS) * MINUTE_MS;
+    history.record("h", m0 + 1_000, { accepted: 0, dropped: {} });
+    expect(history.rates("h", m0 + 2_000).at(-1)?.accepted).toBeNull();
+    history.record("h", m0 + 31_000, { accepted: 300, dropped: {} });
+    expect(history.rates("h", m0 + 32_000).at(-1)?.accepted).toBeCloseTo(10);
+  });
+
   it("keeps a bounded number of samples and counts counters that went down as zero", () => {
     const history = new CounterHistory(3);
     const m0 = Math.floor(NOW / MINUTE_MS) * MINUTE_MS;
