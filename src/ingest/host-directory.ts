@@ -2,9 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
 import { meterObject } from "../metering/meter";
-import { CounterHistory } from "../status/rate-history";
-import type { CrawlAnswer, HostPageData, HostsSummary } from "../status/summary";
+import type { CrawlAnswer, DirectorySummary, HostDetail } from "../status/summary";
 import { hostIngesterStub } from "../stubs";
+import { CRAWL_ANSWERS_SCHEMA, loadCrawlAnswer, saveCrawlAnswer } from "./crawl-answer-log";
 import {
   decodeProgress,
   encodeProgress,
@@ -13,7 +13,7 @@ import {
   progressOf,
 } from "./host-progress";
 import type { HostLimits, HostReport, HostStatus } from "./host-record";
-import { hostDetail, hostsSummary, rememberCrawlAnswer } from "./host-views";
+import { directorySummary, hostDetail } from "./host-views";
 import { ingesterObjectName } from "./partition";
 
 // The registry of every host the relay knows, for listHosts/getHostStatus/metrics and the admin.
@@ -139,16 +139,13 @@ export class HostDirectory extends DurableObject<Env> {
   #progressSavedMs = 0;
   #progressRows = 0;
   readonly #persistMs: number;
-  /** Each host's counters per minute, for the status pages: memory only, since `#startedMs`. */
-  readonly #history = new CounterHistory();
-  readonly #crawlAnswers = new Map<string, CrawlAnswer>();
-  readonly #startedMs = Date.now();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterObject(this, ctx, env, "HostDirectory");
     this.#persistMs = readConfig(env).hostDirectoryPersistMs;
     ctx.storage.sql.exec(SCHEMA);
+    ctx.storage.sql.exec(CRAWL_ANSWERS_SCHEMA);
     for (const row of ctx.storage.sql.exec<{ saved_ms: number; body: string }>(
       "SELECT saved_ms, body FROM host_progress ORDER BY chunk",
     )) {
@@ -243,7 +240,6 @@ export class HostDirectory extends DurableObject<Env> {
           r.hostname,
           ...kept,
         );
-        this.#history.record(r.hostname, now, r.counters);
         const progress = progressOf(r, now);
         if (progressMoved(this.#progress.get(r.hostname), progress)) this.#progressMoved = true;
         this.#progress.set(r.hostname, progress);
@@ -338,32 +334,34 @@ export class HostDirectory extends DurableObject<Env> {
     );
   }
 
-  /** The status page's view of all hosts (a bounded list, totals, the relay's rates). */
-  async statusSummary(): Promise<HostsSummary> {
-    const entries = this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM host_directory")
-      .toArray()
-      .map((row) => this.#toEntry(row));
-    return hostsSummary(entries, this.#history, Date.now(), this.#startedMs);
+  /** The status page's view of all hosts (a bounded list, totals, who holds the busy ones). */
+  async statusSummary(): Promise<DirectorySummary> {
+    return directorySummary(
+      this.ctx.storage.sql
+        .exec<Row>("SELECT * FROM host_directory")
+        .toArray()
+        .map((row) => this.#toEntry(row)),
+    );
   }
 
-  /** A host's page: its entry, its rates, and what requestCrawl last answered for it. */
-  async hostPage(hostname: string): Promise<HostPageData> {
-    const now = Date.now();
+  /** A host's page: its entry, the object holding it, what requestCrawl last answered. */
+  async hostPage(hostname: string): Promise<{
+    host: HostDetail | null;
+    holder: string;
+    crawlAnswer: CrawlAnswer | null;
+  }> {
     const row = this.#row(hostname);
+    const entry = row ? this.#toEntry(row) : null;
     return {
-      nowMs: now,
-      hostname,
-      host: row ? hostDetail(this.#toEntry(row), this.#history, now) : null,
-      rates: this.#history.rates(hostname, now),
-      historySinceMs: this.#startedMs,
-      crawlAnswer: this.#crawlAnswers.get(hostname) ?? null,
+      host: entry ? hostDetail(entry) : null,
+      holder: entry?.ingester ?? "",
+      crawlAnswer: loadCrawlAnswer(this.ctx.storage.sql, hostname),
     };
   }
 
-  /** Keeps requestCrawl's answer for the host's page (memory only, bounded). */
+  /** Keeps requestCrawl's answer for the host's page (crawl-answer-log.ts: one row). */
   async noteCrawlAnswer(hostname: string, answer: CrawlAnswer): Promise<void> {
-    rememberCrawlAnswer(this.#crawlAnswers, hostname, answer);
+    saveCrawlAnswer(this.ctx.storage.sql, hostname, answer);
   }
 
   /** Sums for /metrics, computed here so only a few numbers cross the RPC. */

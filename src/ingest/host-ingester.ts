@@ -15,6 +15,8 @@ import {
 import { readFrameSeq } from "../protocol/seq-rewrite";
 import { AppendClient } from "../sequence/append-client";
 import type { IngestEvent } from "../sequence/hot-log";
+import { CounterHistory, type IngesterRates, ingesterRates } from "../status/rate-history";
+import { RECENT_MINUTES } from "../status/summary";
 import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../stubs";
 import { moveHost } from "../xrpc/ingesters";
 import { reconnectDelayMs } from "./backoff";
@@ -128,6 +130,12 @@ export class HostIngester extends DurableObject<Env> {
   #lastReportMs = 0;
   #deferredReport: ReturnType<typeof setTimeout> | null = null;
   #name: string | null = null;
+  /**
+   * Each host's counters per minute, for the status pages. In memory only (no row): this object
+   * stays awake while it holds sockets, which is while its hosts send anything to chart.
+   */
+  readonly #history = new CounterHistory();
+  readonly #startedMs = Date.now();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -296,6 +304,12 @@ export class HostIngester extends DurableObject<Env> {
   async getHost(hostname: string): Promise<HostReport | null> {
     const host = this.#hosts.get(hostname);
     return host ? this.#report(host) : null;
+  }
+
+  /** The status pages' events/s per minute of this object's hosts (host-views.ts). */
+  async statusRates(hostname?: string): Promise<IngesterRates> {
+    const hosts = hostname === undefined ? [...this.#hosts.keys()] : [hostname];
+    return ingesterRates(this.#history, hosts, Date.now(), this.#startedMs, RECENT_MINUTES);
   }
 
   async listHosts(): Promise<HostReport[]> {
@@ -995,6 +1009,8 @@ export class HostIngester extends DurableObject<Env> {
       return;
     }
     this.#lastReportMs = now;
+    for (const host of this.#hosts.values())
+      this.#history.record(host.hostname, now, host.counters);
     const changedRepos = this.#persist([]);
     // documents fetched since the last flush: one row, not one per document
     this.#identity.flush();

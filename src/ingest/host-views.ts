@@ -1,18 +1,13 @@
-import { type CounterHistory, recentRate } from "../status/rate-history";
-import {
-  type CrawlAnswer,
-  type HostDetail,
-  type HostSummary,
-  type HostsSummary,
-  hostsToList,
-  RECENT_MINUTES,
-} from "../status/summary";
+import type { CrawlAnswer, DirectorySummary, HostDetail, HostSummary } from "../status/summary";
+import { hostsToList } from "../status/summary";
 import type { HostEntry } from "./host-directory";
+import { isIngesterObjectName } from "./partition";
 
 // The HostDirectory's answers for the status pages: its entries in the pages' public shapes
-// (status/summary.ts), with each host's recent events/s from the in-memory history.
+// (status/summary.ts). The events/s come from the ingesters (they are awake while their hosts
+// send; this object sleeps between reports), so they are left empty here.
 
-export function hostSummary(entry: HostEntry, history: CounterHistory, nowMs: number): HostSummary {
+export function hostSummary(entry: HostEntry): HostSummary {
   return {
     hostname: entry.hostname,
     status: entry.status,
@@ -21,17 +16,13 @@ export function hostSummary(entry: HostEntry, history: CounterHistory, nowMs: nu
     lastEventMs: entry.lastEventMs,
     accepted: entry.counters.accepted,
     droppedByReason: { ...entry.counters.dropped },
-    eventsPerSecond: recentRate(
-      history.rates(entry.hostname, nowMs, RECENT_MINUTES),
-      RECENT_MINUTES,
-      "accepted",
-    ),
+    eventsPerSecond: null,
   };
 }
 
-export function hostDetail(entry: HostEntry, history: CounterHistory, nowMs: number): HostDetail {
+export function hostDetail(entry: HostEntry): HostDetail {
   return {
-    ...hostSummary(entry, history, nowMs),
+    ...hostSummary(entry),
     cursor: entry.cursor,
     firstSeenMs: entry.firstSeenMs,
     lastAttemptMs: entry.lastAttemptMs,
@@ -41,25 +32,26 @@ export function hostDetail(entry: HostEntry, history: CounterHistory, nowMs: num
   };
 }
 
-/** Every host summed and counted, the relay's rates summed from the hosts', a bounded list. */
-export function hostsSummary(
-  entries: Iterable<HostEntry>,
-  history: CounterHistory,
-  nowMs: number,
-  historySinceMs: number,
-): HostsSummary {
+/** Only a connected (or throttled) host has rates worth waking its object for. */
+export function isSending(status: string): boolean {
+  return status === "active" || status === "throttled";
+}
+
+/** Every host counted and summed, a bounded list, and the objects holding hosts that send. */
+export function directorySummary(entries: Iterable<HostEntry>): DirectorySummary {
   const byStatus: Record<string, number> = {};
   const droppedByReason: Record<string, number> = {};
+  const holders = new Set<string>();
   let accepted = 0;
   const summaries: HostSummary[] = [];
-  const series = [];
   for (const entry of entries) {
     byStatus[entry.status] = (byStatus[entry.status] ?? 0) + 1;
     accepted += entry.counters.accepted;
     for (const [reason, n] of Object.entries(entry.counters.dropped))
       droppedByReason[reason] = (droppedByReason[reason] ?? 0) + n;
-    summaries.push(hostSummary(entry, history, nowMs));
-    series.push(history.rates(entry.hostname, nowMs));
+    summaries.push(hostSummary(entry));
+    if (isSending(entry.status) && isIngesterObjectName(entry.ingester))
+      holders.add(entry.ingester);
   }
   return {
     total: summaries.length,
@@ -67,24 +59,8 @@ export function hostsSummary(
     accepted,
     droppedByReason,
     shown: hostsToList(summaries),
-    relayRates: history.sumRates(series, nowMs),
-    historySinceMs,
+    holders: [...holders].sort(),
   };
 }
 
-/** Answers kept per hostname; the oldest is forgotten first (strangers may call requestCrawl). */
-export const MAX_CRAWL_ANSWERS = 1000;
-
-export function rememberCrawlAnswer(
-  answers: Map<string, CrawlAnswer>,
-  hostname: string,
-  answer: CrawlAnswer,
-): void {
-  answers.delete(hostname);
-  answers.set(hostname, answer);
-  while (answers.size > MAX_CRAWL_ANSWERS) {
-    const oldest = answers.keys().next().value;
-    if (oldest === undefined) break;
-    answers.delete(oldest);
-  }
-}
+export type { CrawlAnswer };

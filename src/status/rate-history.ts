@@ -158,3 +158,50 @@ export function recentRate(
     .filter((v): v is number => v !== null);
   return known.length === 0 ? null : known.reduce((a, b) => a + b, 0) / known.length;
 }
+
+/** What one ingester object knows of its hosts' recent rates (HostIngester.statusRates). */
+export type IngesterRates = {
+  /** When the object last started: its history reaches no further back. */
+  startedMs: number;
+  /** Its hosts' events/s per minute, summed. */
+  total: MinuteRate[];
+  /** Each host's mean accepted events/s over the last `recentMinutes`. */
+  recentByHost: Record<string, number | null>;
+};
+
+export function ingesterRates(
+  history: CounterHistory,
+  hostnames: string[],
+  nowMs: number,
+  startedMs: number,
+  recentMinutes: number,
+): IngesterRates {
+  const series = hostnames.map((h) => history.rates(h, nowMs));
+  const recentByHost: Record<string, number | null> = {};
+  hostnames.forEach((h, i) => {
+    recentByHost[h] = recentRate(series[i] ?? [], recentMinutes, "accepted");
+  });
+  return { startedMs, total: history.sumRates(series, nowMs), recentByHost };
+}
+
+/**
+ * The relay's rates from its ingesters' answers; `sinceMs` is the latest start among them (the
+ * history is complete from then on).
+ */
+export function mergeIngesterRates(
+  answers: IngesterRates[],
+  nowMs: number,
+  minutes = HISTORY_MINUTES,
+): { rates: MinuteRate[]; sinceMs: number | null; recentByHost: Record<string, number | null> } {
+  const template = new CounterHistory(minutes).rates("", nowMs);
+  const recentByHost: Record<string, number | null> = {};
+  for (const a of answers) Object.assign(recentByHost, a.recentByHost);
+  return {
+    rates: sumRates(
+      answers.map((a) => a.total),
+      template,
+    ),
+    sinceMs: answers.length === 0 ? null : Math.max(...answers.map((a) => a.startedMs)),
+    recentByHost,
+  };
+}

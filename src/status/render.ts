@@ -7,7 +7,9 @@ import {
   type HostPageData,
   type HostSummary,
   type LogSummary,
+  MAX_CRAWL_ANSWERS_SHOWN,
   RECENT_MINUTES,
+  type RelayRates,
   type StatusPageData,
 } from "./summary";
 
@@ -160,15 +162,21 @@ ${more > 0 ? html`<p class="muted">${more} more hosts not listed (problems and t
 ${lagRows.length > 0 ? rankChart("Seconds since each host's last accepted event (lag)", lagRows, "s") : ""}`;
 }
 
+function historyNote(rates: RelayRates): Html {
+  if (rates.error)
+    return html`<p class="err">An ingester did not answer: ${rates.error}; the rates above miss its hosts.</p>`;
+  return html`<p class="muted">Per minute, from the ingesters' reports (every HOST_REPORT_INTERVAL_SECONDS), kept in their memory${rates.sinceMs === null ? " while they hold a connected host; none does now" : html` since ${isoTime(rates.sinceMs)} (the latest start among them)`}.</p>`;
+}
+
 function trafficSection(data: StatusPageData): Html {
   const hosts = data.hosts;
   if (!hosts) return html``;
-  const rates = hosts.relayRates;
+  const rates = data.rates.rates;
   const accepted = recentRate(rates, RECENT_MINUTES, "accepted");
   const dropped = recentRate(rates, RECENT_MINUTES, "dropped");
   const recentDrops: Record<string, number> = {};
   for (const r of rates.slice(-RECENT_MINUTES))
-    for (const [reason, n] of Object.entries(r.droppedByReason))
+    for (const [reason, n] of Object.entries<number>(r.droppedByReason))
       recentDrops[reason] = (recentDrops[reason] ?? 0) + n * 60;
   return html`<h2>Traffic</h2>
 <div class="cards">
@@ -180,7 +188,7 @@ function trafficSection(data: StatusPageData): Html {
 <p>Dropped in the last ${RECENT_MINUTES} min, by reason: ${droppedList(recentDrops)}. In all: ${droppedList(hosts.droppedByReason)}.</p>
 ${barChart("Events/s accepted per minute (UTC)", rateBars(rates, "accepted"), "events/s")}
 ${sumValues(hosts.droppedByReason) > 0 ? barChart("Events/s dropped per minute (UTC)", rateBars(rates, "dropped"), "events/s") : ""}
-<p class="muted">History kept in memory since ${isoTime(hosts.historySinceMs)} (when the host directory last started), per minute, from the ingesters' reports.</p>`;
+${historyNote(data.rates)}`;
 }
 
 function consumersSection(groups: ConsumerGroup[]): Html {
@@ -219,14 +227,14 @@ export function renderHostPage(data: HostPageData): string {
   const answer = data.crawlAnswer;
   const crawl = answer
     ? html`<p id="crawl-answer">${ago(data.nowMs, answer.atMs)}: HTTP ${answer.status}${answer.error ? html` <b>${answer.error}</b>` : " (accepted)"}${answer.message ? html` — <span class="err">${answer.message}</span>` : ""}</p>`
-    : html`<p id="crawl-answer" class="muted">No requestCrawl for this host since the host directory last started (${isoTime(data.historySinceMs)}).</p>`;
+    : html`<p id="crawl-answer" class="muted">No requestCrawl answer kept for this host (the last ${MAX_CRAWL_ANSWERS_SHOWN} hostnames asked for are).</p>`;
   const details = h
     ? html`<p id="host-status">${statusCell(h.status)}: ${explainStatus(h.status)}.</p>
 <table>
 ${field("last error", h.lastError ? html`<span class="err">${h.lastError}</span>` : "none")}
 ${field("events accepted", html`<span id="host-accepted">${formatCount(h.accepted)}</span>`)}
 ${field("events dropped", droppedList(h.droppedByReason))}
-${field(`events/s (last ${RECENT_MINUTES} min)`, formatRate(recentRate(data.rates, RECENT_MINUTES, "accepted")))}
+${field(`events/s (last ${RECENT_MINUTES} min)`, formatRate(recentRate(data.rates.rates, RECENT_MINUTES, "accepted")))}
 ${field("accounts", formatCount(h.accountCount))}
 ${field("last event", ago(data.nowMs, h.lastEventMs))}
 ${field("last connection attempt", ago(data.nowMs, h.lastAttemptMs))}
@@ -235,9 +243,9 @@ ${field("upstream cursor", h.cursor === null ? "none yet" : h.cursor)}
 ${field("limits", h.limits ? `${h.limits.eventsPerSecond} events/s, ${formatCount(h.limits.maxAccounts)} accounts (set by an admin)` : "the defaults for new hosts")}
 ${field("first seen", isoTime(h.firstSeenMs))}
 </table>
-${barChart("Events/s accepted per minute (UTC)", rateBars(data.rates, "accepted"), "events/s")}
-${sumValues(h.droppedByReason) > 0 ? barChart("Events/s dropped per minute (UTC)", rateBars(data.rates, "dropped"), "events/s") : ""}
-<p class="muted">History kept in memory since ${isoTime(data.historySinceMs)} (when the host directory last started).</p>`
+${barChart("Events/s accepted per minute (UTC)", rateBars(data.rates.rates, "accepted"), "events/s")}
+${sumValues(h.droppedByReason) > 0 ? barChart("Events/s dropped per minute (UTC)", rateBars(data.rates.rates, "dropped"), "events/s") : ""}
+${historyNote(data.rates)}`
     : html`<p id="host-status">This relay does not know this host.</p>`;
   const body = html`<p><a href="/">← relay status</a></p>
 <h1>${data.hostname}</h1>

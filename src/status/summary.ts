@@ -37,20 +37,25 @@ export type HostSummary = {
   eventsPerSecond: number | null;
 };
 
-export type HostsSummary = {
+/** The HostDirectory's part of the status page. */
+export type DirectorySummary = {
   total: number;
   byStatus: Record<string, number>;
   accepted: number;
   droppedByReason: Record<string, number>;
   /** The hosts listed on the page (problems first, then the busiest), at most a bounded few. */
   shown: HostSummary[];
-  /** The relay's events/s per minute: the sum of its hosts' histories. */
-  relayRates: MinuteRate[];
-  /** Since when the history is kept (the directory's last start). */
-  historySinceMs: number;
+  /** The ingester objects holding a host that sends (active or throttled): they have rates. */
+  holders: string[];
 };
 
-/** What requestCrawl last answered for a hostname (kept in memory, bounded). */
+/** Events/s per minute as the ingesters know them, and since when (null: none answered). */
+export type RelayRates = { rates: MinuteRate[]; sinceMs: number | null; error?: string };
+
+/** requestCrawl answers are kept for this many hostnames (ingest/crawl-answer-log.ts). */
+export const MAX_CRAWL_ANSWERS_SHOWN = 1000;
+
+/** What requestCrawl last answered for a hostname. */
 export type CrawlAnswer = { atMs: number; status: number; error?: string; message?: string };
 
 export type HostDetail = HostSummary & {
@@ -67,8 +72,7 @@ export type HostPageData = {
   hostname: string;
   /** null: the relay does not know the host (it may still have a crawl answer). */
   host: HostDetail | null;
-  rates: MinuteRate[];
-  historySinceMs: number;
+  rates: RelayRates;
   crawlAnswer: CrawlAnswer | null;
 };
 
@@ -86,8 +90,9 @@ export type StatusPageData = {
   nowMs: number;
   log: LogSummary | null;
   logError?: string;
-  hosts: HostsSummary | null;
+  hosts: DirectorySummary | null;
   hostsError?: string;
+  rates: RelayRates;
   consumers: ConsumerGroup[];
 };
 
@@ -104,13 +109,12 @@ function statusRank(status: string): number {
   return i === -1 ? STATUS_ORDER.length : i;
 }
 
-/** Hosts an operator should look at first: offline, throttled, banned; then by events/s. */
+/** Hosts an operator should look at first: offline, throttled, banned; then the busiest. */
 export function hostsToList(hosts: HostSummary[], limit = MAX_HOSTS_LISTED): HostSummary[] {
   return [...hosts]
     .sort(
       (a, b) =>
         statusRank(a.status) - statusRank(b.status) ||
-        (b.eventsPerSecond ?? -1) - (a.eventsPerSecond ?? -1) ||
         b.accepted - a.accepted ||
         (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0),
     )

@@ -6,9 +6,9 @@ import { XrpcError } from "./errors";
 import type { XrpcHandler } from "./params";
 
 // requestCrawl's answer, kept for the host's status page ("why does my host do nothing after
-// requestCrawl?"): one more HostDirectory request per requestCrawl call with a valid hostname
-// (held in memory there, bounded, never written). Names that fail the hostname policy are not
-// kept: they are not hosts.
+// requestCrawl?"): one more HostDirectory request and one row written per requestCrawl call with
+// a valid hostname (ingest/crawl-answer-log.ts, at most 1,000 names). Names that fail the
+// hostname policy are not kept: they are not hosts.
 
 async function crawledHostname(request: Request, devMode: boolean): Promise<string | null> {
   try {

@@ -1,16 +1,21 @@
 import type { Env } from "../env";
+import { isSending } from "../ingest/host-views";
 import { checkHostname } from "../ingest/hostname";
+import { isIngesterObjectName } from "../ingest/partition";
+import { type IngesterRates, mergeIngesterRates } from "../status/rate-history";
 import { renderHostPage, renderStatusPage } from "../status/render";
-import type { ConsumerGroup, StatusPageData } from "../status/summary";
-import { fanoutStub, hostDirectoryStub, sequencerStub } from "../stubs";
+import type { ConsumerGroup, RelayRates, StatusPageData } from "../status/summary";
+import { fanoutStub, hostDirectoryStub, hostIngesterStub, sequencerStub } from "../stubs";
 import { SERVER_HEADER, XrpcError } from "./errors";
 import type { XrpcHandler } from "./params";
 
 // GET / and GET /hosts/<hostname>: the public status pages (status/render.ts draws them).
-// A view of `/` costs 2 + F Durable Object requests: the Sequencer (log and the Fanouts that have
-// consumers), the HostDirectory (hosts, their counters and history), and each of those F Fanouts
-// (its consumer counts). A host page costs one, the HostDirectory. Clients that do not ask for
-// HTML (curl, monitoring) get the old one line, which costs none.
+// A view of `/` costs 2 + F + I Durable Object requests: the Sequencer (log, and the Fanouts that
+// have consumers), the HostDirectory (hosts and their counters), each of those F Fanouts (its
+// consumers) and each of the I ingester objects holding an active or throttled host (their
+// events/s per minute: they are awake anyway, holding sockets). A host page costs 1, or 2 when
+// the host is connected. Clients that do not ask for HTML (curl, monitoring) get the old one
+// line, which costs none.
 
 const PLAIN_TEXT = "freehose: an atproto relay. Health: /xrpc/_health\n";
 
@@ -62,6 +67,22 @@ async function consumerGroups(env: Env, fanouts: string[]): Promise<ConsumerGrou
   );
 }
 
+/** The rates of `holders`' hosts (of one host when `hostname` is given), merged. */
+async function ingesterRates(
+  env: Env,
+  holders: string[],
+  nowMs: number,
+  hostname?: string,
+): Promise<RelayRates & { recentByHost: Record<string, number | null> }> {
+  const answers = await Promise.allSettled(
+    holders.map((name) => hostIngesterStub(env, name).statusRates(hostname)),
+  );
+  const ok = answers.flatMap((a) => (a.status === "fulfilled" ? [a.value as IngesterRates] : []));
+  const failed = answers.flatMap((a) => (a.status === "rejected" ? [failure(a.reason)] : []));
+  const merged = mergeIngesterRates(ok, nowMs);
+  return failed.length > 0 ? { ...merged, error: failed.join("; ") } : merged;
+}
+
 const statusPage: XrpcHandler = async (request, env) => {
   if (!wantsHtml(request))
     return new Response(PLAIN_TEXT, {
@@ -72,11 +93,20 @@ const statusPage: XrpcHandler = async (request, env) => {
     sequencerStub(env).statusSummary(),
     hostDirectoryStub(env).statusSummary(),
   ]);
+  const nowMs = Date.now();
+  const directory = hosts.status === "fulfilled" ? hosts.value : null;
+  const [consumers, rates] = await Promise.all([
+    log.status === "fulfilled" ? consumerGroups(env, log.value.fanouts) : [],
+    ingesterRates(env, directory?.holders ?? [], nowMs),
+  ]);
+  if (directory)
+    for (const h of directory.shown) h.eventsPerSecond = rates.recentByHost[h.hostname] ?? null;
   const data: StatusPageData = {
-    nowMs: Date.now(),
+    nowMs,
     log: log.status === "fulfilled" ? log.value.log : null,
-    hosts: hosts.status === "fulfilled" ? hosts.value : null,
-    consumers: log.status === "fulfilled" ? await consumerGroups(env, log.value.fanouts) : [],
+    hosts: directory,
+    rates,
+    consumers,
   };
   if (log.status === "rejected") data.logError = failure(log.reason);
   if (hosts.status === "rejected") data.hostsError = failure(hosts.reason);
@@ -98,8 +128,14 @@ const hostPage: XrpcHandler = async (request, env, config) => {
   }
   const checked = checkHostname(raw, config.devMode);
   if (!checked.ok) throw new XrpcError(404, "NotFound", `no host page: ${checked.message}`);
-  const data = await hostDirectoryStub(env).hostPage(checked.hostname);
-  return htmlResponse(renderHostPage(data), data.host || data.crawlAnswer ? 200 : 404);
+  const hostname = checked.hostname;
+  const { host, holder, crawlAnswer } = await hostDirectoryStub(env).hostPage(hostname);
+  const nowMs = Date.now();
+  const sending = host !== null && isSending(host.status) && isIngesterObjectName(holder);
+  const rates = await ingesterRates(env, sending ? [holder] : [], nowMs, hostname);
+  if (host) host.eventsPerSecond = rates.recentByHost[hostname] ?? null;
+  const page = renderHostPage({ nowMs, hostname, host, rates, crawlAnswer });
+  return htmlResponse(page, host || crawlAnswer ? 200 : 404);
 };
 
 /** The status pages' handler for a path, if it is one of theirs (GET only). */

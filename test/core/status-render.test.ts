@@ -1,10 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { escapeHtml, html } from "../../src/status/html";
-import { CounterHistory, MINUTE_MS, recentRate } from "../../src/status/rate-history";
+import {
+  CounterHistory,
+  ingesterRates,
+  MINUTE_MS,
+  mergeIngesterRates,
+  recentRate,
+} from "../../src/status/rate-history";
 import { hostPath, renderHostPage, renderStatusPage } from "../../src/status/render";
 import {
+  type DirectorySummary,
   type HostSummary,
-  type HostsSummary,
   hostsToList,
   MAX_HOSTS_LISTED,
   type StatusPageData,
@@ -31,17 +37,18 @@ function host(overrides: Partial<HostSummary> = {}): HostSummary {
   };
 }
 
-function hostsSummary(shown: HostSummary[], total = shown.length): HostsSummary {
+function hostsSummary(shown: HostSummary[], total = shown.length): DirectorySummary {
   return {
     total,
     byStatus: { active: total },
     accepted: shown.reduce((a, h) => a + h.accepted, 0),
     droppedByReason: {},
     shown,
-    relayRates: [],
-    historySinceMs: NOW - 60_000,
+    holders: [],
   };
 }
+
+const NO_RATES = { rates: [], sinceMs: null };
 
 function emptyRelay(): StatusPageData {
   return {
@@ -57,6 +64,7 @@ function emptyRelay(): StatusPageData {
       newestSegments: [],
     },
     hosts: hostsSummary([]),
+    rates: NO_RATES,
     consumers: [],
   };
 }
@@ -102,8 +110,7 @@ describe("escaping", () => {
           banned: false,
           limits: null,
         },
-        rates: [],
-        historySinceMs: NOW - 1000,
+        rates: { rates: [], sinceMs: null, error: HOSTILE },
         crawlAnswer: { atMs: NOW, status: 400, error: HOSTILE, message: HOSTILE },
       }),
     ];
@@ -171,13 +178,13 @@ describe("the status page", () => {
 
   it("lists at most MAX_HOSTS_LISTED of many hosts, problems first, and counts the rest", () => {
     const many = Array.from({ length: 2000 }, (_, i) =>
-      host({ hostname: `pds${i}.example.com`, eventsPerSecond: i % 50, accepted: i }),
+      host({ hostname: `pds${i}.example.com`, accepted: i }),
     );
     many[1500] = host({ hostname: "down.example.com", status: "offline", lastError: "refused" });
     const listed = hostsToList(many);
     expect(listed).toHaveLength(MAX_HOSTS_LISTED);
     expect(listed[0]?.hostname).toBe("down.example.com");
-    expect(listed[1]?.eventsPerSecond).toBe(49);
+    expect(listed[1]?.accepted).toBe(1999);
     const data = emptyRelay();
     data.hosts = hostsSummary(listed, many.length);
     const page = renderStatusPage(data);
@@ -201,8 +208,7 @@ describe("the host page", () => {
         banned: false,
         limits: { eventsPerSecond: 500, maxAccounts: 100_000 },
       },
-      rates: [],
-      historySinceMs: NOW - 60_000,
+      rates: NO_RATES,
       crawlAnswer: { atMs: NOW - 10_000, status: 200 },
     });
     const seen = text(page);
@@ -220,8 +226,7 @@ describe("the host page", () => {
         nowMs: NOW,
         hostname: "nowhere.example.com",
         host: null,
-        rates: [],
-        historySinceMs: NOW,
+        rates: NO_RATES,
         crawlAnswer: {
           atMs: NOW,
           status: 400,
@@ -275,5 +280,28 @@ describe("CounterHistory", () => {
     expect(rates.map((r) => r.accepted)).toEqual([1, 1, 0]);
     const summed = history.sumRates([rates, rates], m0 + 2000);
     expect(summed.map((r) => r.accepted)).toEqual([2, 2, 0]);
+  });
+
+  it("merges the ingesters' answers into the relay's rates, complete since the latest start", () => {
+    const m0 = Math.floor(NOW / MINUTE_MS) * MINUTE_MS;
+    const a = new CounterHistory();
+    const b = new CounterHistory();
+    a.record("a.example", m0 - MINUTE_MS, { accepted: 0, dropped: {} });
+    a.record("a.example", m0 + 10_000, { accepted: 700, dropped: { Bad: 70 } });
+    b.record("b.example", m0 - MINUTE_MS, { accepted: 0, dropped: {} });
+    b.record("b.example", m0 + 10_000, { accepted: 140, dropped: {} });
+    const merged = mergeIngesterRates(
+      [
+        ingesterRates(a, ["a.example"], m0 + 20_000, m0 - 5 * MINUTE_MS, 5),
+        ingesterRates(b, ["b.example", "quiet.example"], m0 + 20_000, m0 - 2 * MINUTE_MS, 5),
+      ],
+      m0 + 20_000,
+    );
+    expect(merged.sinceMs).toBe(m0 - 2 * MINUTE_MS);
+    expect(merged.rates.at(-1)?.accepted).toBeCloseTo(12);
+    expect(merged.rates.at(-1)?.droppedByReason.Bad).toBeCloseTo(1);
+    expect(merged.recentByHost["a.example"]).toBeCloseTo(10);
+    expect(merged.recentByHost["quiet.example"]).toBeNull();
+    expect(mergeIngesterRates([], NOW).sinceMs).toBeNull();
   });
 });
