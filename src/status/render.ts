@@ -200,7 +200,7 @@ function consumersSection(groups: ConsumerGroup[]): Html {
   const total = groups.reduce((a, g) => a + (g.consumers ?? 0), 0);
   return html`<h2>Consumers</h2><p><span id="consumer-total">${total}</span> connected to subscribeRepos.</p>${
     rows.length === 0
-      ? html`<p class="muted">No Fanout object has registered with the Sequencer yet.</p>`
+      ? html`<p class="muted">No Fanout object answered.</p>`
       : html`<table><thead><tr><th>fanout</th><th class="n">connected</th><th class="n">live</th><th class="n">replaying</th><th class="n">waiting to replay</th><th></th></tr></thead><tbody>${rows}</tbody></table>`
   }`;
 }
@@ -234,7 +234,7 @@ export function renderHostPage(data: HostPageData): string {
 ${field("last error", h.lastError ? html`<span class="err">${h.lastError}</span>` : "none")}
 ${field("events accepted", html`<span id="host-accepted">${formatCount(h.accepted)}</span>`)}
 ${field("events dropped", droppedList(h.droppedByReason))}
-${field(`events/s (last ${RECENT_MINUTES} min)`, formatRate(recentRate(data.rates.rates, RECENT_MINUTES, "accepted")))}
+${field(`events/s (last ${RECENT_MINUTES} min)`, html`<span id="host-rate">${formatRate(recentRate(data.rates.rates, RECENT_MINUTES, "accepted"))}</span>`)}
 ${field("accounts", formatCount(h.accountCount))}
 ${field("last event", ago(data.nowMs, h.lastEventMs))}
 ${field("last connection attempt", ago(data.nowMs, h.lastAttemptMs))}

@@ -1,3 +1,4 @@
+import type { Config } from "../config";
 import type { Env } from "../env";
 import { isSending } from "../ingest/host-views";
 import { checkHostname } from "../ingest/hostname";
@@ -10,9 +11,9 @@ import { SERVER_HEADER, XrpcError } from "./errors";
 import type { XrpcHandler } from "./params";
 
 // GET / and GET /hosts/<hostname>: the public status pages (status/render.ts draws them).
-// A view of `/` costs 2 + F + I Durable Object requests: the Sequencer (log, and the Fanouts that
-// have consumers), the HostDirectory (hosts and their counters), each of those F Fanouts (its
-// consumers) and each of the I ingester objects holding an active or throttled host (their
+// A view of `/` costs 2 + F + I Durable Object requests: the Sequencer (the log), the
+// HostDirectory (hosts and their counters), each of the F Fanouts (FANOUT_SHARDS, and any other
+// the Sequencer feeds: their consumers) and each of the I ingester objects holding an active or throttled host (their
 // events/s per minute: they are awake anyway, holding sockets). A host page costs 1, or 2 when
 // the host is connected. Clients that do not ask for HTML (curl, monitoring) get the old one
 // line, which costs none.
@@ -83,7 +84,18 @@ async function ingesterRates(
   return failed.length > 0 ? { ...merged, error: failed.join("; ") } : merged;
 }
 
-const statusPage: XrpcHandler = async (request, env) => {
+/**
+ * The Fanouts to ask: every shard subscribeRepos spreads consumers over (its naming), and any
+ * other the Sequencer feeds. Not only the Sequencer's list: it forgets a Fanout that once
+ * answered "no consumers" until the Fanout's watchdog registers again.
+ */
+function fanoutNames(config: Config, registered: string[]): string[] {
+  const names = new Set(registered);
+  for (let shard = 0; shard < config.fanoutShards; shard++) names.add(`fanout-${shard}`);
+  return [...names];
+}
+
+const statusPage: XrpcHandler = async (request, env, config) => {
   if (!wantsHtml(request))
     return new Response(PLAIN_TEXT, {
       headers: { "Content-Type": "text/plain", Server: SERVER_HEADER },
@@ -96,7 +108,7 @@ const statusPage: XrpcHandler = async (request, env) => {
   const nowMs = Date.now();
   const directory = hosts.status === "fulfilled" ? hosts.value : null;
   const [consumers, rates] = await Promise.all([
-    log.status === "fulfilled" ? consumerGroups(env, log.value.fanouts) : [],
+    consumerGroups(env, fanoutNames(config, log.status === "fulfilled" ? log.value.fanouts : [])),
     ingesterRates(env, directory?.holders ?? [], nowMs),
   ]);
   if (directory)

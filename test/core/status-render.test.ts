@@ -133,7 +133,7 @@ describe("the status page", () => {
     expect(page).toContain('<b id="head-seq">0</b>');
     expect(text(page)).toContain("no event held yet");
     expect(text(page)).toContain("No host yet");
-    expect(text(page)).toContain("No Fanout object has registered");
+    expect(text(page)).toContain("No Fanout object answered");
     expect(text(page)).toContain("None yet");
     expect(page).not.toContain("<script");
   });

@@ -149,6 +149,8 @@ describe("status page in a browser", () => {
       String(expected.get(host)),
     );
     expect(await page.$eval("#crawl-answer", (el) => el.textContent)).toContain("HTTP 200");
+    // its events/s, from the ingester that holds it
+    expect(Number(await page.$eval("#host-rate", (el) => el.textContent))).toBeGreaterThan(0);
     await page.screenshot({ path: join(ARTIFACTS, "host-page.png"), fullPage: true });
     await page.close();
     page = await openPage(link);
