@@ -1,11 +1,9 @@
-import { type CrawlAnswer, MAX_CRAWL_ANSWERS_SHOWN } from "../status/summary";
+import { type CrawlAnswer, MAX_CRAWL_ANSWERS_SHOWN as MAX_CRAWL_ANSWERS } from "../status/summary";
 
 // requestCrawl's last answer per hostname, for the host's status page ("why does my host do
 // nothing after requestCrawl?"). One row written per requestCrawl with a valid hostname (refused
 // ones too: those are the answers an operator looks for); anyone may call requestCrawl, so at
 // most MAX_CRAWL_ANSWERS names are kept, the oldest forgotten first.
-
-export const MAX_CRAWL_ANSWERS = MAX_CRAWL_ANSWERS_SHOWN;
 
 export const CRAWL_ANSWERS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS crawl_answers (

@@ -1,5 +1,9 @@
-import type { CrawlAnswer, DirectorySummary, HostDetail, HostSummary } from "../status/summary";
-import { hostsToList } from "../status/summary";
+import {
+  type DirectorySummary,
+  type HostDetail,
+  type HostSummary,
+  hostsToList,
+} from "../status/summary";
 import type { HostEntry } from "./host-directory";
 import { isIngesterObjectName } from "./partition";
 
@@ -62,5 +66,3 @@ export function directorySummary(entries: Iterable<HostEntry>): DirectorySummary
     holders: [...holders].sort(),
   };
 }
-
-export type { CrawlAnswer };

@@ -1,8 +1,8 @@
 import type { MinuteRate } from "./rate-history";
 
 // What the status pages show, as plain data: the objects that hold the numbers (Sequencer,
-// HostDirectory, Fanout) answer in these shapes, and render.ts turns them into HTML. Only what
-// the public may see is here: no admin token, nothing an admin set in private.
+// HostDirectory, HostIngesters, Fanouts) answer in these shapes, and render.ts turns them into
+// HTML. Only what the public may see is here: no admin token, no pin or holder object.
 
 export type SegmentSummary = {
   firstSeq: number;
