@@ -2,7 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
 import { meterObject } from "../metering/meter";
+import type { CrawlAnswer, DirectorySummary, HostDetail } from "../status/summary";
 import { hostIngesterStub } from "../stubs";
+import { CRAWL_ANSWERS_SCHEMA, loadCrawlAnswer, saveCrawlAnswer } from "./crawl-answer-log";
 import { CrawlRateLimit } from "./crawl-rate-limit";
 import {
   decodeProgress,
@@ -12,6 +14,7 @@ import {
   progressOf,
 } from "./host-progress";
 import type { HostLimits, HostReport, HostStatus } from "./host-record";
+import { directorySummary, hostDetail } from "./host-views";
 import { ingesterObjectName } from "./partition";
 
 // The registry of every host the relay knows, for listHosts/getHostStatus/metrics and the admin.
@@ -162,6 +165,7 @@ export class HostDirectory extends DurableObject<Env> {
       ctx.storage.sql.exec(
         "ALTER TABLE host_directory ADD COLUMN added_by_admin INTEGER NOT NULL DEFAULT 0",
       );
+    ctx.storage.sql.exec(CRAWL_ANSWERS_SCHEMA);
     for (const row of ctx.storage.sql.exec<{ saved_ms: number; body: string }>(
       "SELECT saved_ms, body FROM host_progress ORDER BY chunk",
     )) {
@@ -374,6 +378,36 @@ export class HostDirectory extends DurableObject<Env> {
     await Promise.all(
       [...objects].map((name) => hostIngesterStub(this.env, name).invalidateIdentity(did)),
     );
+  }
+
+  /** The status page's view of all hosts (a bounded list, totals, who holds the busy ones). */
+  async statusSummary(): Promise<DirectorySummary> {
+    return directorySummary(
+      this.ctx.storage.sql
+        .exec<Row>("SELECT * FROM host_directory")
+        .toArray()
+        .map((row) => this.#toEntry(row)),
+    );
+  }
+
+  /** A host's page: its entry, the object holding it, what requestCrawl last answered. */
+  async hostPage(hostname: string): Promise<{
+    host: HostDetail | null;
+    holder: string;
+    crawlAnswer: CrawlAnswer | null;
+  }> {
+    const row = this.#row(hostname);
+    const entry = row ? this.#toEntry(row) : null;
+    return {
+      host: entry ? hostDetail(entry) : null,
+      holder: entry?.ingester ?? "",
+      crawlAnswer: loadCrawlAnswer(this.ctx.storage.sql, hostname),
+    };
+  }
+
+  /** Keeps requestCrawl's answer for the host's page (crawl-answer-log.ts: one row). */
+  async noteCrawlAnswer(hostname: string, answer: CrawlAnswer): Promise<void> {
+    saveCrawlAnswer(this.ctx.storage.sql, hostname, answer);
   }
 
   /** Sums for /metrics, computed here so only a few numbers cross the RPC. */

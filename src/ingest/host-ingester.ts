@@ -17,6 +17,8 @@ import {
 import { readFrameSeq } from "../protocol/seq-rewrite";
 import { AppendClient } from "../sequence/append-client";
 import type { IngestEvent } from "../sequence/hot-log";
+import { CounterHistory, type IngesterRates, ingesterRates } from "../status/rate-history";
+import { RECENT_MINUTES } from "../status/summary";
 import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../stubs";
 import { moveHost } from "../xrpc/ingesters";
 import { reconnectDelayMs } from "./backoff";
@@ -132,6 +134,12 @@ export class HostIngester extends DurableObject<Env> {
   #name: string | null = null;
   /** Drop lines for operators, at most one per host and reason per 10 s (ops-log.ts). */
   readonly #drops = new DropLog();
+  /**
+   * Each host's counters per minute, for the status pages. In memory only (no row): this object
+   * stays awake while it holds sockets, which is while its hosts send anything to chart.
+   */
+  readonly #history = new CounterHistory();
+  readonly #startedMs = Date.now();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -308,6 +316,12 @@ export class HostIngester extends DurableObject<Env> {
   async getHost(hostname: string): Promise<HostReport | null> {
     const host = this.#hosts.get(hostname);
     return host ? this.#report(host) : null;
+  }
+
+  /** The status pages' events/s per minute of this object's hosts (host-views.ts). */
+  async statusRates(hostname?: string): Promise<IngesterRates> {
+    const hosts = hostname === undefined ? [...this.#hosts.keys()] : [hostname];
+    return ingesterRates(this.#history, hosts, Date.now(), this.#startedMs, RECENT_MINUTES);
   }
 
   async listHosts(): Promise<HostReport[]> {
@@ -1020,6 +1034,8 @@ export class HostIngester extends DurableObject<Env> {
       return;
     }
     this.#lastReportMs = now;
+    for (const host of this.#hosts.values())
+      this.#history.record(host.hostname, now, host.counters);
     const changedRepos = this.#persist([]);
     // documents fetched since the last flush: one row, not one per document
     this.#identity.flush();

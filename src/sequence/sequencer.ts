@@ -5,6 +5,7 @@ import { DeliveryQueues } from "../fanout/delivery-queues";
 import type { DeliverySession } from "../fanout/fanout";
 import { segmentKey } from "../log/segment";
 import { meterObject, meterSessionTarget } from "../metering/meter";
+import type { LogSummary } from "../status/summary";
 import { fanoutStub } from "../stubs";
 import { GroupCommit } from "./group-commit";
 import { loadHostCursors, loadHostEpochs, resetHostCursor } from "./host-cursors";
@@ -21,6 +22,7 @@ import {
   SCHEMA,
   sealedThrough,
 } from "./hot-log";
+import { newestSegments, oldestEventMs } from "./log-summary";
 import { expireSegments, type SealOutcome, sealSegment } from "./seal";
 import { readSegmentPage, type SegmentPage } from "./segment-index";
 import { loadTakedowns, writeTakedown } from "./takedowns";
@@ -209,6 +211,10 @@ export class Sequencer extends DurableObject<Env> {
   }
 
   async getLogState(): Promise<LogState> {
+    return this.#logState();
+  }
+
+  #logState(): LogState {
     const sql = this.ctx.storage.sql;
     const hot = sql
       .exec<{ n: number; first: number | null }>(
@@ -230,6 +236,26 @@ export class Sequencer extends DurableObject<Env> {
       hotBytes: this.#hotBytes,
       segments: seg?.n ?? 0,
       writable: true,
+    };
+  }
+
+  /** The status page's view of the log, and the Fanouts that have consumers (by name). */
+  async statusSummary(): Promise<{ log: LogSummary; fanouts: string[] }> {
+    // not this.getLogState(): a call through the prototype is metered as a request
+    const state = this.#logState();
+    const sql = this.ctx.storage.sql;
+    return {
+      log: {
+        headSeq: state.headSeq,
+        oldestSeq: state.oldestSeq,
+        oldestMs: oldestEventMs(sql),
+        writable: state.writable,
+        hotRows: state.hotRows,
+        hotBytes: state.hotBytes,
+        segments: state.segments,
+        newestSegments: newestSegments(sql),
+      },
+      fanouts: [...this.#fanouts],
     };
   }
 

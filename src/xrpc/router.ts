@@ -2,6 +2,7 @@ import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { ADMIN_ROUTES, authorizeAdmin } from "./admin";
 import { withPublicCors } from "./cors";
+import { rememberingCrawlAnswers } from "./crawl-answers";
 import { SERVER_HEADER, XrpcError, xrpcError } from "./errors";
 import { handleGetHostStatus } from "./get-host-status";
 import { handleGetLatestCommit } from "./get-latest-commit";
@@ -15,6 +16,7 @@ import { handleRequestCrawl } from "./request-crawl";
 import { handleResyncRedirect } from "./resync-redirect";
 import { handleSegmentDownload, SEGMENT_PATH_PREFIX } from "./segment-download";
 import { handleSegmentPlan } from "./segment-plan";
+import { statusPageRoute } from "./status-page";
 import { handleSubscribeRepos } from "./subscribe-repos";
 
 // Plain functions over Request/Response: a path picks a handler, the handler gets the typed
@@ -23,7 +25,7 @@ import { handleSubscribeRepos } from "./subscribe-repos";
 const ROUTES: Record<string, XrpcHandler> = {
   "/xrpc/_health": (_request, env) => handleHealth(env),
   "/xrpc/com.atproto.sync.subscribeRepos": handleSubscribeRepos,
-  "/xrpc/com.atproto.sync.requestCrawl": handleRequestCrawl,
+  "/xrpc/com.atproto.sync.requestCrawl": rememberingCrawlAnswers(handleRequestCrawl),
   "/xrpc/com.atproto.sync.listHosts": handleListHosts,
   "/xrpc/com.atproto.sync.getHostStatus": handleGetHostStatus,
   "/xrpc/com.atproto.sync.listRepos": handleListRepos,
@@ -63,10 +65,6 @@ function notFound(pathname: string): Response {
   // unknown XRPC methods answer as the reference implementations do
   if (pathname.startsWith("/xrpc/"))
     return xrpcError(501, "MethodNotImplemented", `${pathname.slice(6)} is not implemented`);
-  if (pathname === "/")
-    return new Response("freehose: an atproto relay. Health: /xrpc/_health\n", {
-      headers: { "Content-Type": "text/plain", Server: SERVER_HEADER },
-    });
   return xrpcError(404, "NotFound", `no route for ${pathname}`);
 }
 
@@ -81,7 +79,8 @@ export async function route(
   ctx?: ExecutionContext,
 ): Promise<Response> {
   const url = new URL(request.url);
-  const handler = ROUTES[url.pathname] ?? prefixRoute(url.pathname);
+  const handler =
+    ROUTES[url.pathname] ?? prefixRoute(url.pathname) ?? statusPageRoute(url.pathname);
   if (!handler) return notFound(url.pathname);
   try {
     return withServerHeader(await handler(request, env, config, ctx));
