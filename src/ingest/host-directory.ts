@@ -27,7 +27,8 @@ import { ingesterObjectName } from "./partition";
 // accounts, ingester, connection time, ban, pin, limits). Its progress (cursor, counters, event
 // and attempt times: host-progress.ts) moves on every report of a busy host, so it is kept in
 // memory and written for all hosts as one row (`host_progress`) at most every
-// HOST_DIRECTORY_PERSIST_SECONDS; after a restart it may be that old until the next report.
+// HOST_DIRECTORY_PERSIST_SECONDS; after a wake, the first read asks the ingesters holding
+// connected hosts for theirs (#freshen), so readers never see progress go back.
 
 /**
  * A host's last report from its ingester, with `status` overridden to `banned` when banned,
@@ -151,6 +152,8 @@ export class HostDirectory extends DurableObject<Env> {
   #progressSavedMs = 0;
   #progressRows = 0;
   readonly #persistMs: number;
+  /** Ingesters whose report arrived since this object woke: their hosts' progress is current. */
+  readonly #reportedSinceWake = new Set<string>();
   readonly #crawlCallers = new CrawlRateLimit();
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -203,6 +206,7 @@ export class HostDirectory extends DurableObject<Env> {
   }
 
   async getHost(hostname: string): Promise<HostEntry | null> {
+    await this.#freshen();
     const row = this.#row(hostname);
     return row ? this.#toEntry(row) : null;
   }
@@ -265,6 +269,11 @@ export class HostDirectory extends DurableObject<Env> {
    * hosts at most every HOST_DIRECTORY_PERSIST_SECONDS. A quiet host costs no row write.
    */
   async reportHosts(reports: HostReport[]): Promise<void> {
+    this.#applyReports(reports);
+    for (const r of reports) this.#reportedSinceWake.add(r.ingester);
+  }
+
+  #applyReports(reports: HostReport[]): void {
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       for (const r of reports) {
@@ -295,6 +304,35 @@ export class HostDirectory extends DurableObject<Env> {
     });
   }
 
+  /**
+   * Before a read: the progress of hosts held by ingesters that have not reported since this
+   * object woke is asked of them. This object sleeps between reports and keeps progress in
+   * memory, writing it at most every HOST_DIRECTORY_PERSIST_SECONDS, so after a wake its copy can
+   * be that old; an active or throttled host's ingester holds its socket, is awake, and knows.
+   * Idle, offline and banned hosts' rows were written with their progress at their last status
+   * change. Costs one request per such ingester at the first read after a wake, none after.
+   */
+  async #freshen(): Promise<void> {
+    const stale = this.ctx.storage.sql
+      .exec<{ ingester: string }>(
+        `SELECT DISTINCT ingester FROM host_directory
+         WHERE status IN ('active', 'throttled') AND ingester IS NOT NULL AND ingester != ''`,
+      )
+      .toArray()
+      .map((r) => r.ingester)
+      .filter((name) => !this.#reportedSinceWake.has(name));
+    if (stale.length === 0) return;
+    const answers = await Promise.allSettled(
+      stale.map((name) => hostIngesterStub(this.env, name).listHosts()),
+    );
+    answers.forEach((answer, i) => {
+      // an ingester that fails to answer is asked again at the next read
+      if (answer.status !== "fulfilled") return;
+      this.#applyReports(answer.value);
+      this.#reportedSinceWake.add(stale[i]!);
+    });
+  }
+
   /** Every host's progress, as few rows as fit (one at the full network's 2,000 hosts). */
   #saveProgress(nowMs: number): void {
     const bodies = encodeProgress(this.#progress);
@@ -318,6 +356,7 @@ export class HostDirectory extends DurableObject<Env> {
     cursor: number | null,
     limit: number,
   ): Promise<{ hosts: HostEntry[]; cursor: number | null }> {
+    await this.#freshen();
     const rows = this.ctx.storage.sql
       .exec<Row>(
         "SELECT * FROM host_directory WHERE seen_order > ? ORDER BY seen_order LIMIT ?",
@@ -382,6 +421,7 @@ export class HostDirectory extends DurableObject<Env> {
 
   /** The status page's view of all hosts (a bounded list, totals, who holds the busy ones). */
   async statusSummary(): Promise<DirectorySummary> {
+    await this.#freshen();
     return directorySummary(
       this.ctx.storage.sql
         .exec<Row>("SELECT * FROM host_directory")
@@ -396,6 +436,7 @@ export class HostDirectory extends DurableObject<Env> {
     holder: string;
     crawlAnswer: CrawlAnswer | null;
   }> {
+    await this.#freshen();
     const row = this.#row(hostname);
     const entry = row ? this.#toEntry(row) : null;
     return {
@@ -412,6 +453,7 @@ export class HostDirectory extends DurableObject<Env> {
 
   /** Sums for /metrics, computed here so only a few numbers cross the RPC. */
   async totals(): Promise<HostTotals> {
+    await this.#freshen();
     const hostsByStatus: Record<string, number> = {};
     const droppedByReason: Record<string, number> = {};
     let accepted = 0;
