@@ -21,6 +21,26 @@ export type SegmentPage = {
   oldestSeq: number | null;
 };
 
+type SegmentRow = {
+  first_seq: number;
+  last_seq: number;
+  first_ms: number;
+  last_ms: number;
+  bytes: number;
+};
+
+const SEGMENT_COLUMNS = "first_seq, last_seq, first_ms, last_ms, bytes";
+
+function toEntry(row: SegmentRow): SegmentEntry {
+  return {
+    firstSeq: row.first_seq,
+    lastSeq: row.last_seq,
+    firstMs: row.first_ms,
+    lastMs: row.last_ms,
+    bytes: row.bytes,
+  };
+}
+
 /**
  * The segments holding every sealed seq > afterSeq, at most `limit` of them. Segments are
  * contiguous, so the one holding afterSeq + 1 is the last whose first seq is at or below it;
@@ -28,14 +48,8 @@ export type SegmentPage = {
  */
 export function readSegmentPage(sql: SqlStorage, afterSeq: number, limit: number): SegmentPage {
   const segments = sql
-    .exec<{
-      first_seq: number;
-      last_seq: number;
-      first_ms: number;
-      last_ms: number;
-      bytes: number;
-    }>(
-      `SELECT first_seq, last_seq, first_ms, last_ms, bytes FROM segments
+    .exec<SegmentRow>(
+      `SELECT ${SEGMENT_COLUMNS} FROM segments
        WHERE first_seq >= COALESCE((SELECT MAX(first_seq) FROM segments WHERE first_seq <= ?), 0)
          AND last_seq > ?
        ORDER BY first_seq LIMIT ?`,
@@ -44,15 +58,20 @@ export function readSegmentPage(sql: SqlStorage, afterSeq: number, limit: number
       limit,
     )
     .toArray()
-    .map((row) => ({
-      firstSeq: row.first_seq,
-      lastSeq: row.last_seq,
-      firstMs: row.first_ms,
-      lastMs: row.last_ms,
-      bytes: row.bytes,
-    }));
+    .map(toEntry);
   const oldest = sql
     .exec<{ first_seq: number }>("SELECT first_seq FROM segments ORDER BY first_seq LIMIT 1")
     .toArray()[0];
   return { segments, sealedThrough: sealedThrough(sql), oldestSeq: oldest?.first_seq ?? null };
+}
+
+/** The newest `limit` segments, newest first (the status page). */
+export function newestSegments(sql: SqlStorage, limit: number): SegmentEntry[] {
+  return sql
+    .exec<SegmentRow>(
+      `SELECT ${SEGMENT_COLUMNS} FROM segments ORDER BY first_seq DESC LIMIT ?`,
+      limit,
+    )
+    .toArray()
+    .map(toEntry);
 }

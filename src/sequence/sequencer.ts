@@ -22,7 +22,7 @@ import {
   SCHEMA,
   sealedThrough,
 } from "./hot-log";
-import { newestSegments, oldestEventMs } from "./log-summary";
+import { newestSegmentsShown, oldestEventMs } from "./log-summary";
 import { expireSegments, type SealOutcome, sealSegment } from "./seal";
 import { readSegmentPage, type SegmentPage } from "./segment-index";
 import { loadTakedowns, writeTakedown } from "./takedowns";
@@ -253,7 +253,7 @@ export class Sequencer extends DurableObject<Env> {
         hotRows: state.hotRows,
         hotBytes: state.hotBytes,
         segments: state.segments,
-        newestSegments: newestSegments(sql),
+        newestSegments: newestSegmentsShown(sql),
       },
       fanouts: [...this.#fanouts],
     };

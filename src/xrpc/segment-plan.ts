@@ -1,3 +1,4 @@
+import type { SegmentPlan as ClientSegmentPlan, PlannedSegment } from "../client/plan";
 import { segmentName } from "../log/segment";
 import type { SegmentEntry } from "../sequence/segment-index";
 import { sequencerStub } from "../stubs";
@@ -13,21 +14,11 @@ import { SEGMENT_PATH_PREFIX } from "./segment-download";
 export const DEFAULT_PLAN_SEGMENTS = 100;
 export const MAX_PLAN_SEGMENTS = 1000;
 
-export type PlannedSegment = {
-  firstSeq: number;
-  lastSeq: number;
-  firstTime: string;
-  lastTime: string;
-  bytes: number;
-  url: string;
-};
-
-export type SegmentPlan = {
-  segments: PlannedSegment[];
-  /** The highest sealed seq. */
-  sealedThrough: number;
-  /** Open subscribeRepos?cursor= this after the listed segments (or ask for the next page). */
-  cursor: number;
+/**
+ * The plan as the client reads it (src/client/plan.ts holds the contract, one definition for
+ * both sides), plus what only the server adds.
+ */
+export type SegmentPlan = ClientSegmentPlan & {
   /**
    * The first seq of the oldest retained segment (null when none is): when it is above after + 1,
    * the seqs in between are past the replay window and gone, as subscribeRepos' OutdatedCursor says.
