@@ -31,7 +31,7 @@ const ROUTES: Record<string, XrpcHandler> = {
   "/xrpc/com.atproto.sync.listRepos": handleListRepos,
   "/xrpc/com.atproto.sync.getRepoStatus": handleGetRepoStatus,
   "/xrpc/com.atproto.sync.getLatestCommit": handleGetLatestCommit,
-  "/metrics": (_request, env) => handleMetrics(env),
+  "/metrics": (_request, env, config) => handleMetrics(env, config),
   "/xrpc/com.atproto.sync.getRepo": handleResyncRedirect,
   "/xrpc/com.atproto.sync.getRecord": handleResyncRedirect,
   "/xrpc/com.atproto.sync.getBlocks": handleResyncRedirect,

@@ -1,14 +1,13 @@
-import type { Config } from "../config";
 import type { Env } from "../env";
-import { fanoutName, regionalPlace } from "../fanout/regions";
 import { isSending } from "../ingest/host-views";
 import { checkHostname } from "../ingest/hostname";
 import { isIngesterObjectName } from "../ingest/partition";
 import { type IngesterRates, mergeIngesterRates } from "../status/rate-history";
 import { renderHostPage, renderStatusPage } from "../status/render";
-import type { ConsumerGroup, RelayRates, StatusPageData } from "../status/summary";
-import { fanoutStub, hostDirectoryStub, hostIngesterStub, sequencerStub } from "../stubs";
+import type { RelayRates, StatusPageData } from "../status/summary";
+import { hostDirectoryStub, hostIngesterStub, sequencerStub } from "../stubs";
 import { SERVER_HEADER, XrpcError } from "./errors";
+import { fanoutConsumers } from "./fanout-consumers";
 import type { XrpcHandler } from "./params";
 
 // GET / and GET /hosts/<hostname>: the public status pages (status/render.ts draws them).
@@ -43,32 +42,6 @@ function failure(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-async function consumerGroups(env: Env, fanouts: string[]): Promise<ConsumerGroup[]> {
-  return Promise.all(
-    [...fanouts].sort().map(async (name): Promise<ConsumerGroup> => {
-      try {
-        const s = await fanoutStub(env, name).stats();
-        return {
-          key: name,
-          consumers: s.consumers,
-          live: s.live,
-          replaying: s.replaying,
-          queuedReplays: s.queuedReplays,
-        };
-      } catch (err) {
-        return {
-          key: name,
-          consumers: null,
-          live: null,
-          replaying: null,
-          queuedReplays: null,
-          error: failure(err),
-        };
-      }
-    }),
-  );
-}
-
 /** The rates of `holders`' hosts (of one host when `hostname` is given), merged. */
 async function ingesterRates(
   env: Env,
@@ -85,25 +58,6 @@ async function ingesterRates(
   return failed.length > 0 ? { ...merged, error: failed.join("; ") } : merged;
 }
 
-/**
- * The Fanouts to ask: every global shard subscribeRepos spreads consumers over (its naming), any
- * other the Sequencer feeds, and each region head's shards. Not only the Sequencer's list: it
- * forgets a Fanout that once answered "no consumers" until the Fanout's watchdog registers again.
- * Only names that exist are asked (asking a name would create its object).
- */
-async function fanoutNames(env: Env, config: Config, registered: string[]): Promise<string[]> {
-  const names = new Set(registered);
-  if (config.fanoutRegions.length === 0)
-    for (let shard = 0; shard < config.fanoutShards; shard++) names.add(fanoutName(null, shard));
-  const heads = registered.filter((name) => regionalPlace(name)?.shard === 0);
-  const shards = await Promise.allSettled(
-    heads.map(async (head) => (await fanoutStub(env, head).describe()).shards),
-  );
-  for (const answer of shards)
-    if (answer.status === "fulfilled") for (const name of answer.value) names.add(name);
-  return [...names];
-}
-
 const statusPage: XrpcHandler = async (request, env, config) => {
   if (!wantsHtml(request))
     return new Response(PLAIN_TEXT, {
@@ -117,9 +71,7 @@ const statusPage: XrpcHandler = async (request, env, config) => {
   const nowMs = Date.now();
   const directory = hosts.status === "fulfilled" ? hosts.value : null;
   const [consumers, rates] = await Promise.all([
-    fanoutNames(env, config, log.status === "fulfilled" ? log.value.fanouts : []).then((names) =>
-      consumerGroups(env, names),
-    ),
+    fanoutConsumers(env, config, log.status === "fulfilled" ? log.value.fanouts : []),
     ingesterRates(env, directory?.holders ?? [], nowMs),
   ]);
   if (directory)

@@ -250,7 +250,7 @@ describe("bootstrap: a second freehose imports the first one's hosts", () => {
     await second?.stop();
   });
 
-  const crawlRequests = () => second.output().match(/"msg":"requestCrawl"/g)?.length ?? 0;
+  const crawlRequests = () => second.output().match(/"event":"crawl_requested"/g)?.length ?? 0;
 
   it("imports every host --from the first relay and ingests from them; a rerun with --state asks only for what is left", async () => {
     const firstEnv = env;

@@ -188,6 +188,21 @@ describe("admin host actions", () => {
     const accepted = Number(/^freehose_events_accepted_total (\d+)$/m.exec(metrics)?.[1]);
     expect(accepted).toBeGreaterThanOrEqual(2);
   });
+
+  it("/metrics counts the consumers connected, by Fanout", async () => {
+    const consumersNow = async () => {
+      const text = await (await get("/metrics")).text();
+      return [...text.matchAll(/^freehose_consumers\{fanout="([^"]+)"\} (\d+)$/gm)].reduce(
+        (sum, m) => sum + Number(m[2]),
+        0,
+      );
+    };
+    const before = await consumersNow();
+    const { headSeq } = await sequencerStub(env).getLogState();
+    const consumer = await connect(headSeq);
+    expect(await consumersNow()).toBe(before + 1);
+    consumer.ws.close();
+  });
 });
 
 describe("admin account actions", () => {
