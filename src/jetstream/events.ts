@@ -1,5 +1,5 @@
 import { decodeDagCbor } from "../protocol/cbor";
-import { CID } from "../protocol/cid";
+import type { CID } from "../protocol/cid";
 import { dataModelToJson } from "../protocol/data-model";
 import { decodeFrame } from "../protocol/frame";
 import type { JetstreamFilter } from "./filter";
@@ -30,7 +30,6 @@ export class JetstreamEvent {
   #decoded: Decoded | null = null;
   /** Bodies per op index (commit) or at 0 (identity, account); null: the op yields nothing. */
   readonly #bodies = new Map<number, string | null>();
-  #blocks: Map<string, Uint8Array> | null = null;
 
   constructor(seq: number, frame: Uint8Array) {
     this.seq = seq;
@@ -123,8 +122,7 @@ export class JetstreamEvent {
   }
 
   #block(car: Uint8Array, cid: CID): Uint8Array | undefined {
-    this.#blocks ??= carBlocksUnverified(car);
-    return this.#blocks.get(cid.toString());
+    return findCarBlock(car, cid.bytes);
   }
 }
 
@@ -146,18 +144,24 @@ function readVarint(buf: Uint8Array, pos: number): [number, number] {
 }
 
 /**
- * The blocks of a CAR the ingester has verified already (every block hashed to its CID before
- * the event was sequenced), by CID string: not hashed again.
+ * The block of a CAR whose CID is `cid` (its binary form). The ingester verified every block
+ * against its CID before the event was sequenced, so nothing is hashed or parsed here: a
+ * section whose leading bytes are the CID holds the block after them.
  */
-function carBlocksUnverified(car: Uint8Array): Map<string, Uint8Array> {
-  const blocks = new Map<string, Uint8Array>();
+function findCarBlock(car: Uint8Array, cid: Uint8Array): Uint8Array | undefined {
   const [headerLength, headerStart] = readVarint(car, 0);
   let pos = headerStart + headerLength;
   while (pos < car.length) {
     const [length, start] = readVarint(car, pos);
-    const [cid, block] = CID.decodeFirst(car.subarray(start, start + length));
-    blocks.set(cid.toString(), block);
-    pos = start + length;
+    const end = start + length;
+    if (length > cid.length && startsWith(car, start, cid))
+      return car.subarray(start + cid.length, end);
+    pos = end;
   }
-  return blocks;
+  return undefined;
+}
+
+function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false;
+  return true;
 }
