@@ -15,6 +15,7 @@ const BENCHMARKS = [
   "latency",
   "backlog",
   "http-replay",
+  "jetstream",
 ] as const;
 
 type BenchmarkName = (typeof BENCHMARKS)[number];

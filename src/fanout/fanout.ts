@@ -1,6 +1,9 @@
 import { DurableObject, RpcTarget } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
+import { type JetstreamAttachment, JetstreamConsumers } from "../jetstream/consumers";
+import { parseSubscribeParams, parseSubscriberMessage } from "../jetstream/options";
+import { hotRowsAnchor, receivedAnchor, segmentAnchor, type TimeAnchor } from "../jetstream/time";
 import { iterateRecords, recordsSeqRange } from "../log/records";
 import { meterObject, meterSessionTarget } from "../metering/meter";
 import { opsLog } from "../ops-log";
@@ -79,7 +82,15 @@ export type FanoutView = FanoutStats & {
   cursors: { cursor: number; live: boolean }[];
 };
 
-type Attachment = { cursor: number; live: boolean };
+type Attachment = { cursor: number; live: boolean; jetstream?: JetstreamAttachment };
+
+/** Set by the Worker on a Jetstream `/subscribe` upgrade (jetstream/): the query is in the URL. */
+export const JETSTREAM_HEADER = "x-freehose-jetstream";
+/**
+ * A Jetstream cursor starts this much before the time it names: live events carry the time this
+ * Fanout received them, a little after the Sequencer committed them (jetstream/time.ts).
+ */
+const JETSTREAM_CURSOR_REWIND_MS = 10_000;
 
 type Deliver = (
   records: Uint8Array,
@@ -159,6 +170,7 @@ export class Fanout extends DurableObject<Env> {
   readonly #forwards: DeliveryQueues<Rpc.Stub<ForwardSession>>;
   /** Sockets whose disconnect was logged (a close the relay started is echoed by the consumer). */
   readonly #disconnectLogged = new WeakSet<WebSocket>();
+  readonly #jetstream: JetstreamConsumers;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -180,7 +192,9 @@ export class Fanout extends DurableObject<Env> {
       config.fanoutDeliveryIntervalMs,
       (name) => void this.#dropShard(name),
     );
+    this.#jetstream = new JetstreamConsumers(ctx.storage);
     ctx.blockConcurrencyWhile(async () => {
+      await this.#jetstream.load();
       const shards = await ctx.storage.get<string[]>(FORWARD_SHARDS_KEY);
       if (shards) this.#shards = new Set(shards);
     });
@@ -266,6 +280,7 @@ export class Fanout extends DurableObject<Env> {
   }
 
   async #upgrade(request: Request): Promise<Response> {
+    if (request.headers.has(JETSTREAM_HEADER)) return this.#upgradeJetstream(request);
     const name = request.headers.get(FANOUT_NAME_HEADER);
     if (name) await this.#setName(name);
     const rawCursor = request.headers.get(CURSOR_HEADER);
@@ -313,6 +328,62 @@ export class Fanout extends DurableObject<Env> {
   }
 
   /**
+   * A Jetstream consumer (jetstream/): its time cursor becomes a seq through the Sequencer's
+   * commit times (one call, reading the segment index and hot rows, not events); from there it is
+   * a consumer like any other, sent JSON instead of frames. A cursor older than the window starts
+   * at the oldest event, and one newer than anything stored starts live, as Jetstream does. With
+   * requireHello it waits, positioned, for its first options_update.
+   */
+  async #upgradeJetstream(request: Request): Promise<Response> {
+    const name = request.headers.get(FANOUT_NAME_HEADER);
+    if (name) await this.#setName(name);
+    const parsed = parseSubscribeParams(new URL(request.url).searchParams);
+    if (!parsed.ok) return new Response(parsed.message, { status: 400 });
+    const { options, cursorUs, requireHello } = parsed.params;
+    const { headSeq } = await this.#register();
+    let afterSeq: number | null = null;
+    if (cursorUs !== null) {
+      const ms = Math.floor(cursorUs / 1000) - JETSTREAM_CURSOR_REWIND_MS;
+      const found = await this.#sequencer().jetstreamSeqBefore(ms);
+      if (found !== null) afterSeq = Math.min(found, headSeq);
+    }
+    const jetstream = await this.#jetstream.attach(options, requireHello);
+    if ((await this.ctx.storage.getAlarm()) === null)
+      await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
+
+    // no await from here on: the socket is accepted and positioned in one step
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server);
+    opsLog("consumer_connect", {
+      fanout: this.#name,
+      cursor: afterSeq,
+      start: afterSeq === null ? "jetstream live" : "jetstream replay",
+      region: this.#region(),
+    });
+    server.serializeAttachment({
+      cursor: afterSeq ?? headSeq,
+      live: false,
+      jetstream,
+    } satisfies Attachment);
+    if (!requireHello) {
+      if (afterSeq === null) this.#joinLive(server, headSeq);
+      else void this.#backfill(server);
+    }
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Moves a consumer's cursor, keeping the rest of its attachment. */
+  #position(ws: WebSocket, cursor: number, live: boolean): void {
+    const att = ws.deserializeAttachment() as Attachment | null;
+    ws.serializeAttachment(
+      (att?.jetstream
+        ? { cursor, live, jetstream: att.jetstream }
+        : { cursor, live }) satisfies Attachment,
+    );
+  }
+
+  /**
    * Makes a consumer live after `afterSeq` (the head when this Fanout registered for it). Batches
    * delivered between that registration and now are in RecentBatches: they are sent at once,
    * so nothing sequenced after the registration is missed even if no later batch comes.
@@ -320,13 +391,13 @@ export class Fanout extends DurableObject<Env> {
   #joinLive(ws: WebSocket, afterSeq: number): void {
     const newer = this.#recent.after(afterSeq);
     if (newer === null) {
-      ws.serializeAttachment({ cursor: afterSeq, live: false } satisfies Attachment);
+      this.#position(ws, afterSeq, false);
       void this.#backfill(ws);
       return;
     }
     let cursor = afterSeq;
     for (const records of newer) cursor = this.#sendRecords(ws, records, cursor);
-    ws.serializeAttachment({ cursor, live: true } satisfies Attachment);
+    this.#position(ws, cursor, true);
   }
 
   /** A batch from the Sequencer, in seq order. Returns how many consumers this Fanout holds. */
@@ -362,19 +433,29 @@ export class Fanout extends DurableObject<Env> {
       await this.#catchUp(previous);
     }
     this.#recent.push({ records, firstSeq, lastSeq });
-    const consumers = this.#deliverToAll(records, firstSeq, lastSeq);
+    const consumers = this.#deliverToAll(
+      records,
+      firstSeq,
+      lastSeq,
+      receivedAnchor(firstSeq, Date.now()),
+    );
     if (this.#shards.size > 0) this.#forwards.push(this.#shards, records, firstSeq, lastSeq);
     // a head's shards count: the Sequencer keeps feeding a head while any of them has consumers
     return { consumers: consumers + this.#connecting + this.#shards.size };
   }
 
   /** Sends a run of records to every live consumer it continues; returns the socket count. */
-  #deliverToAll(records: Uint8Array, firstSeq: number, lastSeq: number): number {
+  #deliverToAll(
+    records: Uint8Array,
+    firstSeq: number,
+    lastSeq: number,
+    timeOf: TimeAnchor,
+  ): number {
     const sockets = this.ctx.getWebSockets();
     for (const ws of sockets) {
       // one consumer's broken socket must not cost the others this batch
       try {
-        this.#deliverTo(ws, records, firstSeq, lastSeq);
+        this.#deliverTo(ws, records, firstSeq, lastSeq, timeOf);
       } catch (err) {
         console.warn(JSON.stringify({ msg: "send to consumer failed", error: String(err) }));
       }
@@ -413,26 +494,51 @@ export class Fanout extends DurableObject<Env> {
     return { ...(await this.stats()), name, shards: [...this.#shards], cursors };
   }
 
-  #deliverTo(ws: WebSocket, records: Uint8Array, firstSeq: number, lastSeq: number): void {
+  #deliverTo(
+    ws: WebSocket,
+    records: Uint8Array,
+    firstSeq: number,
+    lastSeq: number,
+    timeOf: TimeAnchor,
+  ): void {
     if (ws.readyState !== WS_OPEN) return;
     const att = ws.deserializeAttachment() as Attachment | null;
     if (!att?.live || lastSeq <= att.cursor) return;
     if (firstSeq > att.cursor + 1) {
       // this Fanout missed a delivery: fill the gap from storage, then rejoin
-      ws.serializeAttachment({ cursor: att.cursor, live: false } satisfies Attachment);
+      this.#position(ws, att.cursor, false);
       void this.#backfill(ws);
       return;
     }
-    this.#sendRecords(ws, records, att.cursor);
-    ws.serializeAttachment({ cursor: lastSeq, live: true } satisfies Attachment);
+    this.#sendRecords(ws, records, att.cursor, timeOf);
+    this.#position(ws, lastSeq, true);
     const budget = this.#budgets.get(ws);
     if (budget && budget.backlogBytes > this.#maxBacklogBytes) {
       this.#closeWithError(ws, "ConsumerTooSlow", "consumer is not keeping up with the stream");
     }
   }
 
-  /** Sends the frames of `records` with seq > afterSeq; returns the last seq sent. */
-  #sendRecords(ws: WebSocket, records: Uint8Array, afterSeq: number): number {
+  /**
+   * Sends the frames of `records` with seq > afterSeq (a Jetstream consumer: the JSON messages
+   * it wants, timed by `timeOf`, by default now); returns the last seq sent.
+   */
+  #sendRecords(ws: WebSocket, records: Uint8Array, afterSeq: number, timeOf?: TimeAnchor): number {
+    const att = ws.deserializeAttachment() as Attachment | null;
+    if (att?.jetstream) {
+      const sent = this.#jetstream.send(
+        ws,
+        att.jetstream,
+        records,
+        afterSeq,
+        timeOf ?? receivedAnchor(afterSeq + 1, Date.now()),
+      );
+      ws.serializeAttachment({
+        ...att,
+        jetstream: { ...att.jetstream, lastUs: sent.lastUs },
+      } satisfies Attachment);
+      this.#charge(ws, sent.bytes);
+      return sent.last;
+    }
     let last = afterSeq;
     let bytes = 0;
     for (const record of iterateRecords(records)) {
@@ -441,12 +547,16 @@ export class Fanout extends DurableObject<Env> {
       bytes += record.frame.byteLength;
       last = record.seq;
     }
+    this.#charge(ws, bytes);
+    return last;
+  }
+
+  #charge(ws: WebSocket, bytes: number): void {
     const now = Date.now();
     this.#budgets.set(
       ws,
       charge(this.#budgets.get(ws) ?? newBudget(now), bytes, now, this.#minBytesPerSecond),
     );
-    return last;
   }
 
   async #backfill(ws: WebSocket): Promise<void> {
@@ -469,32 +579,37 @@ export class Fanout extends DurableObject<Env> {
             if (newer === null) continue; // a delivery is missing from memory: read it from the log
             let cursor = att.cursor;
             for (const records of newer) cursor = this.#sendRecords(ws, records, cursor);
-            ws.serializeAttachment({ cursor, live: true } satisfies Attachment);
+            this.#position(ws, cursor, true);
             return;
           }
           case "trimmed":
-            ws.send(
-              encodeInfoFrame(
-                "OutdatedCursor",
-                "events were removed from the replay window while replaying",
-              ),
-            );
-            ws.serializeAttachment({
-              cursor: read.trimmedThrough,
-              live: false,
-            } satisfies Attachment);
+            // Jetstream has no such notice: its consumers just continue from the oldest event
+            if (!att.jetstream)
+              ws.send(
+                encodeInfoFrame(
+                  "OutdatedCursor",
+                  "events were removed from the replay window while replaying",
+                ),
+              );
+            this.#position(ws, read.trimmedThrough, false);
             break;
           case "hot": {
-            const cursor = this.#sendRecords(ws, read.records, att.cursor);
-            ws.serializeAttachment({ cursor, live: false } satisfies Attachment);
+            const cursor = this.#sendRecords(
+              ws,
+              read.records,
+              att.cursor,
+              hotRowsAnchor(read.rows),
+            );
+            this.#position(ws, cursor, false);
             break;
           }
           case "segment": {
             let cursor = att.cursor;
+            const timeOf = segmentAnchor(read);
             for await (const records of this.#segments.read(read.key, read.bytes, cursor)) {
               if (ws.readyState !== WS_OPEN) return;
-              cursor = this.#sendRecords(ws, records, cursor);
-              ws.serializeAttachment({ cursor, live: false } satisfies Attachment);
+              cursor = this.#sendRecords(ws, records, cursor, timeOf);
+              this.#position(ws, cursor, false);
               await this.#pace(ws);
             }
             break;
@@ -528,7 +643,9 @@ export class Fanout extends DurableObject<Env> {
   #closeWithError(ws: WebSocket, error: string, message: string): void {
     this.#logDisconnect(ws, "relay", { error });
     try {
-      ws.send(encodeErrorFrame(error, message));
+      // Jetstream consumers get the close code and reason only, as from Jetstream
+      if (!(ws.deserializeAttachment() as Attachment | null)?.jetstream)
+        ws.send(encodeErrorFrame(error, message));
       ws.close(1008, error);
     } catch {
       // already closed
@@ -536,8 +653,33 @@ export class Fanout extends DurableObject<Env> {
     this.#budgets.delete(ws);
   }
 
-  override async webSocketMessage(): Promise<void> {
-    // subscribeRepos is one-way; consumers have nothing to say
+  /**
+   * subscribeRepos is one-way: its consumers have nothing to say. A Jetstream consumer may send
+   * options_update: its filter changes from the next event on; an invalid one is answered with
+   * an error message and changes nothing; other message types are ignored, as by Jetstream.
+   */
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const att = ws.deserializeAttachment() as Attachment | null;
+    if (!att?.jetstream) return;
+    const text = typeof message === "string" ? message : new TextDecoder().decode(message);
+    const parsed = parseSubscriberMessage(text);
+    if (parsed.kind === "ignored") return;
+    if (parsed.kind === "invalid") {
+      ws.send(JSON.stringify({ error: "InvalidOptions", message: parsed.message }));
+      return;
+    }
+    const placed = await this.#jetstream.update(ws, att.jetstream, parsed.options);
+    // the cursor and time moved on while the options were stored
+    const now = (ws.deserializeAttachment() as Attachment | null) ?? att;
+    ws.serializeAttachment({
+      ...now,
+      jetstream: {
+        ...placed,
+        lastUs: now.jetstream?.lastUs ?? placed.lastUs,
+        waitingHello: false,
+      },
+    } satisfies Attachment);
+    if (att.jetstream.waitingHello) void this.#backfill(ws);
   }
 
   #logDisconnect(ws: WebSocket, by: "consumer" | "relay", why: { code?: number; error?: string }) {
@@ -561,6 +703,7 @@ export class Fanout extends DurableObject<Env> {
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
     this.#logDisconnect(ws, "consumer", { code });
     this.#budgets.delete(ws);
+    await this.#forgetJetstream(ws);
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
     } catch {
@@ -571,6 +714,12 @@ export class Fanout extends DurableObject<Env> {
   override async webSocketError(ws: WebSocket): Promise<void> {
     this.#logDisconnect(ws, "consumer", { error: "socket error" });
     this.#budgets.delete(ws);
+    await this.#forgetJetstream(ws);
+  }
+
+  async #forgetJetstream(ws: WebSocket): Promise<void> {
+    const jetstream = (ws.deserializeAttachment() as Attachment | null)?.jetstream;
+    if (jetstream) await this.#jetstream.forget(jetstream);
   }
 
   /**
@@ -590,7 +739,7 @@ export class Fanout extends DurableObject<Env> {
     for (const ws of sockets) {
       const att = ws.deserializeAttachment() as Attachment | null;
       if (!att || ws.readyState !== WS_OPEN) continue;
-      if (!att.live) void this.#backfill(ws);
+      if (!att.live && !att.jetstream?.waitingHello) void this.#backfill(ws);
       else if (previousHead !== null && att.cursor < previousHead)
         staleFrom = Math.min(staleFrom ?? att.cursor, att.cursor);
     }
@@ -626,19 +775,20 @@ export class Fanout extends DurableObject<Env> {
             for (const ws of this.ctx.getWebSockets()) {
               const att = ws.deserializeAttachment() as Attachment | null;
               if (!att?.live || att.cursor >= read.trimmedThrough) continue;
-              ws.serializeAttachment({ cursor: att.cursor, live: false } satisfies Attachment);
+              this.#position(ws, att.cursor, false);
               void this.#backfill(ws);
             }
             cursor = read.trimmedThrough;
             break;
           case "hot":
-            this.#deliverToAll(read.records, cursor + 1, read.lastSeq);
+            this.#deliverToAll(read.records, cursor + 1, read.lastSeq, hotRowsAnchor(read.rows));
             cursor = read.lastSeq;
             break;
           case "segment":
             for await (const records of this.#segments.read(read.key, read.bytes, cursor)) {
               const range = recordsSeqRange(records);
-              if (range) this.#deliverToAll(records, range.firstSeq, range.lastSeq);
+              if (range)
+                this.#deliverToAll(records, range.firstSeq, range.lastSeq, segmentAnchor(read));
             }
             cursor = read.lastSeq;
             break;

@@ -63,3 +63,23 @@ export function jsonToDataModel(json: unknown): Record<string, unknown> {
     throw invalid("the top level must be an object");
   return convert(json, "$") as Record<string, unknown>;
 }
+
+function toJson(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(toJson);
+  if (value instanceof Uint8Array) return { $bytes: base64.baseEncode(value) };
+  const cid = CID.asCID(value);
+  if (cid) return { $link: cid.toString() };
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) out[key] = toJson(v);
+  return out;
+}
+
+/**
+ * The inverse: decoded DAG-CBOR (CIDs, bytes) in the data model's JSON form, ready for
+ * JSON.stringify. Keys keep their decoded order; `$bytes` is base64 without padding, as the spec
+ * and @atproto's lex-json write it.
+ */
+export function dataModelToJson(value: unknown): unknown {
+  return toJson(value);
+}

@@ -414,8 +414,23 @@ export function appendGroup(
 
 export type LogRead =
   | { kind: "caughtUp"; headSeq: number }
-  | { kind: "segment"; key: string; firstSeq: number; lastSeq: number; bytes: number }
-  | { kind: "hot"; records: Uint8Array; lastSeq: number }
+  | {
+      kind: "segment";
+      key: string;
+      firstSeq: number;
+      lastSeq: number;
+      bytes: number;
+      /** The segment's time range (group commits of its first and last rows): jetstream/time.ts. */
+      firstMs: number;
+      lastMs: number;
+    }
+  | {
+      kind: "hot";
+      records: Uint8Array;
+      lastSeq: number;
+      /** Per row read, its first seq and group-commit time, in seq order: jetstream/time.ts. */
+      rows: { firstSeq: number; ms: number }[];
+    }
   | { kind: "trimmed"; trimmedThrough: number };
 
 /**
@@ -441,8 +456,14 @@ export function readLog(
   const floor = retainedFloor(sql, firstSeq);
   if (afterSeq < floor) return { kind: "trimmed", trimmedThrough: floor };
   const segment = sql
-    .exec<{ first_seq: number; last_seq: number; bytes: number }>(
-      "SELECT first_seq, last_seq, bytes FROM segments WHERE last_seq > ? ORDER BY first_seq LIMIT 1",
+    .exec<{
+      first_seq: number;
+      last_seq: number;
+      bytes: number;
+      first_ms: number;
+      last_ms: number;
+    }>(
+      "SELECT first_seq, last_seq, bytes, first_ms, last_ms FROM segments WHERE last_seq > ? ORDER BY first_seq LIMIT 1",
       afterSeq,
     )
     .toArray()[0];
@@ -453,15 +474,23 @@ export function readLog(
       firstSeq: segment.first_seq,
       lastSeq: segment.last_seq,
       bytes: segment.bytes,
+      firstMs: segment.first_ms,
+      lastMs: segment.last_ms,
     };
   }
   const parts: Uint8Array[] = [];
+  const rows: { firstSeq: number; ms: number }[] = [];
   let total = 0;
   let lastSeq = afterSeq;
   // afterSeq is at or past the last sealed seq here (no segment ends after it), so this never
   // reads a stale row; the bound says so and lets the primary key skip them
-  const cursor = sql.exec<{ first_seq: number; last_seq: number; records: ArrayBuffer }>(
-    "SELECT first_seq, last_seq, records FROM hot_log WHERE first_seq > ? AND last_seq > ? ORDER BY first_seq",
+  const cursor = sql.exec<{
+    first_seq: number;
+    last_seq: number;
+    created_ms: number;
+    records: ArrayBuffer;
+  }>(
+    "SELECT first_seq, last_seq, created_ms, records FROM hot_log WHERE first_seq > ? AND last_seq > ? ORDER BY first_seq",
     sealedThrough(sql),
     afterSeq,
   );
@@ -469,6 +498,7 @@ export function readLog(
     const records = recordsAfter(hotRowRecords(sql, row.first_seq, row.records), afterSeq);
     if (total > 0 && total + records.byteLength > maxBytes) break;
     parts.push(records);
+    rows.push({ firstSeq: row.first_seq, ms: row.created_ms });
     total += records.byteLength;
     lastSeq = row.last_seq;
     if (total >= maxBytes) break;
@@ -479,5 +509,5 @@ export function readLog(
     return { kind: "trimmed", trimmedThrough: headSeq };
   }
   const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
-  return { kind: "hot", records, lastSeq };
+  return { kind: "hot", records, lastSeq, rows };
 }

@@ -26,6 +26,7 @@ import { newestSegmentsShown, oldestEventMs } from "./log-summary";
 import { expireSegments, type SealOutcome, sealSegment } from "./seal";
 import { readSegmentPage, type SegmentPage } from "./segment-index";
 import { loadTakedowns, writeTakedown } from "./takedowns";
+import { seqBeforeTime } from "./time-index";
 
 export type { AppendResult, IngestEvent, LogRead, SegmentPage };
 
@@ -269,6 +270,17 @@ export class Sequencer extends DurableObject<Env> {
       this.#config.firstSeq,
       segmentKey,
     );
+  }
+
+  /**
+   * Where a Jetstream time cursor starts: the seq to replay after for events sequenced at or
+   * after `ms` (sequence/time-index.ts), never before the retained floor; null when nothing
+   * stored is that recent (the consumer starts live).
+   */
+  async jetstreamSeqBefore(ms: number): Promise<number | null> {
+    const sql = this.ctx.storage.sql;
+    const seq = seqBeforeTime(sql, ms);
+    return seq === null ? null : Math.max(seq, retainedFloor(sql, this.#config.firstSeq));
   }
 
   /** A page of the segment index: the sealed segments holding every seq > afterSeq (GET /segments). */

@@ -8,6 +8,7 @@ import { handleGetHostStatus } from "./get-host-status";
 import { handleGetLatestCommit } from "./get-latest-commit";
 import { handleGetRepoStatus } from "./get-repo-status";
 import { handleHealth } from "./health";
+import { handleJetstreamSubscribe } from "./jetstream-subscribe";
 import { handleListHosts } from "./list-hosts";
 import { handleListRepos } from "./list-repos";
 import { handleMetrics } from "./metrics";
@@ -36,6 +37,7 @@ const ROUTES: Record<string, XrpcHandler> = {
   "/xrpc/com.atproto.sync.getRecord": handleResyncRedirect,
   "/xrpc/com.atproto.sync.getBlocks": handleResyncRedirect,
   "/segments": withPublicCors(handleSegmentPlan),
+  "/subscribe": handleJetstreamSubscribe,
 };
 
 const segmentDownload = withPublicCors(handleSegmentDownload);

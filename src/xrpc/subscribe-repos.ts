@@ -44,7 +44,7 @@ export async function handleSubscribeRepos(
 }
 
 /** `?region=` if given (it must be an enabled region), else the one nearest to the request. */
-function regionOf(
+export function regionOf(
   request: Request,
   url: URL,
   enabled: readonly Region[],

@@ -1,0 +1,372 @@
+import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { writeCar } from "../../src/protocol/car";
+import { encodeDagCbor } from "../../src/protocol/cbor";
+import { CID, cidForDagCbor } from "../../src/protocol/cid";
+import { encodeFrame } from "../../src/protocol/frame";
+import type { IngestEvent } from "../../src/sequence/hot-log";
+import { sequencerStub } from "../../src/stubs";
+import { RELAY } from "./support";
+
+// Jetstream's /subscribe served from the log: real commit frames (records in CAR blocks) are
+// appended through the Sequencer as an ingester would, and consumers connect through the Worker.
+// Storage is shared by the tests of this file: each uses its own rkeys and DIDs.
+
+const ALICE = "did:plc:jetstreamalice0000000000";
+const BOB = "did:plc:jetstreambob00000000000000";
+const IMAGE = CID.parse("bafkreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm");
+
+type Op = {
+  action: "create" | "update" | "delete";
+  path: string;
+  record?: Record<string, unknown>;
+};
+
+let upstream = 1;
+
+function commit(did: string, ops: Op[]): IngestEvent {
+  const blocks: [CID, Uint8Array][] = [];
+  const repoOps = ops.map((op) => {
+    if (!op.record) return { action: op.action, path: op.path, cid: null };
+    const bytes = encodeDagCbor(op.record);
+    const cid = cidForDagCbor(bytes);
+    blocks.push([cid, bytes]);
+    return { action: op.action, path: op.path, cid };
+  });
+  const seq = upstream++;
+  const frame = encodeFrame({
+    kind: "commit",
+    body: {
+      seq,
+      rebase: false,
+      tooBig: false,
+      repo: did,
+      commit: IMAGE,
+      rev: `3l6jd7dvzeg${String(seq % 100).padStart(2, "2")}`,
+      since: null,
+      blocks: writeCar([IMAGE], blocks),
+      ops: repoOps,
+      blobs: [],
+      time: new Date().toISOString(),
+    },
+  });
+  return { host: "pds.test", upstreamSeq: seq, frame, did };
+}
+
+function identity(did: string): IngestEvent {
+  const seq = upstream++;
+  const frame = encodeFrame({
+    kind: "identity",
+    body: { seq, did, time: "2024-05-01T00:00:00.000Z", handle: "alice.test" },
+  });
+  return { host: "pds.test", upstreamSeq: seq, frame, did };
+}
+
+function post(text: string) {
+  return {
+    $type: "app.bsky.feed.post",
+    text,
+    createdAt: "2024-05-01T00:00:00.000Z",
+    embed: {
+      $type: "app.bsky.embed.images",
+      images: [{ alt: "", image: { $type: "blob", ref: IMAGE, mimeType: "image/png", size: 3 } }],
+    },
+    tag: new Uint8Array([1, 2, 3]),
+  };
+}
+
+function postJson(text: string) {
+  return {
+    $type: "app.bsky.feed.post",
+    text,
+    createdAt: "2024-05-01T00:00:00.000Z",
+    embed: {
+      $type: "app.bsky.embed.images",
+      images: [
+        {
+          alt: "",
+          image: {
+            $type: "blob",
+            ref: { $link: IMAGE.toString() },
+            mimeType: "image/png",
+            size: 3,
+          },
+        },
+      ],
+    },
+    tag: { $bytes: "AQID" },
+  };
+}
+
+const like = { $type: "app.bsky.feed.like", createdAt: "2024-05-01T00:00:00.000Z", subject: "x" };
+
+async function append(events: IngestEvent[]) {
+  await sequencerStub(env).appendBatch({ events });
+}
+
+type Message = Record<string, unknown> & {
+  did: string;
+  time_us: number;
+  kind: string;
+  commit?: Record<string, unknown>;
+};
+
+async function subscribe(query: string) {
+  const res = await SELF.fetch(`${RELAY}/subscribe?${query}`, {
+    headers: { Upgrade: "websocket" },
+  });
+  const ws = res.webSocket;
+  if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
+  ws.accept();
+  const received: Message[] = [];
+  ws.addEventListener("message", (e) => {
+    if (typeof e.data !== "string") throw new Error("Jetstream messages are text");
+    received.push(JSON.parse(e.data) as Message);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason }));
+  });
+  const waitFor = async (predicate: (r: Message[]) => boolean, timeoutMs = 15_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(received)) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out; received ${received.length}: ${JSON.stringify(received.slice(-3))}`,
+        );
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { ws, received, closed, waitFor };
+}
+
+const opsOf = (messages: Message[]) =>
+  messages.map((m) =>
+    m.kind === "commit"
+      ? `${m.commit?.operation} ${m.commit?.collection}/${m.commit?.rkey}`
+      : `${m.kind} ${m.did}`,
+  );
+
+describe("GET /subscribe parameters", () => {
+  it.each([
+    "wantedCollections=not%20an%20nsid",
+    "wantedDids=did:nope",
+    "cursor=yesterday",
+    "compress=true",
+  ])("%s is a 400 before the upgrade", async (query) => {
+    const res = await SELF.fetch(`${RELAY}/subscribe?${query}`, {
+      headers: { Upgrade: "websocket" },
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: "InvalidRequest" });
+  });
+});
+
+describe("GET /subscribe", () => {
+  it("a collection filter gets exactly the matching ops, once, in order, with the record JSON", async () => {
+    const consumer = await subscribe("wantedCollections=app.bsky.feed.post");
+    await append([
+      commit(ALICE, [
+        { action: "create", path: "app.bsky.feed.post/a1", record: post("one") },
+        { action: "create", path: "app.bsky.feed.like/a2", record: like },
+      ]),
+      identity(ALICE),
+      commit(BOB, [{ action: "create", path: "app.bsky.graph.follow/b1", record: like }]),
+    ]);
+    await append([
+      commit(BOB, [
+        { action: "update", path: "app.bsky.feed.post/b2", record: post("two") },
+        { action: "delete", path: "app.bsky.feed.post/a1" },
+      ]),
+    ]);
+    await consumer.waitFor((r) => r.length >= 4);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(opsOf(consumer.received)).toEqual([
+      "create app.bsky.feed.post/a1",
+      `identity ${ALICE}`,
+      "update app.bsky.feed.post/b2",
+      "delete app.bsky.feed.post/a1",
+    ]);
+    const [first, id, update, del] = consumer.received as [Message, Message, Message, Message];
+    expect(first).toEqual({
+      did: ALICE,
+      time_us: expect.any(Number),
+      kind: "commit",
+      commit: {
+        rev: expect.any(String),
+        operation: "create",
+        collection: "app.bsky.feed.post",
+        rkey: "a1",
+        record: postJson("one"),
+        cid: cidForDagCbor(encodeDagCbor(post("one"))).toString(),
+      },
+    });
+    expect(id).toMatchObject({
+      kind: "identity",
+      identity: { did: ALICE, handle: "alice.test", seq: expect.any(Number) },
+    });
+    expect(update.commit?.record).toEqual(postJson("two"));
+    expect(del.commit).toEqual({
+      rev: expect.any(String),
+      operation: "delete",
+      collection: "app.bsky.feed.post",
+      rkey: "a1",
+    });
+    const times = consumer.received.map((m) => m.time_us);
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+    expect(Math.abs((first.time_us as number) / 1000 - Date.now())).toBeLessThan(30_000);
+    consumer.ws.close();
+  });
+
+  it("options_update changes the filter without reconnecting; an invalid one is answered and changes nothing", async () => {
+    const consumer = await subscribe(`wantedCollections=app.bsky.feed.post&wantedDids=${ALICE}`);
+    await append([
+      commit(ALICE, [{ action: "create", path: "app.bsky.feed.post/c1", record: post("c1") }]),
+      commit(BOB, [{ action: "create", path: "app.bsky.feed.post/c2", record: post("c2") }]),
+    ]);
+    await consumer.waitFor((r) => r.length >= 1);
+    consumer.ws.send(JSON.stringify({ type: "options_update", payload: { wantedDids: ["bad"] } }));
+    await consumer.waitFor((r) => r.length >= 2);
+    expect(consumer.received[1]).toMatchObject({ error: "InvalidOptions" });
+    consumer.ws.send(
+      JSON.stringify({
+        type: "options_update",
+        payload: { wantedCollections: ["app.bsky.feed.like"], wantedDids: [BOB] },
+      }),
+    );
+    // the update is applied in order with deliveries: give it a moment before appending
+    await new Promise((r) => setTimeout(r, 200));
+    await append([
+      commit(ALICE, [{ action: "create", path: "app.bsky.feed.like/c3", record: like }]),
+      commit(BOB, [
+        { action: "create", path: "app.bsky.feed.post/c4", record: post("c4") },
+        { action: "create", path: "app.bsky.feed.like/c5", record: like },
+      ]),
+    ]);
+    await consumer.waitFor((r) => r.length >= 3);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(opsOf(consumer.received.filter((m) => !("error" in m)))).toEqual([
+      "create app.bsky.feed.post/c1",
+      "create app.bsky.feed.like/c5",
+    ]);
+    consumer.ws.close();
+  });
+
+  it("requireHello holds every event until the first options_update", async () => {
+    const consumer = await subscribe(`requireHello=true&wantedDids=${BOB}`);
+    await append([
+      commit(BOB, [{ action: "create", path: "app.bsky.feed.post/h1", record: post("h1") }]),
+    ]);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(consumer.received).toEqual([]);
+    consumer.ws.send(JSON.stringify({ type: "options_update", payload: { wantedDids: [BOB] } }));
+    await consumer.waitFor((r) => r.length >= 1);
+    expect(opsOf(consumer.received)).toEqual(["create app.bsky.feed.post/h1"]);
+    consumer.ws.close();
+  });
+
+  it("a time cursor replays across a seal, then continues live, each op once and in order", async () => {
+    const carol = "did:plc:jetstreamcarol000000000";
+    const since = Date.now() * 1000;
+    const expected: string[] = [];
+    for (let batch = 0; batch < 6; batch++) {
+      const events: IngestEvent[] = [];
+      for (let i = 0; i < 20; i++) {
+        const rkey = `r${batch}x${i}`;
+        expected.push(`create app.bsky.feed.post/${rkey}`);
+        events.push(
+          commit(carol, [
+            {
+              action: "create",
+              path: `app.bsky.feed.post/${rkey}`,
+              record: post("x".repeat(1500)),
+            },
+          ]),
+        );
+      }
+      await append(events);
+    }
+    await sequencerStub(env).sealNow();
+    const state = await sequencerStub(env).getLogState();
+    expect(state.segments).toBeGreaterThan(0);
+    await append([
+      commit(carol, [{ action: "create", path: "app.bsky.feed.post/hot", record: post("hot") }]),
+    ]);
+    expected.push("create app.bsky.feed.post/hot");
+    const consumer = await subscribe(`wantedDids=${carol}&cursor=${since}`);
+    await consumer.waitFor((r) => r.length >= expected.length);
+    await append([
+      commit(carol, [{ action: "create", path: "app.bsky.feed.post/live", record: post("live") }]),
+    ]);
+    expected.push("create app.bsky.feed.post/live");
+    await consumer.waitFor((r) => r.length >= expected.length);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(opsOf(consumer.received)).toEqual(expected);
+    const times = consumer.received.map((m) => m.time_us);
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+    // sealed events are timed linearly over their segment (jetstream/time.ts), hot ones by their
+    // row's commit: the hot one is at or after the cursor, none is in the future
+    const hot = consumer.received.at(-2) as Message;
+    expect(hot.commit?.rkey).toBe("hot");
+    expect(hot.time_us).toBeGreaterThanOrEqual(since);
+    expect(times.at(-1)).toBeLessThanOrEqual(Date.now() * 1000);
+    consumer.ws.close();
+  });
+});
+
+describe("time cursor to seq", () => {
+  it("starts at the first segment, else hot row, that can hold the time; newer than all is live", async () => {
+    for (let i = 0; i < 4; i++) {
+      await append(
+        Array.from({ length: 30 }, (_, j) =>
+          commit(BOB, [
+            {
+              action: "create",
+              path: `app.bsky.feed.post/t${i}x${j}`,
+              record: post("y".repeat(2000)),
+            },
+          ]),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await sequencerStub(env).sealNow();
+    await new Promise((r) => setTimeout(r, 30));
+    await append([
+      commit(BOB, [{ action: "create", path: "app.bsky.feed.post/thot", record: like }]),
+    ]);
+    const { segments, rows } = await runInDurableObject(sequencerStub(env), (_i, state) => {
+      const sql = state.storage.sql;
+      const sealed = sql.exec<{ s: number }>("SELECT MAX(last_seq) AS s FROM segments").toArray()[0]
+        ?.s as number;
+      return {
+        segments: sql
+          .exec<{ first_seq: number; last_seq: number; first_ms: number; last_ms: number }>(
+            "SELECT first_seq, last_seq, first_ms, last_ms FROM segments ORDER BY first_seq",
+          )
+          .toArray(),
+        rows: sql
+          .exec<{ first_seq: number; created_ms: number }>(
+            "SELECT first_seq, created_ms FROM hot_log WHERE first_seq > ? ORDER BY first_seq",
+            sealed,
+          )
+          .toArray(),
+      };
+    });
+    expect(segments.length).toBeGreaterThanOrEqual(2);
+    expect(rows.length).toBeGreaterThanOrEqual(1);
+    const sequencer = sequencerStub(env);
+    // before everything: the oldest segment
+    expect(await sequencer.jetstreamSeqBefore(0)).toBe(segments[0]!.first_seq - 1);
+    // each segment's last commit time leads to the first segment reaching it
+    for (const segment of segments) {
+      const first = segments.find((s) => s.last_ms >= segment.last_ms)!;
+      expect(await sequencer.jetstreamSeqBefore(segment.last_ms)).toBe(first.first_seq - 1);
+    }
+    // past every segment: the first hot row at or after the time
+    const lastSealedMs = segments.at(-1)!.last_ms;
+    const row = rows.find((r) => r.created_ms > lastSealedMs)!;
+    expect(await sequencer.jetstreamSeqBefore(row.created_ms)).toBe(row.first_seq - 1);
+    // newer than anything stored: null (the consumer starts live)
+    expect(await sequencer.jetstreamSeqBefore(rows.at(-1)!.created_ms + 1)).toBe(null);
+  });
+});
