@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
@@ -71,6 +71,10 @@ async function consumerSection(page: Page): Promise<{ total: string | null; text
 }
 
 beforeAll(async () => {
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `the status page's browser test needs Chromium at ${CHROMIUM}: \`apt-get install chromium\` (what .ci/run does), or set CHROMIUM_PATH`,
+    );
   network = await startPdsNetwork({ pdsCount: 2, accountsPerPds: 2 });
   relay = await startRelay({ plcUrl: network.plcUrl, vars: { HOST_REPORT_INTERVAL_SECONDS: "2" } });
   for (const host of network.hosts) {
