@@ -7,10 +7,11 @@ import { ScriptedPds, ScriptedPlc } from "../support/scripted-pds";
 
 // compress=true under `wrangler dev` (the Worker as deployed: libzstd's .wasm from the bundle):
 // a compressing consumer gets binary messages that Jetstream's dictionary turns back into exactly
-// the JSON a plain consumer of the same Fanout gets.
+// the JSON a plain consumer of the same Fanout gets; two compressing consumers of one Fanout share
+// each compressed message.
 
-function consume(url: string) {
-  const ws = new WebSocket(url);
+function consume(url: string, headers: Record<string, string> = {}) {
+  const ws = new WebSocket(url, { headers });
   const received: (string | Uint8Array)[] = [];
   ws.on("message", (data, isBinary) => {
     received.push(isBinary ? new Uint8Array(data as Buffer) : (data as Buffer).toString("utf8"));
@@ -45,11 +46,18 @@ describe("Jetstream compress=true under wrangler dev", () => {
     const account = await host.addAccount();
     const plain = consume(`${relay.wsUrl}/subscribe?wantedDids=${account.did}`);
     const compressed = consume(`${relay.wsUrl}/subscribe?wantedDids=${account.did}&compress=true`);
-    await Promise.all([plain.opened, compressed.opened]);
+    const byHeader = consume(`${relay.wsUrl}/subscribe?wantedDids=${account.did}`, {
+      "Socket-Encoding": "zstd",
+    });
+    await Promise.all([plain.opened, compressed.opened, byHeader.opened]);
     expect((await requestCrawl(relay.url, host.hostname)).ok).toBe(true);
     for (let i = 0; i < 10; i++) host.push(await host.commitFrame(account));
     const deadline = Date.now() + 60_000;
-    while (plain.received.length < 10 || compressed.received.length < 10) {
+    while (
+      plain.received.length < 10 ||
+      compressed.received.length < 10 ||
+      byHeader.received.length < 10
+    ) {
       if (Date.now() > deadline)
         throw new Error(`timed out: ${plain.received.length}, ${compressed.received.length}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -57,6 +65,7 @@ describe("Jetstream compress=true under wrangler dev", () => {
     await new Promise((r) => setTimeout(r, 500));
     plain.ws.close();
     compressed.ws.close();
+    byHeader.ws.close();
 
     expect(plain.received.every((m) => typeof m === "string")).toBe(true);
     await init();
@@ -66,6 +75,7 @@ describe("Jetstream compress=true under wrangler dev", () => {
       return new TextDecoder().decode(decompressUsingDict(dctx, frame, JETSTREAM_ZSTD_DICTIONARY));
     });
     expect(texts).toEqual(plain.received);
+    expect(byHeader.received).toEqual(compressed.received);
     expect(JSON.parse(texts[0] as string)).toMatchObject({ did: account.did, kind: "commit" });
   });
 });
