@@ -2,7 +2,7 @@ import { DurableObject, RpcTarget } from "cloudflare:workers";
 import { readConfig } from "../config";
 import type { Env } from "../env";
 import { type JetstreamAttachment, JetstreamConsumers } from "../jetstream/consumers";
-import { parseSubscribeParams, parseSubscriberMessage } from "../jetstream/options";
+import { parseSubscribeParams, parseSubscriberMessage, wantsZstd } from "../jetstream/options";
 import { hotRowsAnchor, receivedAnchor, segmentAnchor, type TimeAnchor } from "../jetstream/time";
 import { iterateRecords, recordsSeqRange } from "../log/records";
 import { meterObject, meterSessionTarget } from "../metering/meter";
@@ -194,7 +194,12 @@ export class Fanout extends DurableObject<Env> {
     );
     this.#jetstream = new JetstreamConsumers(ctx.storage);
     ctx.blockConcurrencyWhile(async () => {
-      await this.#jetstream.load();
+      await this.#jetstream.load(
+        ctx
+          .getWebSockets()
+          .map((ws) => (ws.deserializeAttachment() as Attachment | null)?.jetstream)
+          .filter((att) => att !== undefined),
+      );
       const shards = await ctx.storage.get<string[]>(FORWARD_SHARDS_KEY);
       if (shards) this.#shards = new Set(shards);
     });
@@ -337,7 +342,8 @@ export class Fanout extends DurableObject<Env> {
   async #upgradeJetstream(request: Request): Promise<Response> {
     const name = request.headers.get(FANOUT_NAME_HEADER);
     if (name) await this.#setName(name);
-    const parsed = parseSubscribeParams(new URL(request.url).searchParams);
+    const params = new URL(request.url).searchParams;
+    const parsed = parseSubscribeParams(params);
     if (!parsed.ok) return new Response(parsed.message, { status: 400 });
     const { options, cursorUs, requireHello } = parsed.params;
     const { headSeq } = await this.#register();
@@ -347,7 +353,11 @@ export class Fanout extends DurableObject<Env> {
       const found = await this.#sequencer().jetstreamSeqBefore(ms);
       if (found !== null) afterSeq = Math.min(found, headSeq);
     }
-    const jetstream = await this.#jetstream.attach(options, requireHello);
+    const jetstream = await this.#jetstream.attach(
+      options,
+      requireHello,
+      wantsZstd(params, request.headers),
+    );
     if ((await this.ctx.storage.getAlarm()) === null)
       await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
 

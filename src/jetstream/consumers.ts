@@ -1,15 +1,18 @@
 import { iterateRecords } from "../log/records";
-import { JetstreamEvent } from "./events";
+import { JetstreamEvent, type PendingMessage } from "./events";
 import { JetstreamFilter } from "./filter";
 import type { JetstreamOptions } from "./options";
 import type { TimeAnchor } from "./time";
+import { jetstreamZstd, loadJetstreamZstd } from "./zstd";
 
 // The Jetstream side of a Fanout: which sockets are Jetstream consumers, their filters, and the
 // sending of a run of records to one of them as JSON text messages. The Fanout keeps doing what
 // it does for every consumer (cursor by seq, replay, cutover, live, budget); only the bytes put
 // on the socket differ. Decoded events are shared by the Fanout's consumers through a cache by
 // seq, so a batch is decoded once however many consumers read it, and a record is converted
-// only when some consumer's filter wants it.
+// only when some consumer's filter wants it. For `compress=true` consumers a message is
+// compressed once (zstd with Jetstream's dictionary, zstd.ts) and the same bytes are sent, as one
+// binary message, to every such consumer that wants it.
 
 /** Kept in the socket attachment, beside the Fanout's cursor, so hibernation keeps it. */
 export type JetstreamAttachment = {
@@ -20,6 +23,8 @@ export type JetstreamAttachment = {
   /** The options, when small enough for the attachment (2 KB); else under `optionsKey`. */
   options: JetstreamOptions | null;
   optionsKey: string | null;
+  /** compress=true: messages go as zstd frames (binary). Absent in attachments from before it. */
+  compress?: boolean;
 };
 
 /** Storage key prefix of options too large for the attachment (one row per such consumer). */
@@ -28,6 +33,8 @@ const OPTIONS_KEY_PREFIX = "jetstreamOptions:";
 const ATTACHMENT_OPTIONS_CHARS = 1500;
 /** Decoded events kept for the Fanout's consumers. */
 const EVENT_CACHE_SIZE = 20_000;
+/** Compressed messages kept (by seq, op and time_us) for the other compressing consumers. */
+const COMPRESSED_CACHE_SIZE = 10_000;
 
 const utf8 = new TextEncoder();
 
@@ -36,20 +43,33 @@ export class JetstreamConsumers {
   readonly #filters = new WeakMap<WebSocket, JetstreamFilter>();
   #stored = new Map<string, JetstreamOptions>();
   #events = new Map<number, JetstreamEvent>();
+  #compressed = new Map<string, Uint8Array>();
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
   }
 
-  /** Reads the options kept in storage (call once when the object loads). */
-  async load(): Promise<void> {
+  /**
+   * Reads the options kept in storage (call once when the object loads), and loads the
+   * compressor if a consumer that survived hibernation needs it (sending is synchronous).
+   */
+  async load(sockets: readonly JetstreamAttachment[]): Promise<void> {
     const stored = await this.#storage.list<JetstreamOptions>({ prefix: OPTIONS_KEY_PREFIX });
     this.#stored = new Map(stored);
+    if (sockets.some((att) => att.compress)) await loadJetstreamZstd();
   }
 
   /** A new consumer's attachment part, its options stored where they fit. */
-  async attach(options: JetstreamOptions, waitingHello: boolean): Promise<JetstreamAttachment> {
-    return this.#place({ lastUs: 0, waitingHello, options: null, optionsKey: null }, options);
+  async attach(
+    options: JetstreamOptions,
+    waitingHello: boolean,
+    compress: boolean,
+  ): Promise<JetstreamAttachment> {
+    if (compress) await loadJetstreamZstd();
+    return this.#place(
+      { lastUs: 0, waitingHello, options: null, optionsKey: null, compress },
+      options,
+    );
   }
 
   /** New options for a consumer (options_update): returns its new attachment part. */
@@ -106,9 +126,25 @@ export class JetstreamConsumers {
     return event;
   }
 
+  /** One message as a zstd frame, compressed once for all the consumers that get it. */
+  #compress(seq: number, message: PendingMessage, timeUs: number, text: string): Uint8Array {
+    const key = `${seq}/${message.index}/${timeUs}`;
+    let frame = this.#compressed.get(key);
+    if (!frame) {
+      const zstd = jetstreamZstd();
+      // attach() and load() load it before any compressing consumer can be sent to
+      if (!zstd) throw new Error("zstd is not loaded");
+      if (this.#compressed.size >= COMPRESSED_CACHE_SIZE) this.#compressed = new Map();
+      frame = zstd.compress(text);
+      this.#compressed.set(key, frame);
+    }
+    return frame;
+  }
+
   /**
    * Sends the messages of the records with seq > afterSeq that the consumer wants. Returns the
-   * last seq passed over, the bytes sent and the last time_us sent.
+   * last seq passed over, the bytes sent (compressed, for a compressing consumer) and the last
+   * time_us sent.
    */
   send(
     ws: WebSocket,
@@ -147,9 +183,17 @@ export class JetstreamConsumers {
           filter.maxMessageSizeBytes > 0 && text.length * 3 > filter.maxMessageSizeBytes
             ? utf8.encode(text).byteLength
             : text.length;
+        // the size limit is on the JSON, compressed or not, as in Jetstream today: a compressed
+        // size would let a large record past a small limit
         if (!filter.fits(size)) continue;
-        ws.send(text);
-        bytes += size;
+        if (att.compress) {
+          const frame = this.#compress(record.seq, message, lastUs, text);
+          ws.send(frame);
+          bytes += frame.byteLength;
+        } else {
+          ws.send(text);
+          bytes += size;
+        }
       }
     }
     return { last, bytes, lastUs };

@@ -21,8 +21,11 @@ type Decoded =
   | { kind: "identity" | "account"; did: string; payload: string }
   | { kind: "skip"; did: string };
 
-/** A message the consumer's filter lets through, before `time_us` is known. */
-export type PendingMessage = { prefix: string; body: string };
+/**
+ * A message the consumer's filter lets through, before `time_us` is known; `index` tells the
+ * messages of one event apart (the op's index, 0 for identity and account).
+ */
+export type PendingMessage = { prefix: string; body: string; index: number };
 
 export class JetstreamEvent {
   readonly seq: number;
@@ -92,12 +95,12 @@ export class JetstreamEvent {
     const event = this.#decode();
     if (event.kind === "skip" || !filter.wantsDid(event.did)) return [];
     const prefix = `{"did":${JSON.stringify(event.did)},"time_us":`;
-    if (event.kind !== "commit") return [{ prefix, body: event.payload }];
+    if (event.kind !== "commit") return [{ prefix, body: event.payload, index: 0 }];
     const out: PendingMessage[] = [];
     event.ops.forEach((op, index) => {
       if (!filter.wantsCollection(op.collection)) return;
       const body = this.#commitBody(event, op, index);
-      if (body !== null) out.push({ prefix, body });
+      if (body !== null) out.push({ prefix, body, index });
     });
     return out;
   }

@@ -99,9 +99,17 @@ function buildOptions(
 }
 
 /**
- * Reads `/subscribe`'s query string. An error is answered with HTTP 400 before the upgrade.
- * `compress` is not read here: the endpoint decides what it can offer.
+ * Whether a `/subscribe` request asks for zstd frames: `compress=true` (the literal only) or a
+ * `Socket-Encoding` header naming zstd, as Jetstream reads them.
  */
+export function wantsZstd(params: URLSearchParams, headers: Headers): boolean {
+  return (
+    params.get("compress") === "true" ||
+    (headers.get("Socket-Encoding")?.toLowerCase().includes("zstd") ?? false)
+  );
+}
+
+/** Reads `/subscribe`'s query string. An error is answered with HTTP 400 before the upgrade. */
 export function parseSubscribeParams(
   params: URLSearchParams,
 ): { ok: true; params: SubscribeParams } | { ok: false; message: string } {

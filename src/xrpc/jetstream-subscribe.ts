@@ -11,10 +11,7 @@ import { regionOf } from "./subscribe-repos";
  * Jetstream's `GET /subscribe` (jetstream/): the query is checked before the upgrade (a bad one
  * is a 400), then the socket goes to a Fanout shard of the consumer's region exactly as a
  * subscribeRepos consumer's does; the Fanout reads the options from the URL.
- *
- * `compress=true` (or `Socket-Encoding: zstd`) asks for Jetstream's zstd frames with its
- * published dictionary. The relay has no zstd yet, and a client that asked for it would try to
- * decompress plain text, so it is refused with a 400 that says to connect without it.
+ * `compress=true` (or `Socket-Encoding: zstd`) is read there too (jetstream/zstd.ts).
  */
 export async function handleJetstreamSubscribe(
   request: Request,
@@ -24,13 +21,6 @@ export async function handleJetstreamSubscribe(
   const url = new URL(request.url);
   const parsed = parseSubscribeParams(url.searchParams);
   if (!parsed.ok) return invalidRequest(parsed.message);
-  if (
-    url.searchParams.get("compress") === "true" ||
-    request.headers.get("Socket-Encoding")?.toLowerCase().includes("zstd")
-  )
-    return invalidRequest(
-      "compression (zstd) is not available on this relay yet: connect without compress=true",
-    );
   const region = regionOf(request, url, config.fanoutRegions);
   if (!region.ok) return invalidRequest(region.message);
   if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {

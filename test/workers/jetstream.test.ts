@@ -1,5 +1,11 @@
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import {
+  createDCtx,
+  decompressUsingDict,
+} from "../../node_modules/@bokuweb/zstd-wasm/dist/esm/simple/decompress_using_dict.js";
+import { loadJetstreamZstd } from "../../src/jetstream/zstd";
+import { JETSTREAM_ZSTD_DICTIONARY } from "../../src/jetstream/zstd-dictionary";
 import { writeCar } from "../../src/protocol/car";
 import { encodeDagCbor } from "../../src/protocol/cbor";
 import { CID, cidForDagCbor } from "../../src/protocol/cid";
@@ -147,18 +153,16 @@ const opsOf = (messages: Message[]) =>
   );
 
 describe("GET /subscribe parameters", () => {
-  it.each([
-    "wantedCollections=not%20an%20nsid",
-    "wantedDids=did:nope",
-    "cursor=yesterday",
-    "compress=true",
-  ])("%s is a 400 before the upgrade", async (query) => {
-    const res = await SELF.fetch(`${RELAY}/subscribe?${query}`, {
-      headers: { Upgrade: "websocket" },
-    });
-    expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: "InvalidRequest" });
-  });
+  it.each(["wantedCollections=not%20an%20nsid", "wantedDids=did:nope", "cursor=yesterday"])(
+    "%s is a 400 before the upgrade",
+    async (query) => {
+      const res = await SELF.fetch(`${RELAY}/subscribe?${query}`, {
+        headers: { Upgrade: "websocket" },
+      });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: "InvalidRequest" });
+    },
+  );
 });
 
 describe("GET /subscribe", () => {
@@ -310,6 +314,80 @@ describe("GET /subscribe", () => {
     expect(hot.time_us).toBeGreaterThanOrEqual(since);
     expect(times.at(-1)).toBeLessThanOrEqual(Date.now() * 1000);
     consumer.ws.close();
+  });
+});
+
+/** A consumer's messages as they came off the socket: text, or the bytes of a binary message. */
+async function subscribeRaw(query: string, headers: Record<string, string> = {}) {
+  const res = await SELF.fetch(`${RELAY}/subscribe?${query}`, {
+    headers: { Upgrade: "websocket", ...headers },
+  });
+  const ws = res.webSocket;
+  if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
+  ws.binaryType = "arraybuffer";
+  ws.accept();
+  const received: (string | Uint8Array)[] = [];
+  ws.addEventListener("message", (e) => {
+    received.push(typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer));
+  });
+  const waitFor = async (count: number) => {
+    const deadline = Date.now() + 15_000;
+    while (received.length < count) {
+      if (Date.now() > deadline) throw new Error(`timed out; received ${received.length}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { ws, received, waitFor };
+}
+
+describe("GET /subscribe?compress=true", () => {
+  it("sends each message as one binary zstd frame that Jetstream's dictionary decompresses into the JSON an uncompressed consumer gets", async () => {
+    const dave = "did:plc:jetstreamdave0000000000";
+    const since = Date.now() * 1000;
+    const events: IngestEvent[] = [];
+    for (let i = 0; i < 12; i++)
+      events.push(
+        commit(dave, [
+          { action: "create", path: `app.bsky.feed.post/z${i}`, record: post(`zstd ${i} ✨`) },
+          { action: "create", path: `app.bsky.feed.like/z${i}`, record: like },
+        ]),
+      );
+    events.push(identity(dave));
+    await append(events);
+    const expectedCount = 12 * 2 + 1;
+
+    // replayed from a cursor, the times come from the log: every consumer gets the same JSON
+    const plain = await subscribeRaw(`wantedDids=${dave}&cursor=${since}`);
+    const compressed = await subscribeRaw(`wantedDids=${dave}&cursor=${since}&compress=true`);
+    const byHeader = await subscribeRaw(`wantedDids=${dave}&cursor=${since}`, {
+      "Socket-Encoding": "zstd",
+    });
+    await plain.waitFor(expectedCount);
+    await compressed.waitFor(expectedCount);
+    await byHeader.waitFor(expectedCount);
+    await new Promise((r) => setTimeout(r, 300));
+
+    expect(plain.received.every((m) => typeof m === "string")).toBe(true);
+    // the package's own decompressor (its module holds the runtime our compressor loaded)
+    await loadJetstreamZstd();
+    const dctx = createDCtx();
+    const decompress = (frames: (string | Uint8Array)[]) =>
+      frames.map((frame) => {
+        if (typeof frame === "string") throw new Error("a compressed consumer got a text message");
+        return new TextDecoder().decode(
+          decompressUsingDict(dctx, frame, JETSTREAM_ZSTD_DICTIONARY),
+        );
+      });
+    const texts = decompress(compressed.received);
+    expect(texts).toEqual(plain.received);
+    expect(decompress(byHeader.received)).toEqual(plain.received);
+    expect(texts.map((t) => (JSON.parse(t) as Message).kind).at(-1)).toBe("identity");
+    const frameBytes = compressed.received.reduce((n, f) => n + (f as Uint8Array).byteLength, 0);
+    const jsonBytes = texts.reduce((n, t) => n + new TextEncoder().encode(t).byteLength, 0);
+    expect(frameBytes).toBeLessThan(jsonBytes);
+    plain.ws.close();
+    compressed.ws.close();
+    byHeader.ws.close();
   });
 });
 
