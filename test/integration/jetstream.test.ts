@@ -16,8 +16,8 @@ import { waitUntil } from "../support/wait";
 // @atcute/jetstream (connects with requireHello=true and a cursor, sends its filters in an
 // options_update, validates every event's shape) and @skyware/jetstream (filters and cursor in
 // the URL). A relay under `wrangler dev` that seals a segment every few events is fed by a
-// reference PDS whose accounts post (with facets and an embed), like, follow, change a handle
-// and deactivate/reactivate through the PDS's own API. Every record a client gets is compared
+// reference PDS whose accounts post (with facets and an embed), like, follow, update a profile,
+// delete a post, change a handle and deactivate/reactivate through the PDS's own API. Every record a client gets is compared
 // with what the PDS serves for it (com.atproto.repo.getRecord).
 
 const POST = "app.bsky.feed.post";
@@ -346,6 +346,15 @@ describe("Jetstream client libraries against /subscribe", () => {
     await a.agent.com.atproto.server.deactivateAccount({});
     await settle(100);
     await a.agent.com.atproto.server.activateAccount();
+    // an update (a's profile, created then changed) and a delete (a post of a's)
+    await a.agent.upsertProfile(() => ({ displayName: "first name" }));
+    await a.agent.upsertProfile((existing) => ({
+      ...existing,
+      displayName: "second name",
+      description: "updated",
+    }));
+    const doomed = await post(a);
+    await a.agent.deletePost(doomed.uri);
     const firstFollows = firstHalf.filter((w) => w.collection === FOLLOW);
     for (const client of updated) await waitForCreates(client, firstFollows);
 
@@ -390,6 +399,13 @@ describe("Jetstream client libraries against /subscribe", () => {
         .filter((m) => m.kind === "account" && m.did === b.did)
         .map((m) => m.account?.active);
       expect(activity, `${client.name}: b deactivated then active again`).toEqual([false, true]);
+      // a delete: the op without record or cid, after the create
+      const doomedOps = client.messages
+        .filter((m) => m.kind === "commit" && messageKey(m) === keyOf(doomed))
+        .map((m) => m.commit);
+      expect(doomedOps.map((op) => op?.operation)).toEqual(["create", "delete"]);
+      expect(doomedOps[1]?.record).toBeUndefined();
+      expect(doomedOps[1]?.cid).toBeUndefined();
     }
 
     // DID filter: all of a's writes and account events, nothing of anyone else
@@ -404,6 +420,22 @@ describe("Jetstream client libraries against /subscribe", () => {
       );
       expect(ok, `${client.name}: a's account events`).toBe(true);
       expect(new Set(client.messages.map((m) => m.did))).toEqual(new Set([a.did]));
+      // the profile's create, then its update, whose record is the PDS's current one
+      const profileOps = client.messages
+        .filter((m) => m.commit?.collection === "app.bsky.actor.profile")
+        .map((m) => m.commit);
+      expect(profileOps.map((op) => [op?.operation, op?.rkey])).toEqual([
+        ["create", "self"],
+        ["update", "self"],
+      ]);
+      const profile = await a.agent.com.atproto.repo.getRecord({
+        repo: a.did,
+        collection: "app.bsky.actor.profile",
+        rkey: "self",
+      });
+      expect(profileOps[0]?.record?.displayName).toBe("first name");
+      expect(profileOps[1]?.record).toEqual(profile.data.value);
+      expect(profileOps[1]?.cid).toBe(profile.data.cid);
     }
 
     // wildcard: posts and likes, no follows
