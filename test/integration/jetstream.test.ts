@@ -18,11 +18,14 @@ import { waitUntil } from "../support/wait";
 // the URL). A relay under `wrangler dev` that seals a segment every few events is fed by a
 // reference PDS whose accounts post (with facets and an embed), like, follow, update a profile,
 // delete a post, change a handle and deactivate/reactivate through the PDS's own API. Every record a client gets is compared
-// with what the PDS serves for it (com.atproto.repo.getRecord).
+// with what the PDS serves for it (com.atproto.repo.getRecord). Last, the relay restarts under
+// the libraries, which reconnect on their own with their last time_us as the cursor.
 
 const POST = "app.bsky.feed.post";
 const LIKE = "app.bsky.feed.like";
 const FOLLOW = "app.bsky.graph.follow";
+/** A segment every few events, so a cursor replay starts in sealed history. */
+const RELAY_VARS = { SEGMENT_MAX_BYTES: "3000", SEGMENT_MAX_AGE_SECONDS: "1" };
 
 /** A Jetstream message as it came off the socket (both libraries hand over the parsed JSON). */
 type JetstreamMessage = {
@@ -45,6 +48,8 @@ type ClientOptions = {
   wantedCollections?: string[];
   wantedDids?: string[];
   cursor?: number;
+  /** Let the library reconnect after a close (the others count a close as a failure). */
+  reconnect?: boolean;
 };
 
 /** One library's connection: what it received, how often it (re)connected, and its errors. */
@@ -84,7 +89,7 @@ function atcuteClient(name: string, options: ClientOptions): Client {
       ? { wantedDids: options.wantedDids as `did:${string}:${string}`[] }
       : {}),
     ...(options.cursor !== undefined ? { cursor: options.cursor } : {}),
-    ws: { WebSocket, maxRetries: 0 },
+    ws: { WebSocket, ...(options.reconnect ? {} : { maxRetries: 0 }) },
     onConnectionOpen: () => client.opens++,
     onConnectionClose: () => client.closes++,
     onConnectionError: (e) => client.errors.push(`connection: ${String(e.message)}`),
@@ -284,7 +289,7 @@ beforeAll(async () => {
   relay = await startRelay({
     plcUrl: network.plcUrl,
     // a segment every few events, so a cursor replay starts in sealed history
-    vars: { SEGMENT_MAX_BYTES: "3000", SEGMENT_MAX_AGE_SECONDS: "1" },
+    vars: RELAY_VARS,
   });
   const host = network.hosts[0];
   if (!host) throw new Error("no PDS");
@@ -514,6 +519,45 @@ describe("Jetstream client libraries against /subscribe", () => {
       expect(client.errors, client.name).toEqual([]);
       expect(client.opens, `${client.name}: connections`).toBe(1);
       expectTimesNeverGoBack(client);
+    }
+  });
+
+  it("reconnect after the relay restarts: both libraries resume from their last time_us and miss nothing", async () => {
+    const resuming = bothClients("reconnect", { wantedCollections: [POST], reconnect: true });
+    await allOpen(resuming);
+    await settle(1500);
+    const before: Written[] = [];
+    for (let i = 0; i < 2; i++) before.push(await post(account(i)));
+    for (const client of resuming) await waitForCreates(client, before);
+
+    // a restart on the same state and port: each socket is closed, the libraries reconnect
+    await relay.stop();
+    relay = await startRelay({
+      plcUrl: network.plcUrl,
+      persistDir: relay.persistDir,
+      port: relay.port,
+      vars: RELAY_VARS,
+    });
+    const host = network.hosts[0];
+    if (host) await requestCrawl(relay.url, host.hostname);
+    // written while the libraries are still waiting to reconnect: their cursor must bring it
+    const after: Written[] = [await post(account(2))];
+    const reopened = await waitUntil(() => resuming.every((c) => c.opens >= 2), 60_000);
+    expect(reopened, resuming.map((c) => `${c.name}: ${c.opens} opens`).join(", ")).toBe(true);
+    for (let i = 0; i < 3; i++) after.push(await post(account(i)));
+    for (const client of resuming) {
+      await waitForCreates(client, [...before, ...after], 60_000);
+      // the new posts once each, in order; the cursor's rewind may send the older ones again
+      expectExactlyOnceInOrder(client, after);
+      const keys = creates(client).map(messageKey);
+      const repeated = before.filter((w) => keys.filter((k) => k === keyOf(w)).length > 1);
+      console.log(
+        `${client.name}: ${repeated.length} of ${before.length} posts repeated after the reconnect`,
+      );
+      await expectRecordsAsOnPds(client, after);
+      // connection errors are expected while the relay is down: the libraries retry
+      const errors = client.errors.filter((e) => !/ECONNREFUSED|^connection/.test(e));
+      expect(errors, client.name).toEqual([]);
     }
   });
 });
