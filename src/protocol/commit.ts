@@ -1,4 +1,5 @@
 import { decodeDagCbor, encodeDagCbor } from "./cbor";
+import { NOT_FAST, Reader } from "./cbor-layout";
 import { CID } from "./cid";
 import type { PublicKey } from "./did-key";
 import { ProtocolError } from "./errors";
@@ -21,9 +22,42 @@ function invalid(message: string): ProtocolError {
   return new ProtocolError("InvalidCommit", message);
 }
 
+const textKey = (r: Reader, key: string) => {
+  if (r.ascii() !== key) throw NOT_FAST;
+};
+
+/**
+ * A commit laid out as its canonical encoding (keys did, rev, sig, data, prev, version; ASCII
+ * strings), read without the general decoder; null for anything else, which the general decoder
+ * then accepts or rejects as before. The values are checked below either way.
+ */
+function decodeCanonicalCommit(bytes: Uint8Array): Record<string, unknown> | null {
+  try {
+    const r = new Reader(bytes);
+    if (r.byte() !== 0xa6) return null;
+    textKey(r, "did");
+    const did = r.ascii();
+    textKey(r, "rev");
+    const rev = r.ascii();
+    textKey(r, "sig");
+    const sig = r.bytesOf(r.head(2));
+    textKey(r, "data");
+    const data = r.cid();
+    textKey(r, "prev");
+    const prev = r.cidOrNull();
+    textKey(r, "version");
+    const version = r.head(0);
+    if (r.pos !== bytes.length) return null;
+    return { did, rev, sig, data, prev, version };
+  } catch (err) {
+    if (err === NOT_FAST) return null;
+    throw err;
+  }
+}
+
 /** Decodes and checks the shape of a signed commit block. Throws ProtocolError. */
 export function decodeCommit(bytes: Uint8Array): SignedCommit {
-  const value = decodeDagCbor(bytes);
+  const value = decodeCanonicalCommit(bytes) ?? decodeDagCbor(bytes);
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw invalid("commit is not a map");
   const o = value as Record<string, unknown>;

@@ -1,4 +1,5 @@
 import { decodeDagCbor, encodeDagCbor } from "./cbor";
+import { NOT_FAST, Reader } from "./cbor-layout";
 import { CID } from "./cid";
 import { ProtocolError } from "./errors";
 
@@ -31,76 +32,6 @@ const KEY_P = 0x70;
 const KEY_T = 0x74;
 const KEY_V = 0x76;
 const MAX_FAST_ENTRIES = 0xffff;
-
-/** Thrown inside the fast path on any layout it does not take; never escapes this module. */
-const NOT_FAST = Symbol("not the canonical node layout");
-
-class Reader {
-  pos = 0;
-  constructor(readonly bytes: Uint8Array) {}
-
-  byte(): number {
-    const b = this.bytes[this.pos++];
-    if (b === undefined) throw NOT_FAST;
-    return b;
-  }
-
-  /** A minimal head of major type `major`; returns its argument (at most 32 bits). */
-  head(major: number): number {
-    const initial = this.byte();
-    if (initial >> 5 !== major) throw NOT_FAST;
-    const info = initial & 0x1f;
-    if (info < 24) return info;
-    if (info === 24) {
-      const n = this.byte();
-      if (n < 24) throw NOT_FAST;
-      return n;
-    }
-    if (info === 25) {
-      const n = (this.byte() << 8) | this.byte();
-      if (n < 0x100) throw NOT_FAST;
-      return n;
-    }
-    if (info === 26) {
-      const n = this.byte() * 0x1000000 + ((this.byte() << 16) | (this.byte() << 8) | this.byte());
-      if (n < 0x10000) throw NOT_FAST;
-      return n;
-    }
-    throw NOT_FAST;
-  }
-
-  key(code: number): void {
-    if (this.byte() !== 0x61 || this.byte() !== code) throw NOT_FAST;
-  }
-
-  bytesOf(length: number): Uint8Array {
-    const end = this.pos + length;
-    if (end > this.bytes.length) throw NOT_FAST;
-    const out = this.bytes.subarray(this.pos, end);
-    this.pos = end;
-    return out;
-  }
-
-  cid(): CID {
-    if (this.byte() !== TAG_42[0] || this.byte() !== TAG_42[1]) throw NOT_FAST;
-    const length = this.head(2);
-    const content = this.bytesOf(length);
-    if (content[0] !== 0x00) throw NOT_FAST;
-    try {
-      return CID.decode(content.subarray(1));
-    } catch {
-      throw NOT_FAST;
-    }
-  }
-
-  cidOrNull(): CID | null {
-    if (this.bytes[this.pos] === NULL) {
-      this.pos++;
-      return null;
-    }
-    return this.cid();
-  }
-}
 
 function decodeCanonicalNode(bytes: Uint8Array): MstNode {
   const r = new Reader(bytes);

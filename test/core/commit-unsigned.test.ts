@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readCar } from "../../src/protocol/car";
-import { encodeDagCbor } from "../../src/protocol/cbor";
+import { decodeDagCbor, encodeDagCbor } from "../../src/protocol/cbor";
 import { CID } from "../../src/protocol/cid";
 import { decodeCommit, unsignedCommitBytes } from "../../src/protocol/commit";
 import { decodeFrame } from "../../src/protocol/frame";
@@ -23,6 +23,12 @@ describe("unsigned commit bytes", () => {
       const root = car.roots[0] as CID;
       const commit = decodeCommit(car.blocks.get(root.toString()) as Uint8Array);
       expect(hex(unsignedCommitBytes(commit))).toBe(hex(encoded(commit)));
+      // read by the layout fast path: the values the general decoder gives
+      const general = decodeDagCbor(car.blocks.get(root.toString()) as Uint8Array) as Record<
+        string,
+        unknown
+      >;
+      expect(hex(encodeDagCbor({ ...commit }))).toBe(hex(encodeDagCbor(general)));
       // the same array each time: cut once from the block, not encoded afresh
       expect(unsignedCommitBytes(commit)).toBe(unsignedCommitBytes(commit));
       n++;
@@ -49,6 +55,18 @@ describe("unsigned commit bytes", () => {
     expect(hex(unsignedCommitBytes(commit))).toBe(hex(encoded(commit)));
     const { sig: _sig, ...unsigned } = longDid;
     expect(hex(unsignedCommitBytes(commit))).toBe(hex(encodeDagCbor(unsigned)));
+  });
+
+  it("off the canonical layout are decided by the general decoder", () => {
+    // keys out of canonical order: rejected, as before
+    const block = encodeDagCbor({ ...base, prev: null });
+    const swapped = new Uint8Array(block);
+    expect(() => decodeCommit(new Uint8Array([...block, 0]))).toThrow(/bytes after/);
+    swapped[2] = 0x72; // "did" -> "rid": not the layout, and out of order for the general decoder
+    expect(() => decodeCommit(swapped)).toThrow();
+    // a non-minimal version integer: rejected by the general decoder
+    const nonMinimal = new Uint8Array([...block.subarray(0, block.length - 1), 0x18, 0x03]);
+    expect(() => decodeCommit(nonMinimal)).toThrow(/minimal|canonical|smallest|necessary/i);
   });
 
   it("of a copy with another field are encoded from its fields", () => {
