@@ -1,6 +1,7 @@
 import { concatBytes } from "./bytes";
 import { decodeDagCborFirst, encodeDagCbor } from "./cbor";
 import { CID } from "./cid";
+import { decodeCanonicalCommitFrame } from "./commit-frame";
 import { ProtocolError } from "./errors";
 import {
   MAX_ACCOUNT_FRAME_BYTES,
@@ -283,6 +284,14 @@ function checkFrameSize(frame: Uint8Array, kind: FrameKind, type: string): void 
 
 /** Decodes a binary subscribeRepos message. Throws ProtocolError only. */
 export function decodeFrame(frame: Uint8Array): Frame {
+  if (frame.byteLength <= MAX_FRAME_BYTES) {
+    const body = decodeCanonicalCommitFrame(frame);
+    if (body) {
+      const commit: Frame = { kind: "commit", body };
+      keepSource(commit, frame);
+      return commit;
+    }
+  }
   const [rawHeader, bodyBytes] = decodeRawHeader(frame);
   const header = checkHeader(rawHeader);
   const headerKind = header.op === -1 ? "error" : TYPE_TO_KIND[header.t];
