@@ -16,7 +16,7 @@ import {
 import { parseDidDocument } from "../src/protocol/did-doc";
 import { formatDidKey, type PublicKey, parseDidKey } from "../src/protocol/did-key";
 import { type CheckedCommit, checkCommitEvent } from "../src/protocol/event-checks";
-import { type CommitBody, decodeFrame } from "../src/protocol/frame";
+import { type CommitBody, canonicalEventFrame, decodeFrame } from "../src/protocol/frame";
 import { checkCommitOps } from "../src/protocol/mst";
 import { loadCapturedFrames, loadDidDocuments } from "../test/fixtures/captured";
 import { startRelay } from "../test/support/relay-process";
@@ -155,6 +155,13 @@ async function breakdown(frames: Uint8Array[], keys: Keys): Promise<void> {
   reportStage(
     "decodeFrame",
     await stage(() => decodeFrame(frames[i++ % frames.length] as Uint8Array)),
+  );
+  // outside validation: what the ingester forwards for an accepted event (the frame's own bytes
+  // when it had only the lexicon's fields); frames in buffers of their own, as a socket gives them
+  const own = frames.map((f) => decodeFrame(f.slice()) as { kind: "commit"; body: CommitBody });
+  reportStage(
+    "canonicalEventFrame (forwarded bytes of an accepted event)",
+    await stage(() => canonicalEventFrame(own[i++ % own.length] as (typeof own)[number])),
   );
   reportStage(
     "readCar (CAR parse + sha256 of every block)",

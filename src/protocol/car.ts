@@ -1,6 +1,7 @@
+import { sha256 } from "@noble/hashes/sha2.js";
 import { concatBytes } from "./bytes";
 import { decodeDagCbor, encodeDagCbor } from "./cbor";
-import { assertValidCid, CID, verifyBlock } from "./cid";
+import { assertValidCid, CID, DAG_CBOR_CODEC, RAW_CODEC, SHA2_256_CODE, verifyBlock } from "./cid";
 import { ProtocolError } from "./errors";
 import { MAX_CAR_BLOCKS, MAX_COMMIT_BLOCKS_BYTES } from "./limits";
 
@@ -44,7 +45,35 @@ function encodeVarint(n: number): number[] {
   return out;
 }
 
+// The header of a CAR with one root, as every commit's is: {roots: [root], version: 1} in
+// canonical DAG-CBOR, the root a tag-42 link to a 36-byte CIDv1. Matched byte for byte (any other
+// header goes through the general decoder), which saves a general decode per event.
+const ONE_ROOT_PREFIX = Uint8Array.from([
+  0xa2, 0x65, 0x72, 0x6f, 0x6f, 0x74, 0x73, 0x81, 0xd8, 0x2a, 0x58, 0x25, 0x00,
+]);
+const ONE_ROOT_SUFFIX = Uint8Array.from([0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x01]);
+const ROOT_CID_BYTES = 36;
+const ONE_ROOT_HEADER_BYTES = ONE_ROOT_PREFIX.length + ROOT_CID_BYTES + ONE_ROOT_SUFFIX.length;
+
+function startsWith(bytes: Uint8Array, at: number, expected: Uint8Array): boolean {
+  for (let i = 0; i < expected.length; i++) if (bytes[at + i] !== expected[i]) return false;
+  return true;
+}
+
+function oneRootHeader(bytes: Uint8Array): CID[] | null {
+  if (bytes.length !== ONE_ROOT_HEADER_BYTES || !startsWith(bytes, 0, ONE_ROOT_PREFIX)) return null;
+  const suffixAt = ONE_ROOT_PREFIX.length + ROOT_CID_BYTES;
+  if (!startsWith(bytes, suffixAt, ONE_ROOT_SUFFIX)) return null;
+  try {
+    return [CID.decode(bytes.subarray(ONE_ROOT_PREFIX.length, suffixAt))];
+  } catch {
+    return null;
+  }
+}
+
 function parseHeader(bytes: Uint8Array): CID[] {
+  const fast = oneRootHeader(bytes);
+  if (fast) return fast;
   const header = decodeDagCbor(bytes);
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     throw new ProtocolError("InvalidCar", "CAR header is not a map");
@@ -58,6 +87,31 @@ function parseHeader(bytes: Uint8Array): CID[] {
     if (!cid) throw new ProtocolError("InvalidCar", "CAR root is not a CID");
     return cid;
   });
+}
+
+// A section of an atproto CAR starts with a 36-byte CIDv1 (dag-cbor or raw, sha2-256): its digest
+// is compared with the block's hash in place; other sections take the general path below, which
+// decides as before.
+const SECTION_CID_BYTES = 36;
+
+/** The CID's string key of a verified atproto section, or null for the general path. */
+function atprotoSection(section: Uint8Array): string | null {
+  if (
+    section.length < SECTION_CID_BYTES ||
+    section[0] !== 1 ||
+    (section[1] !== DAG_CBOR_CODEC && section[1] !== RAW_CODEC) ||
+    section[2] !== SHA2_256_CODE ||
+    section[3] !== 32
+  )
+    return null;
+  const digest = sha256(section.subarray(SECTION_CID_BYTES));
+  for (let i = 0; i < 32; i++) {
+    if (digest[i] !== section[4 + i]) {
+      const cid = CID.decode(section.subarray(0, SECTION_CID_BYTES));
+      throw new ProtocolError("CidMismatch", `block bytes do not hash to ${cid.toString()}`);
+    }
+  }
+  return CID.decode(section.subarray(0, SECTION_CID_BYTES)).toString();
 }
 
 /** Reads a CAR v1 slice and verifies that every block hashes to its CID. */
@@ -83,6 +137,12 @@ export function readCar(bytes: Uint8Array, opts: ReadCarOptions = {}): CarConten
       throw new ProtocolError("InvalidCar", "CAR section length out of range");
     }
     const section = bytes.subarray(sectionStart, sectionEnd);
+    const key = atprotoSection(section);
+    if (key !== null) {
+      blocks.set(key, section.subarray(SECTION_CID_BYTES));
+      pos = sectionEnd;
+      continue;
+    }
     let cid: CID;
     let block: Uint8Array;
     try {

@@ -1,6 +1,7 @@
 import { concatBytes } from "./bytes";
 import { decodeDagCborFirst, encodeDagCbor } from "./cbor";
 import { CID } from "./cid";
+import { decodeCanonicalCommitFrame } from "./commit-frame";
 import { ProtocolError } from "./errors";
 import {
   MAX_ACCOUNT_FRAME_BYTES,
@@ -244,18 +245,26 @@ export type FrameHeader = { op: 1; t: string } | { op: -1 };
 
 /** Decodes and type-checks a header; returns it with the body bytes that follow. */
 export function decodeFrameHeader(frame: Uint8Array): [FrameHeader, Uint8Array] {
+  const [rawHeader, rest] = decodeRawHeader(frame);
+  return [checkHeader(rawHeader), rest];
+}
+
+function decodeRawHeader(frame: Uint8Array): [unknown, Uint8Array] {
   if (frame.byteLength > MAX_FRAME_BYTES) {
     throw new ProtocolError(
       "TooBig",
       `frame of ${frame.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`,
     );
   }
-  const [rawHeader, rest] = decodeDagCborFirst(frame);
+  return decodeDagCborFirst(frame);
+}
+
+function checkHeader(rawHeader: unknown): FrameHeader {
   const header = asObject(rawHeader, "header");
   const op = header.op;
-  if (op === -1) return [{ op: -1 }, rest];
+  if (op === -1) return { op: -1 };
   if (op !== 1) throw invalid(`header op must be 1 or -1, got ${String(op)}`);
-  return [{ op: 1, t: str(header, "t") }, rest];
+  return { op: 1, t: str(header, "t") };
 }
 
 const MAX_FRAME_BYTES_BY_KIND: Record<FrameKind, number> = {
@@ -275,7 +284,16 @@ function checkFrameSize(frame: Uint8Array, kind: FrameKind, type: string): void 
 
 /** Decodes a binary subscribeRepos message. Throws ProtocolError only. */
 export function decodeFrame(frame: Uint8Array): Frame {
-  const [header, bodyBytes] = decodeFrameHeader(frame);
+  if (frame.byteLength <= MAX_FRAME_BYTES) {
+    const body = decodeCanonicalCommitFrame(frame);
+    if (body) {
+      const commit: Frame = { kind: "commit", body };
+      keepSource(commit, frame);
+      return commit;
+    }
+  }
+  const [rawHeader, bodyBytes] = decodeRawHeader(frame);
+  const header = checkHeader(rawHeader);
   const headerKind = header.op === -1 ? "error" : TYPE_TO_KIND[header.t];
   if (headerKind) checkFrameSize(frame, headerKind, header.op === -1 ? "error" : header.t);
   const [rawBody, trailing] = decodeDagCborFirst(bodyBytes);
@@ -291,7 +309,86 @@ export function decodeFrame(frame: Uint8Array): Frame {
   const kind = TYPE_TO_KIND[header.t];
   if (!kind)
     throw new ProtocolError("UnknownFrameType", `unknown message type ${header.t.slice(0, 64)}`);
-  return parseBody(kind, body);
+  const parsed = parseBody(kind, body);
+  if (isSequencedFrame(parsed) && onlyKnownFields(rawHeader as Fields, body, parsed))
+    keepSource(parsed, frame);
+  return parsed;
+}
+
+// An accepted event is forwarded with only the fields the lexicon defines (canonicalEventFrame).
+// When the upstream's frame had no other field, its bytes already are that encoding (the strict
+// decoder admits one encoding per value, and every string of an event is checked to be ASCII
+// before the bytes are reused), so they are kept and forwarded as they came: no re-encoding per
+// event. The body is frozen so that it keeps meaning those bytes.
+const sourceBytes = new WeakMap<object, Uint8Array>();
+
+function keyCount(o: object): number {
+  return Object.keys(o).length;
+}
+
+function onlyKnownFields(rawHeader: Fields, rawBody: Fields, frame: SequencedFrame): boolean {
+  if (keyCount(rawHeader) !== 2) return false;
+  if (keyCount(rawBody) !== keyCount(frame.body)) return false;
+  if (frame.kind !== "commit") return true;
+  const rawOps = rawBody.ops as Fields[];
+  return frame.body.ops.every((op, i) => keyCount(rawOps[i] as Fields) === keyCount(op));
+}
+
+function keepSource(frame: SequencedFrame, bytes: Uint8Array): void {
+  if (frame.kind === "commit") {
+    for (const op of frame.body.ops) Object.freeze(op);
+    Object.freeze(frame.body.ops);
+    Object.freeze(frame.body.blobs);
+  }
+  Object.freeze(frame.body);
+  sourceBytes.set(frame.body, bytes);
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
+/** Every string of the event is ASCII: then decoding and re-encoding it cannot change a byte. */
+function stringsAreAscii(frame: SequencedFrame): boolean {
+  switch (frame.kind) {
+    case "commit": {
+      const b = frame.body;
+      return (
+        isAscii(b.repo) &&
+        isAscii(b.rev) &&
+        isAscii(b.time) &&
+        (b.since === null || isAscii(b.since)) &&
+        b.ops.every((op) => isAscii(op.path))
+      );
+    }
+    case "sync":
+      return isAscii(frame.body.did) && isAscii(frame.body.rev) && isAscii(frame.body.time);
+    case "identity":
+      return (
+        isAscii(frame.body.did) &&
+        isAscii(frame.body.time) &&
+        (frame.body.handle === undefined || isAscii(frame.body.handle))
+      );
+    case "account":
+      return (
+        isAscii(frame.body.did) &&
+        isAscii(frame.body.time) &&
+        (frame.body.status === undefined || isAscii(frame.body.status))
+      );
+    default:
+      return false;
+  }
+}
+
+/** The upstream's bytes of a frame decoded with only the lexicon's fields, if any. */
+function forwardableSource(frame: SequencedFrame): Uint8Array | undefined {
+  const bytes = sourceBytes.get(frame.body);
+  if (!bytes || !stringsAreAscii(frame)) return undefined;
+  // a view into a larger buffer is copied, so that only the frame travels on (RPC, storage)
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? bytes
+    : bytes.slice();
 }
 
 const KIND_TO_TYPE: Record<Exclude<FrameKind, "error">, string> = {
@@ -329,7 +426,7 @@ export function encodeInfoFrame(name: string, message?: string): Uint8Array {
  * encode, far less than the CID checks that already hash every block.
  */
 export function canonicalEventFrame(frame: SequencedFrame): Uint8Array {
-  return encodeFrame(knownFieldsOnly(frame));
+  return forwardableSource(frame) ?? encodeFrame(knownFieldsOnly(frame));
 }
 
 /** A copy of the frame whose body holds only the lexicon's fields (bodies may be built by hand). */

@@ -1,9 +1,10 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { fromString as bytesFromString, toString as bytesToString } from "multiformats/bytes";
-import { decodeDagCbor, encodeDagCbor } from "./cbor";
-import { CID, cidForDagCbor } from "./cid";
+import type { CID } from "./cid";
+import { cidForDagCbor } from "./cid";
 import { ProtocolError } from "./errors";
 import type { RepoOp } from "./frame";
+import { decodeMstNode, encodeMstNode, type NodeEntry } from "./mst-node";
 
 // Merkle Search Tree checks for sync 1.1 (atproto repository spec): a #commit carries, in its
 // CAR, the MST nodes that prove its ops against the new root (`commit.data`). A relay can then
@@ -16,7 +17,14 @@ import type { RepoOp } from "./frame";
 // an opaque subtree's CID where the shape keeps it whole; where an op would need the inside of a
 // subtree the proof left out, the proof is insufficient (InvalidMstProof).
 
-export type MstLeaf = { kind: "leaf"; key: string; value: CID; layer: number };
+export type MstLeaf = {
+  kind: "leaf";
+  key: string;
+  value: CID;
+  layer: number;
+  /** The key's UTF-8 bytes when already at hand (read from a node), saving an encode. */
+  keyBytes?: Uint8Array;
+};
 export type MstOpaque = { kind: "opaque"; cid: CID; layer: number };
 export type MstItem = MstLeaf | MstOpaque;
 
@@ -28,9 +36,24 @@ function invalid(message: string): ProtocolError {
   return new ProtocolError("InvalidMstProof", message);
 }
 
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if ((bytes[i] as number) >= 0x80) return false;
+  return true;
+}
+
+function asciiString(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i++) out += String.fromCharCode(bytes[i] as number);
+  return out;
+}
+
 /** Layer of a key: leading zero bits of sha256(key), counted in pairs (fanout 4). */
 export function mstKeyHeight(key: string): number {
-  const hash = sha256(utf8.encode(key));
+  return keyBytesHeight(utf8.encode(key));
+}
+
+function keyBytesHeight(keyBytes: Uint8Array): number {
+  const hash = sha256(keyBytes);
   let zeros = 0;
   for (const byte of hash) {
     if (byte === 0) {
@@ -43,22 +66,20 @@ export function mstKeyHeight(key: string): number {
   return Math.floor(zeros / 2);
 }
 
-type NodeEntry = { k: Uint8Array; p: number; v: CID; t: CID | null };
-
 function encodeNode(
   left: CID | null,
-  leaves: { key: string; value: CID; right: CID | null }[],
+  leaves: { key: string; keyBytes?: Uint8Array; value: CID; right: CID | null }[],
 ): Uint8Array {
   const entries: NodeEntry[] = [];
   let previous: Uint8Array = new Uint8Array(0);
   for (const leaf of leaves) {
-    const key = utf8.encode(leaf.key);
+    const key = leaf.keyBytes ?? utf8.encode(leaf.key);
     let p = 0;
     while (p < previous.length && p < key.length && previous[p] === key[p]) p++;
     entries.push({ k: key.subarray(p), p, v: leaf.value, t: leaf.right });
     previous = key;
   }
-  return encodeDagCbor({ l: left, e: entries });
+  return encodeMstNode({ l: left, e: entries });
 }
 
 /** CID of the empty tree (a node with no entries and no subtree). */
@@ -90,6 +111,7 @@ function buildLayer(items: MstItem[], layer: number, blocks: Map<string, Uint8Ar
     left,
     leaves.map((leaf, i) => ({
       key: leaf.key,
+      keyBytes: leaf.keyBytes,
       value: leaf.value,
       right: child(segments[i + 1] as MstItem[]),
     })),
@@ -119,29 +141,6 @@ export function leavesOf(entries: [string, CID][]): MstLeaf[] {
     .map(([key, value]) => ({ kind: "leaf", key, value, layer: mstKeyHeight(key) }));
 }
 
-function decodeNode(bytes: Uint8Array): { l: CID | null; e: NodeEntry[] } {
-  const node = decodeDagCbor(bytes) as { l?: unknown; e?: unknown };
-  if (typeof node !== "object" || node === null || !Array.isArray(node.e))
-    throw invalid("not an MST node");
-  const l = node.l === null ? null : CID.asCID(node.l);
-  if (node.l !== null && !l) throw invalid("MST node l is not a link");
-  const e = node.e.map((raw) => {
-    const entry = raw as { k?: unknown; p?: unknown; v?: unknown; t?: unknown };
-    const v = CID.asCID(entry.v);
-    const t = entry.t === null ? null : CID.asCID(entry.t);
-    if (
-      !(entry.k instanceof Uint8Array) ||
-      typeof entry.p !== "number" ||
-      !v ||
-      (entry.t !== null && !t)
-    ) {
-      throw invalid("malformed MST entry");
-    }
-    return { k: entry.k, p: entry.p, v, t };
-  });
-  return { l, e };
-}
-
 /**
  * Reads the tree under `root` from the blocks at hand: nodes present become leaves and
  * children, nodes absent become opaque subtrees. The root itself must be present.
@@ -158,20 +157,34 @@ export function loadMstItems(root: CID, blocks: Map<string, Uint8Array>): MstIte
       items.push({ kind: "opaque", cid, layer: layerHint });
       return;
     }
-    const node = decodeNode(bytes);
+    const node = decodeMstNode(bytes);
     let previous: Uint8Array = new Uint8Array(0);
     const keys: string[] = [];
+    const keyBytes: (Uint8Array | undefined)[] = [];
+    const heights: number[] = [];
     for (const entry of node.e) {
       if (entry.p > previous.length) throw invalid("MST key prefix longer than the previous key");
       const full = new Uint8Array(entry.p + entry.k.length);
       full.set(previous.subarray(0, entry.p), 0);
       full.set(entry.k, entry.p);
-      keys.push(utf8Decoder.decode(full));
+      // an ASCII key is its own UTF-8 encoding: hash the bytes at hand; any other key is hashed
+      // as its decoded string re-encoded, as mstKeyHeight does (a malformed sequence decodes
+      // to U+FFFD, and the tree is checked as the string keys say)
+      if (isAscii(full)) {
+        keys.push(asciiString(full));
+        keyBytes.push(full);
+        heights.push(keyBytesHeight(full));
+      } else {
+        const key = utf8Decoder.decode(full);
+        keys.push(key);
+        keyBytes.push(undefined);
+        heights.push(mstKeyHeight(key));
+      }
       previous = full;
     }
     let layer = layerHint;
     if (keys.length > 0) {
-      const first = mstKeyHeight(keys[0] as string);
+      const first = heights[0] as number;
       if (layer !== null && first !== layer) throw invalid("MST entry on the wrong layer");
       layer = first;
     }
@@ -183,8 +196,11 @@ export function loadMstItems(root: CID, blocks: Map<string, Uint8Array>): MstIte
     if (node.l) walk(node.l, layer - 1, depth + 1);
     node.e.forEach((entry, i) => {
       const key = keys[i] as string;
-      if (mstKeyHeight(key) !== layer) throw invalid("MST entry on the wrong layer");
-      items.push({ kind: "leaf", key, value: entry.v, layer: layer as number });
+      if (heights[i] !== layer) throw invalid("MST entry on the wrong layer");
+      const leaf: MstLeaf = { kind: "leaf", key, value: entry.v, layer: layer as number };
+      const bytes = keyBytes[i];
+      if (bytes) leaf.keyBytes = bytes;
+      items.push(leaf);
       if (entry.t) walk(entry.t, (layer as number) - 1, depth + 1);
     });
   };

@@ -27,6 +27,16 @@ describe("CAR reader", () => {
     expect(Buffer.from(car.blocks.get(bCid.toString())!).toString()).toBe("raw bytes");
   });
 
+  it("reads headers off the one-root layout (two roots, extra fields) through the general decoder", () => {
+    const two = readCar(writeCar([aCid, bCid], [[aCid, a]]));
+    expect(two.roots.map(String)).toEqual([aCid.toString(), bCid.toString()]);
+    const header = encodeDagCbor({ version: 1, roots: [aCid], note: "x" });
+    const section = new Uint8Array([...aCid.bytes, ...a]);
+    const car = readCar(new Uint8Array([header.length, ...header, section.length, ...section]));
+    expect(car.roots.map(String)).toEqual([aCid.toString()]);
+    expect([...car.blocks.keys()]).toEqual([aCid.toString()]);
+  });
+
   it("rejects a block whose bytes do not hash to its CID (CidMismatch)", () => {
     const bytes = writeCar([aCid], [[aCid, a]]);
     bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1;

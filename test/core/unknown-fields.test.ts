@@ -48,6 +48,43 @@ describe("canonicalEventFrame", () => {
     }
   });
 
+  it("forwards a captured event's own bytes (no re-encoding), identical to the encoding of its fields", () => {
+    const events = captured.filter((c) =>
+      ["commit", "sync", "identity", "account"].includes(c.kind),
+    );
+    for (const c of events) {
+      // as a socket delivers it: a frame in a buffer of its own (the fixtures are views)
+      const bytes = c.bytes.slice();
+      const frame = sequenced(bytes);
+      const forwarded = canonicalEventFrame(frame);
+      // the very bytes received: nothing was encoded
+      expect(forwarded).toBe(bytes);
+      // and what encoding the lexicon's fields gives (the path for frames with extra fields)
+      expect(Buffer.from(encodeFrame(frame)).equals(Buffer.from(c.bytes))).toBe(true);
+      expect(Object.isFrozen(frame.body)).toBe(true);
+    }
+    // a frame inside a larger buffer is forwarded as a copy of just its bytes
+    const c = events[0] as (typeof events)[number];
+    const padded = new Uint8Array(c.bytes.byteLength + 10);
+    padded.set(c.bytes, 5);
+    const view = padded.subarray(5, 5 + c.bytes.byteLength);
+    const copy = canonicalEventFrame(sequenced(view));
+    expect(copy).not.toBe(view);
+    expect(copy.buffer.byteLength).toBe(c.bytes.byteLength);
+    expect(Buffer.from(copy).equals(Buffer.from(c.bytes))).toBe(true);
+  });
+
+  it("re-encodes an event with a non-ASCII string rather than forwarding its bytes", () => {
+    // not a valid event (the ingester drops it), but canonicalEventFrame must not rely on that
+    const identity = frameOf(
+      { op: 1, t: "#identity" },
+      { seq: 7, did: DID, time: TIME, handle: "caf\u00e9.test" },
+    );
+    const forwarded = canonicalEventFrame(sequenced(identity));
+    expect(forwarded).not.toBe(identity);
+    expect(Buffer.from(forwarded).equals(Buffer.from(identity))).toBe(true);
+  });
+
   it("leaves out an #identity's and an #account's unknown fields", () => {
     const identity = frameOf(
       { op: 1, t: "#identity" },
