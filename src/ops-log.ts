@@ -22,7 +22,7 @@ export type OpsFields = {
     detail?: string;
     ingester?: string | null;
   };
-  /** `cursor`: what the consumer asked for; `region`: null until fan-out is regional. */
+  /** `cursor`: what the consumer asked for; `region`: the Fanout's region, null for the global shards. */
   consumer_connect: {
     fanout: string | null;
     cursor: number | null;
