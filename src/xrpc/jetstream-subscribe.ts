@@ -1,11 +1,9 @@
 import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
-import { FANOUT_NAME_HEADER, JETSTREAM_HEADER } from "../fanout/fanout";
-import { fanoutName } from "../fanout/regions";
+import { JETSTREAM_HEADER } from "../fanout/fanout";
 import { parseSubscribeParams } from "../jetstream/options";
-import { fanoutStub } from "../stubs";
-import { invalidRequest, xrpcError } from "./errors";
-import { regionOf } from "./subscribe-repos";
+import { invalidRequest } from "./errors";
+import { handToFanout } from "./subscribe-repos";
 
 /**
  * Jetstream's `GET /subscribe` (jetstream/): the query is checked before the upgrade (a bad one
@@ -21,18 +19,5 @@ export async function handleJetstreamSubscribe(
   const url = new URL(request.url);
   const parsed = parseSubscribeParams(url.searchParams);
   if (!parsed.ok) return invalidRequest(parsed.message);
-  const region = regionOf(request, url, config.fanoutRegions);
-  if (!region.ok) return invalidRequest(region.message);
-  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-    return xrpcError(
-      426,
-      "InvalidRequest",
-      "subscribe is a WebSocket endpoint: send Upgrade: websocket",
-    );
-  }
-  const name = fanoutName(region.region, Math.floor(Math.random() * config.fanoutShards));
-  const headers = new Headers(request.headers);
-  headers.set(FANOUT_NAME_HEADER, name);
-  headers.set(JETSTREAM_HEADER, "1");
-  return fanoutStub(env, name).fetch(new Request(request.url, { headers }));
+  return handToFanout(request, env, config, url, "subscribe", { [JETSTREAM_HEADER]: "1" });
 }

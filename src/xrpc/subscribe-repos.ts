@@ -26,25 +26,42 @@ export async function handleSubscribeRepos(
   const url = new URL(request.url);
   const cursor = parseCursorParam(url.searchParams.get("cursor"));
   if (!cursor.ok) return invalidRequest(cursor.message);
+  return handToFanout(request, env, config, url, "subscribeRepos", {
+    [CURSOR_HEADER]: cursor.cursor === null ? "" : String(cursor.cursor),
+  });
+}
+
+/**
+ * What every WebSocket endpoint served by the Fanouts does once its own parameters are checked:
+ * the region (a bad `?region=` is a 400), the upgrade (426 without one), then the socket goes to
+ * a random shard of that region with `headers` telling the Fanout what kind of consumer it is.
+ */
+export function handToFanout(
+  request: Request,
+  env: Env,
+  config: Config,
+  url: URL,
+  endpoint: string,
+  headers: Record<string, string>,
+): Promise<Response> | Response {
   const region = regionOf(request, url, config.fanoutRegions);
   if (!region.ok) return invalidRequest(region.message);
   if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
     return xrpcError(
       426,
       "InvalidRequest",
-      "subscribeRepos is a WebSocket endpoint: send Upgrade: websocket",
+      `${endpoint} is a WebSocket endpoint: send Upgrade: websocket`,
     );
   }
   const name = fanoutName(region.region, Math.floor(Math.random() * config.fanoutShards));
-  const headers = new Headers(request.headers);
-  headers.set(FANOUT_NAME_HEADER, name);
-  headers.set(CURSOR_HEADER, cursor.cursor === null ? "" : String(cursor.cursor));
-  const stub = fanoutStub(env, name);
-  return stub.fetch(new Request(request.url, { headers }));
+  const forwarded = new Headers(request.headers);
+  forwarded.set(FANOUT_NAME_HEADER, name);
+  for (const [key, value] of Object.entries(headers)) forwarded.set(key, value);
+  return fanoutStub(env, name).fetch(new Request(request.url, { headers: forwarded }));
 }
 
 /** `?region=` if given (it must be an enabled region), else the one nearest to the request. */
-export function regionOf(
+function regionOf(
   request: Request,
   url: URL,
   enabled: readonly Region[],
