@@ -154,6 +154,11 @@ export class HostDirectory extends DurableObject<Env> {
   readonly #persistMs: number;
   /** Ingesters whose report arrived since this object woke: their hosts' progress is current. */
   readonly #reportedSinceWake = new Set<string>();
+  /**
+   * Whether every ingester holding a connected host has reported or answered since the wake:
+   * from then on reports keep the memory current, and reads skip the scan of every host row.
+   */
+  #freshSinceWake = false;
   readonly #crawlCallers = new CrawlRateLimit();
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -313,6 +318,7 @@ export class HostDirectory extends DurableObject<Env> {
    * change. Costs one request per such ingester at the first read after a wake, none after.
    */
   async #freshen(): Promise<void> {
+    if (this.#freshSinceWake) return;
     const stale = this.ctx.storage.sql
       .exec<{ ingester: string }>(
         `SELECT DISTINCT ingester FROM host_directory
@@ -321,7 +327,10 @@ export class HostDirectory extends DurableObject<Env> {
       .toArray()
       .map((r) => r.ingester)
       .filter((name) => !this.#reportedSinceWake.has(name));
-    if (stale.length === 0) return;
+    if (stale.length === 0) {
+      this.#freshSinceWake = true;
+      return;
+    }
     const answers = await Promise.allSettled(
       stale.map((name) => hostIngesterStub(this.env, name).listHosts()),
     );
@@ -331,6 +340,7 @@ export class HostDirectory extends DurableObject<Env> {
       this.#applyReports(answer.value);
       this.#reportedSinceWake.add(stale[i]!);
     });
+    this.#freshSinceWake = answers.every((answer) => answer.status === "fulfilled");
   }
 
   /** Every host's progress, as few rows as fit (one at the full network's 2,000 hosts). */
