@@ -1,3 +1,4 @@
+import { appendAnchors, type TimeAnchor } from "../log/time-anchors";
 import { concatBytes } from "../protocol/bytes";
 import { RpcSession, SESSION_TIMING, type SessionStub } from "../rpc-session";
 
@@ -16,19 +17,32 @@ export const MAX_QUEUED_DELIVERY_BYTES = 16 * 1024 * 1024;
 
 export type Delivered = { consumers: number };
 
+/**
+ * What a Fanout is delivered: the records of seqs firstSeq..lastSeq, in order, and the time
+ * anchors of the rows they come from (log/time-anchors.ts), so the Fanout times them exactly as
+ * a replay of the same seqs would. Merged deliveries concatenate both.
+ */
+export type Delivery = {
+  records: Uint8Array;
+  firstSeq: number;
+  lastSeq: number;
+  anchors: TimeAnchor[];
+};
+
 /** How a sender reaches the Fanouts it feeds. */
 export type DeliveryRoute<S extends SessionStub> = {
   /** The one billed call that opens a delivery session to the Fanout `name`. */
   open(name: string): Promise<S>;
   /** A delivery on an open session. */
-  onSession(session: S, records: Uint8Array, firstSeq: number, lastSeq: number): Promise<Delivered>;
+  onSession(session: S, delivery: Delivery): Promise<Delivered>;
   /** The same delivery as a plain call, below the rate at which a session pays. */
-  direct(name: string, records: Uint8Array, firstSeq: number, lastSeq: number): Promise<Delivered>;
+  direct(name: string, delivery: Delivery): Promise<Delivered>;
 };
 
 type Queue<S extends SessionStub> = {
   session: RpcSession<S>;
   parts: Uint8Array[];
+  anchors: TimeAnchor[];
   bytes: number;
   firstSeq: number;
   lastSeq: number;
@@ -57,13 +71,15 @@ export class DeliveryQueues<S extends SessionStub> {
   }
 
   /** Queues a batch for each of `names`, without waiting for any of them. */
-  push(names: Iterable<string>, records: Uint8Array, firstSeq: number, lastSeq: number): void {
+  push(names: Iterable<string>, delivery: Delivery): void {
+    const { records, firstSeq, lastSeq, anchors } = delivery;
     for (const name of names) {
       let queue = this.#queues.get(name);
       if (!queue) {
         queue = {
           session: new RpcSession(() => this.#route.open(name), SESSION_TIMING),
           parts: [],
+          anchors: [],
           bytes: 0,
           firstSeq,
           lastSeq,
@@ -74,10 +90,12 @@ export class DeliveryQueues<S extends SessionStub> {
       }
       if (queue.bytes + records.byteLength > MAX_QUEUED_DELIVERY_BYTES) {
         queue.parts = [];
+        queue.anchors = [];
         queue.bytes = 0;
       }
       if (queue.parts.length === 0) queue.firstSeq = firstSeq;
       queue.parts.push(records);
+      appendAnchors(queue.anchors, anchors);
       queue.bytes += records.byteLength;
       queue.lastSeq = lastSeq;
       if (!queue.running) void this.#drain(name, queue);
@@ -96,12 +114,17 @@ export class DeliveryQueues<S extends SessionStub> {
       while (queue.parts.length > 0) {
         const wait = queue.lastSentMs + this.#intervalMs - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        const parts = queue.parts;
-        const { firstSeq, lastSeq } = queue;
+        const { parts, anchors, firstSeq, lastSeq } = queue;
         queue.parts = [];
+        queue.anchors = [];
         queue.bytes = 0;
         queue.lastSentMs = Date.now();
-        const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
+        const delivery: Delivery = {
+          records: parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts),
+          firstSeq,
+          lastSeq,
+          anchors,
+        };
         // a registration that arrives while this delivery is in flight wins over its answer
         const registration = this.#registrations.get(name) ?? 0;
         try {
@@ -109,9 +132,9 @@ export class DeliveryQueues<S extends SessionStub> {
           // new instance should get this delivery rather than read it back as a gap. Repeating a
           // delivery is harmless: the Fanout sends no consumer a seq at or below its cursor.
           const { consumers } = await queue.session.call(
-            (session) => this.#route.onSession(session, records, firstSeq, lastSeq),
+            (session) => this.#route.onSession(session, delivery),
             true,
-            () => this.#route.direct(name, records, firstSeq, lastSeq),
+            () => this.#route.direct(name, delivery),
           );
           if (consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
             this.remove(name);

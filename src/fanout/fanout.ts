@@ -3,15 +3,17 @@ import { readConfig } from "../config";
 import type { Env } from "../env";
 import { type JetstreamAttachment, JetstreamConsumers } from "../jetstream/consumers";
 import { parseSubscribeParams, parseSubscriberMessage, wantsZstd } from "../jetstream/options";
-import { hotRowsAnchor, receivedAnchor, segmentAnchor, type TimeAnchor } from "../jetstream/time";
+import { exactTimes, legacySegmentTimes, type TimeOf } from "../jetstream/time";
 import { iterateRecords, recordsSeqRange } from "../log/records";
+import { decodeAnchors } from "../log/time-anchors";
 import { meterObject, meterSessionTarget } from "../metering/meter";
 import { opsLog } from "../ops-log";
 import { decideStreamStart } from "../protocol/cursor";
 import { encodeErrorFrame, encodeInfoFrame } from "../protocol/frame";
+import type { LogRead } from "../sequence/hot-log";
 import { fanoutStub, sequencerStub } from "../stubs";
 import { type ConsumerBudget, charge, drain, newBudget, waitForBacklog } from "./consumer-budget";
-import { DeliveryQueues } from "./delivery-queues";
+import { type Delivery, DeliveryQueues } from "./delivery-queues";
 import { RecentBatches } from "./recent-batches";
 import { regionalPlace, upstreamFanout } from "./regions";
 import { ReplaySlots } from "./replay-slots";
@@ -86,17 +88,8 @@ type Attachment = { cursor: number; live: boolean; jetstream?: JetstreamAttachme
 
 /** Set by the Worker on a Jetstream `/subscribe` upgrade (jetstream/): the query is in the URL. */
 export const JETSTREAM_HEADER = "x-freehose-jetstream";
-/**
- * A Jetstream cursor starts this much before the time it names: live events carry the time this
- * Fanout received them, a little after the Sequencer committed them (jetstream/time.ts).
- */
-const JETSTREAM_CURSOR_REWIND_MS = 10_000;
 
-type Deliver = (
-  records: Uint8Array,
-  firstSeq: number,
-  lastSeq: number,
-) => Promise<{ consumers: number }>;
+type Deliver = (delivery: Delivery) => Promise<{ consumers: number }>;
 
 /**
  * The Sequencer's delivery session to one Fanout (Fanout.openDeliverySession): one billed
@@ -111,12 +104,8 @@ export class DeliverySession extends RpcTarget {
     meterSessionTarget(this, "Fanout", "session");
   }
 
-  async deliver(
-    records: Uint8Array,
-    firstSeq: number,
-    lastSeq: number,
-  ): Promise<{ consumers: number }> {
-    return this.#deliver(records, firstSeq, lastSeq);
+  async deliver(delivery: Delivery): Promise<{ consumers: number }> {
+    return this.#deliver(delivery);
   }
 }
 
@@ -133,12 +122,8 @@ export class ForwardSession extends RpcTarget {
     meterSessionTarget(this, "Fanout", "forwardSession");
   }
 
-  async forward(
-    records: Uint8Array,
-    firstSeq: number,
-    lastSeq: number,
-  ): Promise<{ consumers: number }> {
-    return this.#deliver(records, firstSeq, lastSeq);
+  async forward(delivery: Delivery): Promise<{ consumers: number }> {
+    return this.#deliver(delivery);
   }
 }
 
@@ -184,10 +169,8 @@ export class Fanout extends DurableObject<Env> {
     this.#forwards = new DeliveryQueues(
       {
         open: (name) => fanoutStub(env, name).openForwardSession(),
-        onSession: (session, records, firstSeq, lastSeq) =>
-          session.forward(records, firstSeq, lastSeq),
-        direct: (name, records, firstSeq, lastSeq) =>
-          fanoutStub(env, name).forward(records, firstSeq, lastSeq),
+        onSession: (session, delivery) => session.forward(delivery),
+        direct: (name, delivery) => fanoutStub(env, name).forward(delivery),
       },
       config.fanoutDeliveryIntervalMs,
       (name) => void this.#dropShard(name),
@@ -256,19 +239,13 @@ export class Fanout extends DurableObject<Env> {
   }
 
   /** A batch forwarded by this shard's region head: handled exactly as a delivery. */
-  async forward(
-    records: Uint8Array,
-    firstSeq: number,
-    lastSeq: number,
-  ): Promise<{ consumers: number }> {
-    return this.#deliver(records, firstSeq, lastSeq);
+  async forward(delivery: Delivery): Promise<{ consumers: number }> {
+    return this.#deliver(delivery);
   }
 
   /** Opens a region head's forwarding session to this shard (see openDeliverySession). */
   async openForwardSession(): Promise<ForwardSession> {
-    return new ForwardSession((records, firstSeq, lastSeq) =>
-      this.#deliver(records, firstSeq, lastSeq),
-    );
+    return new ForwardSession((delivery) => this.#deliver(delivery));
   }
 
   /** Upgrades a consumer. The Worker has validated the cursor and the upgrade already. */
@@ -333,8 +310,9 @@ export class Fanout extends DurableObject<Env> {
   }
 
   /**
-   * A Jetstream consumer (jetstream/): its time cursor becomes a seq through the Sequencer's
-   * commit times (one call, reading the segment index and hot rows, not events); from there it is
+   * A Jetstream consumer (jetstream/): its time cursor becomes the seq just before the first event
+   * sequenced at or after it (one Sequencer call, reading the segment index and hot rows' time
+   * anchors, not events: sequence/time-index.ts); from there it is
    * a consumer like any other, sent JSON instead of frames. A cursor older than the window starts
    * at the oldest event, and one newer than anything stored starts live, as Jetstream does. With
    * requireHello it waits, positioned, for its first options_update.
@@ -349,8 +327,7 @@ export class Fanout extends DurableObject<Env> {
     const { headSeq } = await this.#register();
     let afterSeq: number | null = null;
     if (cursorUs !== null) {
-      const ms = Math.floor(cursorUs / 1000) - JETSTREAM_CURSOR_REWIND_MS;
-      const found = await this.#sequencer().jetstreamSeqBefore(ms);
+      const found = await this.#sequencer().jetstreamSeqBefore(cursorUs);
       if (found !== null) afterSeq = Math.min(found, headSeq);
     }
     const jetstream = await this.#jetstream.attach(
@@ -406,17 +383,14 @@ export class Fanout extends DurableObject<Env> {
       return;
     }
     let cursor = afterSeq;
-    for (const records of newer) cursor = this.#sendRecords(ws, records, cursor);
+    for (const batch of newer)
+      cursor = this.#sendRecords(ws, batch.records, cursor, exactTimes(batch.anchors));
     this.#position(ws, cursor, true);
   }
 
   /** A batch from the Sequencer, in seq order. Returns how many consumers this Fanout holds. */
-  async deliver(
-    records: Uint8Array,
-    firstSeq: number,
-    lastSeq: number,
-  ): Promise<{ consumers: number }> {
-    return this.#deliver(records, firstSeq, lastSeq);
+  async deliver(delivery: Delivery): Promise<{ consumers: number }> {
+    return this.#deliver(delivery);
   }
 
   /**
@@ -424,16 +398,11 @@ export class Fanout extends DurableObject<Env> {
    * when this object restarts; the Sequencer then opens another.
    */
   async openDeliverySession(): Promise<DeliverySession> {
-    return new DeliverySession((records, firstSeq, lastSeq) =>
-      this.#deliver(records, firstSeq, lastSeq),
-    );
+    return new DeliverySession((delivery) => this.#deliver(delivery));
   }
 
-  async #deliver(
-    records: Uint8Array,
-    firstSeq: number,
-    lastSeq: number,
-  ): Promise<{ consumers: number }> {
+  async #deliver(delivery: Delivery): Promise<{ consumers: number }> {
+    const { records, firstSeq, lastSeq, anchors } = delivery;
     const previous = this.#deliveredThrough;
     this.#deliveredThrough = Math.max(previous ?? lastSeq, lastSeq);
     if (previous !== null && firstSeq > previous + 1) {
@@ -442,25 +411,15 @@ export class Fanout extends DurableObject<Env> {
       // readLog each, two at a time). The Sequencer sends the next delivery after this returns.
       await this.#catchUp(previous);
     }
-    this.#recent.push({ records, firstSeq, lastSeq });
-    const consumers = this.#deliverToAll(
-      records,
-      firstSeq,
-      lastSeq,
-      receivedAnchor(firstSeq, Date.now()),
-    );
-    if (this.#shards.size > 0) this.#forwards.push(this.#shards, records, firstSeq, lastSeq);
+    this.#recent.push(delivery);
+    const consumers = this.#deliverToAll(records, firstSeq, lastSeq, exactTimes(anchors));
+    if (this.#shards.size > 0) this.#forwards.push(this.#shards, delivery);
     // a head's shards count: the Sequencer keeps feeding a head while any of them has consumers
     return { consumers: consumers + this.#connecting + this.#shards.size };
   }
 
   /** Sends a run of records to every live consumer it continues; returns the socket count. */
-  #deliverToAll(
-    records: Uint8Array,
-    firstSeq: number,
-    lastSeq: number,
-    timeOf: TimeAnchor,
-  ): number {
+  #deliverToAll(records: Uint8Array, firstSeq: number, lastSeq: number, timeOf: TimeOf): number {
     const sockets = this.ctx.getWebSockets();
     for (const ws of sockets) {
       // one consumer's broken socket must not cost the others this batch
@@ -509,7 +468,7 @@ export class Fanout extends DurableObject<Env> {
     records: Uint8Array,
     firstSeq: number,
     lastSeq: number,
-    timeOf: TimeAnchor,
+    timeOf: TimeOf,
   ): void {
     if (ws.readyState !== WS_OPEN) return;
     const att = ws.deserializeAttachment() as Attachment | null;
@@ -530,22 +489,12 @@ export class Fanout extends DurableObject<Env> {
 
   /**
    * Sends the frames of `records` with seq > afterSeq (a Jetstream consumer: the JSON messages
-   * it wants, timed by `timeOf`, by default now); returns the last seq sent.
+   * it wants, timed by `timeOf`); returns the last seq sent.
    */
-  #sendRecords(ws: WebSocket, records: Uint8Array, afterSeq: number, timeOf?: TimeAnchor): number {
+  #sendRecords(ws: WebSocket, records: Uint8Array, afterSeq: number, timeOf: TimeOf): number {
     const att = ws.deserializeAttachment() as Attachment | null;
     if (att?.jetstream) {
-      const sent = this.#jetstream.send(
-        ws,
-        att.jetstream,
-        records,
-        afterSeq,
-        timeOf ?? receivedAnchor(afterSeq + 1, Date.now()),
-      );
-      ws.serializeAttachment({
-        ...att,
-        jetstream: { ...att.jetstream, lastUs: sent.lastUs },
-      } satisfies Attachment);
+      const sent = this.#jetstream.send(ws, att.jetstream, records, afterSeq, timeOf);
       this.#charge(ws, sent.bytes);
       return sent.last;
     }
@@ -588,7 +537,8 @@ export class Fanout extends DurableObject<Env> {
             const newer = this.#recent.after(att.cursor);
             if (newer === null) continue; // a delivery is missing from memory: read it from the log
             let cursor = att.cursor;
-            for (const records of newer) cursor = this.#sendRecords(ws, records, cursor);
+            for (const batch of newer)
+              cursor = this.#sendRecords(ws, batch.records, cursor, exactTimes(batch.anchors));
             this.#position(ws, cursor, true);
             return;
           }
@@ -608,14 +558,14 @@ export class Fanout extends DurableObject<Env> {
               ws,
               read.records,
               att.cursor,
-              hotRowsAnchor(read.rows),
+              exactTimes(read.anchors),
             );
             this.#position(ws, cursor, false);
             break;
           }
           case "segment": {
             let cursor = att.cursor;
-            const timeOf = segmentAnchor(read);
+            const timeOf = segmentTimes(read);
             for await (const records of this.#segments.read(read.key, read.bytes, cursor)) {
               if (ws.readyState !== WS_OPEN) return;
               cursor = this.#sendRecords(ws, records, cursor, timeOf);
@@ -679,15 +629,11 @@ export class Fanout extends DurableObject<Env> {
       return;
     }
     const placed = await this.#jetstream.update(ws, att.jetstream, parsed.options);
-    // the cursor and time moved on while the options were stored
+    // the cursor moved on while the options were stored
     const now = (ws.deserializeAttachment() as Attachment | null) ?? att;
     ws.serializeAttachment({
       ...now,
-      jetstream: {
-        ...placed,
-        lastUs: now.jetstream?.lastUs ?? placed.lastUs,
-        waitingHello: false,
-      },
+      jetstream: { ...placed, waitingHello: false },
     } satisfies Attachment);
     if (att.jetstream.waitingHello) void this.#backfill(ws);
   }
@@ -791,17 +737,18 @@ export class Fanout extends DurableObject<Env> {
             cursor = read.trimmedThrough;
             break;
           case "hot":
-            this.#deliverToAll(read.records, cursor + 1, read.lastSeq, hotRowsAnchor(read.rows));
+            this.#deliverToAll(read.records, cursor + 1, read.lastSeq, exactTimes(read.anchors));
             cursor = read.lastSeq;
             break;
-          case "segment":
+          case "segment": {
+            const timeOf = segmentTimes(read);
             for await (const records of this.#segments.read(read.key, read.bytes, cursor)) {
               const range = recordsSeqRange(records);
-              if (range)
-                this.#deliverToAll(records, range.firstSeq, range.lastSeq, segmentAnchor(read));
+              if (range) this.#deliverToAll(records, range.firstSeq, range.lastSeq, timeOf);
             }
             cursor = read.lastSeq;
             break;
+          }
           default: {
             const unreachable: never = read;
             throw new Error(`unhandled log read ${JSON.stringify(unreachable)}`);
@@ -815,4 +762,9 @@ export class Fanout extends DurableObject<Env> {
       this.#catchingUp = false;
     }
   }
+}
+
+/** The times of a sealed segment's events: its anchors, or the estimate for one sealed before. */
+function segmentTimes(read: Extract<LogRead, { kind: "segment" }>): TimeOf {
+  return read.anchors ? exactTimes(decodeAnchors(read.anchors)) : legacySegmentTimes(read);
 }

@@ -2,7 +2,7 @@ import { iterateRecords } from "../log/records";
 import { JetstreamEvent, type PendingMessage } from "./events";
 import { JetstreamFilter } from "./filter";
 import type { JetstreamOptions } from "./options";
-import type { TimeAnchor } from "./time";
+import type { TimeOf } from "./time";
 import { jetstreamZstd, loadJetstreamZstd } from "./zstd";
 
 // The Jetstream side of a Fanout: which sockets are Jetstream consumers, their filters, and the
@@ -16,8 +16,6 @@ import { jetstreamZstd, loadJetstreamZstd } from "./zstd";
 
 /** Kept in the socket attachment, beside the Fanout's cursor, so hibernation keeps it. */
 export type JetstreamAttachment = {
-  /** The last time_us sent (times never go backwards on one connection). */
-  lastUs: number;
   /** requireHello: nothing is sent before the first options_update. */
   waitingHello: boolean;
   /** The options, when small enough for the attachment (2 KB); else under `optionsKey`. */
@@ -66,10 +64,7 @@ export class JetstreamConsumers {
     compress: boolean,
   ): Promise<JetstreamAttachment> {
     if (compress) await loadJetstreamZstd();
-    return this.#place(
-      { lastUs: 0, waitingHello, options: null, optionsKey: null, compress },
-      options,
-    );
+    return this.#place({ waitingHello, options: null, optionsKey: null, compress }, options);
   }
 
   /** New options for a consumer (options_update): returns its new attachment part. */
@@ -142,21 +137,20 @@ export class JetstreamConsumers {
   }
 
   /**
-   * Sends the messages of the records with seq > afterSeq that the consumer wants. Returns the
-   * last seq passed over, the bytes sent (compressed, for a compressing consumer) and the last
-   * time_us sent.
+   * Sends the messages of the records with seq > afterSeq that the consumer wants, each timed
+   * `timeOf(seq)`. Returns the last seq passed over and the bytes sent (compressed, for a
+   * compressing consumer).
    */
   send(
     ws: WebSocket,
     att: JetstreamAttachment,
     records: Uint8Array,
     afterSeq: number,
-    timeOf: TimeAnchor,
-  ): { last: number; bytes: number; lastUs: number } {
+    timeOf: TimeOf,
+  ): { last: number; bytes: number } {
     const filter = this.#filter(ws, att);
     let last = afterSeq;
     let bytes = 0;
-    let lastUs = att.lastUs;
     for (const record of iterateRecords(records)) {
       if (record.seq <= last) continue;
       last = record.seq;
@@ -176,9 +170,9 @@ export class JetstreamConsumers {
         continue;
       }
       if (messages.length === 0) continue;
-      lastUs = Math.max(lastUs, timeOf(record.seq));
+      const timeUs = timeOf(record.seq);
       for (const message of messages) {
-        const text = `${message.prefix}${lastUs}${message.body}`;
+        const text = `${message.prefix}${timeUs}${message.body}`;
         const size =
           filter.maxMessageSizeBytes > 0 && text.length * 3 > filter.maxMessageSizeBytes
             ? utf8.encode(text).byteLength
@@ -187,7 +181,7 @@ export class JetstreamConsumers {
         // size would let a large record past a small limit
         if (!filter.fits(size)) continue;
         if (att.compress) {
-          const frame = this.#compress(record.seq, message, lastUs, text);
+          const frame = this.#compress(record.seq, message, timeUs, text);
           ws.send(frame);
           bytes += frame.byteLength;
         } else {
@@ -196,6 +190,6 @@ export class JetstreamConsumers {
         }
       }
     }
-    return { last, bytes, lastUs };
+    return { last, bytes };
   }
 }

@@ -1,4 +1,5 @@
 import { encodeRecords, firstRecordByteLength, type LogRecord, recordsAfter } from "../log/records";
+import { pushAnchor, rowFirstUs, type TimeAnchor } from "../log/time-anchors";
 import { concatBytes } from "../protocol/bytes";
 import { MAX_FRAME_BYTES } from "../protocol/limits";
 import { rewriteFrameSeq } from "../protocol/seq-rewrite";
@@ -33,7 +34,10 @@ CREATE TABLE IF NOT EXISTS hot_log (
   created_ms INTEGER NOT NULL,
   records BLOB NOT NULL,
   -- JSON {host: last upstream seq} of the hosts whose events end in this row (last row of a batch)
-  cursors TEXT
+  cursors TEXT,
+  -- unix µs of the row's first event; its events have consecutive µs (log/time-anchors.ts).
+  -- NULL in rows written before times were kept: created_ms * 1000 stands in (ROW_FIRST_US)
+  first_us INTEGER
 );
 -- the rest of a record too large for one hot_log row (that row then holds exactly one record,
 -- cut after MAX_HOT_ROW_BYTES): parts 1, 2, ... in order, each at most MAX_HOT_ROW_BYTES
@@ -56,11 +60,40 @@ CREATE TABLE IF NOT EXISTS segments (
   last_seq INTEGER NOT NULL,
   first_ms INTEGER NOT NULL,
   last_ms INTEGER NOT NULL,
-  bytes INTEGER NOT NULL
+  bytes INTEGER NOT NULL,
+  -- unix µs of the last event, and the time anchors of the segment's rows (encodeAnchors),
+  -- both NULL in segments sealed before times were kept (their times are estimated)
+  last_us INTEGER,
+  time_anchors BLOB
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS fanouts (name TEXT PRIMARY KEY);
 `;
+
+/** Columns added to tables of the first schema: added in place to a log created before them. */
+const ADDED_COLUMNS: { table: string; column: string; type: string }[] = [
+  { table: "hot_log", column: "first_us", type: "INTEGER" },
+  { table: "segments", column: "last_us", type: "INTEGER" },
+  { table: "segments", column: "time_anchors", type: "BLOB" },
+];
+
+/** Creates the Sequencer's tables, or adds the columns a log created by an older relay lacks. */
+export function applySchema(sql: SqlStorage): void {
+  sql.exec(SCHEMA);
+  for (const { table, column, type } of ADDED_COLUMNS) {
+    const present = sql
+      .exec<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM pragma_table_info(?) WHERE name = ?",
+        table,
+        column,
+      )
+      .toArray()[0];
+    if (!present?.n) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+  }
+}
+
+/** A hot row's first time, for rows written before `first_us` too. */
+export const ROW_FIRST_US = "COALESCE(first_us, created_ms * 1000)";
 
 export type IngestEvent = {
   /** Upstream host, or "" for an event the relay makes itself (e.g. an admin takedown). */
@@ -88,7 +121,13 @@ export type AppendResult = {
   dropped: DroppedEvent[];
 };
 
-export type AppendedRows = { firstSeq: number; lastSeq: number; records: Uint8Array }[];
+export type AppendedRows = {
+  firstSeq: number;
+  lastSeq: number;
+  /** Unix µs of the row's first event; the others follow one µs apart (log/time-anchors.ts). */
+  firstUs: number;
+  records: Uint8Array;
+}[];
 
 export function readMeta(sql: SqlStorage, key: string): number | null {
   const row = sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
@@ -118,6 +157,25 @@ export function loadHeadSeq(sql: SqlStorage, firstSeq: number): number {
     )
     .toArray()[0];
   return Math.max(row?.head ?? 0, firstSeq - 1);
+}
+
+/**
+ * The time of the newest event ever sequenced (unix µs), from what is stored, so times go on
+ * increasing across restarts and a wall clock that went back. The newest row written is the
+ * newest hot row (a reused row takes the newest key), else, before any, the newest segment; 0 for
+ * an empty log. After retention removed everything the clock is all there is, days later.
+ */
+export function loadLastTimeUs(sql: SqlStorage): number {
+  const row = sql
+    .exec<{ us: number }>(
+      `SELECT MAX(
+         COALESCE((SELECT ${ROW_FIRST_US} + last_seq - first_seq FROM hot_log
+                   ORDER BY first_seq DESC LIMIT 1), 0),
+         COALESCE((SELECT COALESCE(last_us, last_ms * 1000) FROM segments
+                   ORDER BY first_seq DESC LIMIT 1), 0)) AS us`,
+    )
+    .toArray()[0];
+  return row?.us ?? 0;
 }
 
 /**
@@ -180,24 +238,27 @@ function writeHotRow(
   const spills = records.byteLength > MAX_HOT_ROW_BYTES;
   const head = spills ? records.slice(0, MAX_HOT_ROW_BYTES) : records;
   const reused = sql.exec(
-    `UPDATE hot_log SET first_seq = ?, last_seq = ?, created_ms = ?, records = ?, cursors = ?
+    `UPDATE hot_log SET first_seq = ?, last_seq = ?, created_ms = ?, records = ?, cursors = ?,
+       first_us = ?
      WHERE first_seq = (SELECT MIN(first_seq) FROM hot_log) AND last_seq <= ?`,
     row.firstSeq,
     row.lastSeq,
     nowMs,
     head,
     cursors,
+    row.firstUs,
     sealed,
   );
   reused.toArray();
   if (reused.rowsWritten === 0) {
     sql.exec(
-      "INSERT INTO hot_log (first_seq, last_seq, created_ms, records, cursors) VALUES (?, ?, ?, ?, ?)",
+      "INSERT INTO hot_log (first_seq, last_seq, created_ms, records, cursors, first_us) VALUES (?, ?, ?, ?, ?, ?)",
       row.firstSeq,
       row.lastSeq,
       nowMs,
       head,
       cursors,
+      row.firstUs,
     );
   }
   if (!spills) return;
@@ -268,6 +329,8 @@ export type SequencerView = {
   hostEpochs: ReadonlyMap<string, number>;
   /** DIDs taken down by the relay's admin. */
   takedowns: ReadonlySet<string>;
+  /** Unix µs of the newest event sequenced (loadLastTimeUs): the next row starts after it. */
+  lastTimeUs: number;
 };
 
 export type AppendOptions = {
@@ -296,10 +359,15 @@ export function appendEvents(
   events: readonly IngestEvent[],
   view: SequencerView,
   options: AppendOptions,
-): { result: AppendResult; rows: AppendedRows; headSeq: number } {
+): { result: AppendResult; rows: AppendedRows; headSeq: number; lastTimeUs: number } {
   const { nowMs, ...rest } = options;
-  const { results, rows, headSeq } = appendGroup(storage, [{ ...rest, events }], view, nowMs);
-  return { result: results[0] as AppendResult, rows, headSeq };
+  const { results, rows, headSeq, lastTimeUs } = appendGroup(
+    storage,
+    [{ ...rest, events }],
+    view,
+    nowMs,
+  );
+  return { result: results[0] as AppendResult, rows, headSeq, lastTimeUs };
 }
 
 /**
@@ -315,8 +383,11 @@ export function appendEvents(
  * sequenced, so it is never offered again. Events read before an admin reset of their host's
  * cursor (`AppendRequest.hostEpochs`) are reported as `CursorReset` and do not move the cursor.
  *
- * Pure bookkeeping over `storage`; the caller owns the view and adopts the returned `headSeq`
- * and every `result.hostCursors` only on success (the transaction rolls back on a throw, for
+ * Each row is timed (log/time-anchors.ts): it starts at `nowMs`, or 1 µs after the view's
+ * `lastTimeUs` if that is later, and its events follow 1 µs apart.
+ *
+ * Pure bookkeeping over `storage`; the caller owns the view and adopts the returned `headSeq`,
+ * `lastTimeUs` and every `result.hostCursors` only on success (the transaction rolls back on a throw, for
  * every batch of the group).
  */
 export function appendGroup(
@@ -324,8 +395,9 @@ export function appendGroup(
   requests: readonly AppendRequest[],
   view: SequencerView,
   nowMs: number,
-): { results: AppendResult[]; rows: AppendedRows; headSeq: number } {
+): { results: AppendResult[]; rows: AppendedRows; headSeq: number; lastTimeUs: number } {
   let seq = view.headSeq;
+  let lastTimeUs = view.lastTimeUs;
   const touched = new Map<string, number>();
   const rows: AppendedRows = [];
   const results: AppendResult[] = [];
@@ -335,7 +407,9 @@ export function appendGroup(
     if (current.length === 0) return;
     const first = current[0] as LogRecord;
     const last = current[current.length - 1] as LogRecord;
-    rows.push({ firstSeq: first.seq, lastSeq: last.seq, records: encodeRecords(current) });
+    const firstUs = rowFirstUs(nowMs, lastTimeUs);
+    lastTimeUs = firstUs + (last.seq - first.seq);
+    rows.push({ firstSeq: first.seq, lastSeq: last.seq, firstUs, records: encodeRecords(current) });
     current = [];
     currentBytes = 0;
   };
@@ -409,7 +483,7 @@ export function appendGroup(
     if (rows.length === 0 && cursorsJson !== null) storeRefusedCursors(sql, cursorsJson, sealed);
     for (const request of requests) request.inTransaction?.(sql);
   });
-  return { results, rows, headSeq: seq };
+  return { results, rows, headSeq: seq, lastTimeUs };
 }
 
 export type LogRead =
@@ -420,7 +494,12 @@ export type LogRead =
       firstSeq: number;
       lastSeq: number;
       bytes: number;
-      /** The segment's time range (group commits of its first and last rows): jetstream/time.ts. */
+      /** The time anchors of its rows, packed (log/time-anchors.ts encodeAnchors). */
+      anchors: Uint8Array | null;
+      /**
+       * The group commits of its first and last rows: the only times of a segment sealed before
+       * anchors were kept (`anchors` null), estimated from them (jetstream/time.ts).
+       */
       firstMs: number;
       lastMs: number;
     }
@@ -428,8 +507,8 @@ export type LogRead =
       kind: "hot";
       records: Uint8Array;
       lastSeq: number;
-      /** Per row read, its first seq and group-commit time, in seq order: jetstream/time.ts. */
-      rows: { firstSeq: number; ms: number }[];
+      /** The time anchors of the rows read, in seq order (log/time-anchors.ts). */
+      anchors: TimeAnchor[];
     }
   | { kind: "trimmed"; trimmedThrough: number };
 
@@ -462,8 +541,9 @@ export function readLog(
       bytes: number;
       first_ms: number;
       last_ms: number;
+      time_anchors: ArrayBuffer | null;
     }>(
-      "SELECT first_seq, last_seq, bytes, first_ms, last_ms FROM segments WHERE last_seq > ? ORDER BY first_seq LIMIT 1",
+      "SELECT first_seq, last_seq, bytes, first_ms, last_ms, time_anchors FROM segments WHERE last_seq > ? ORDER BY first_seq LIMIT 1",
       afterSeq,
     )
     .toArray()[0];
@@ -474,12 +554,13 @@ export function readLog(
       firstSeq: segment.first_seq,
       lastSeq: segment.last_seq,
       bytes: segment.bytes,
+      anchors: segment.time_anchors ? new Uint8Array(segment.time_anchors) : null,
       firstMs: segment.first_ms,
       lastMs: segment.last_ms,
     };
   }
   const parts: Uint8Array[] = [];
-  const rows: { firstSeq: number; ms: number }[] = [];
+  const anchors: TimeAnchor[] = [];
   let total = 0;
   let lastSeq = afterSeq;
   // afterSeq is at or past the last sealed seq here (no segment ends after it), so this never
@@ -487,10 +568,11 @@ export function readLog(
   const cursor = sql.exec<{
     first_seq: number;
     last_seq: number;
-    created_ms: number;
+    first_us: number;
     records: ArrayBuffer;
   }>(
-    "SELECT first_seq, last_seq, created_ms, records FROM hot_log WHERE first_seq > ? AND last_seq > ? ORDER BY first_seq",
+    `SELECT first_seq, last_seq, ${ROW_FIRST_US} AS first_us, records FROM hot_log
+     WHERE first_seq > ? AND last_seq > ? ORDER BY first_seq`,
     sealedThrough(sql),
     afterSeq,
   );
@@ -498,7 +580,7 @@ export function readLog(
     const records = recordsAfter(hotRowRecords(sql, row.first_seq, row.records), afterSeq);
     if (total > 0 && total + records.byteLength > maxBytes) break;
     parts.push(records);
-    rows.push({ firstSeq: row.first_seq, ms: row.created_ms });
+    pushAnchor(anchors, { firstSeq: row.first_seq, firstUs: row.first_us });
     total += records.byteLength;
     lastSeq = row.last_seq;
     if (total >= maxBytes) break;
@@ -509,5 +591,5 @@ export function readLog(
     return { kind: "trimmed", trimmedThrough: headSeq };
   }
   const records = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
-  return { kind: "hot", records, lastSeq, rows };
+  return { kind: "hot", records, lastSeq, anchors };
 }

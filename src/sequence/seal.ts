@@ -1,6 +1,14 @@
 import { encodeSegment, segmentKey } from "../log/segment";
+import { encodeAnchors, pushAnchor, type TimeAnchor } from "../log/time-anchors";
 import { snapshotHostCursors } from "./host-cursors";
-import { deleteMeta, hotRowRecords, readMeta, sealedThrough, writeMeta } from "./hot-log";
+import {
+  deleteMeta,
+  hotRowRecords,
+  ROW_FIRST_US,
+  readMeta,
+  sealedThrough,
+  writeMeta,
+} from "./hot-log";
 
 // Sealing moves the oldest hot-log rows into one immutable R2 segment. Three steps, each safe
 // to repeat after a crash at any point:
@@ -13,7 +21,9 @@ import { deleteMeta, hotRowRecords, readMeta, sealedThrough, writeMeta } from ".
 // A crash after 2 leaves a complete R2 object that step 2 of the retry overwrites with identical
 // bytes; a crash before 3 commits leaves the rows hot, so nothing is lost or served twice.
 // Rows are concatenated whole, overflow parts included (hot-log.ts writeHotRow), so a record
-// spread over several SQLite rows is one record again in the segment.
+// spread over several SQLite rows is one record again in the segment. The segment's index row
+// keeps the time anchors of its rows (log/time-anchors.ts), packed in a BLOB of the row written
+// anyway, so sealed events keep their exact times and a time cursor finds its seq inside.
 
 export type SealOptions = {
   storage: DurableObjectStorage;
@@ -31,6 +41,7 @@ type HotRow = {
   first_seq: number;
   last_seq: number;
   created_ms: number;
+  first_us: number;
   records: ArrayBuffer;
 };
 
@@ -94,7 +105,8 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
   }
   const rows = sql
     .exec<HotRow>(
-      "SELECT first_seq, last_seq, created_ms, records FROM hot_log WHERE first_seq >= ? AND last_seq <= ? ORDER BY first_seq",
+      `SELECT first_seq, last_seq, created_ms, ${ROW_FIRST_US} AS first_us, records FROM hot_log
+       WHERE first_seq >= ? AND last_seq <= ? ORDER BY first_seq`,
       range.first,
       range.last,
     )
@@ -126,10 +138,13 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
   }
   let firstMs = Number.POSITIVE_INFINITY;
   let lastMs = 0;
+  const anchors: TimeAnchor[] = [];
   for (const row of rows) {
     firstMs = Math.min(firstMs, row.created_ms);
     lastMs = Math.max(lastMs, row.created_ms);
+    pushAnchor(anchors, { firstSeq: row.first_seq, firstUs: row.first_us });
   }
+  const lastUs = lastRow.first_us + (lastRow.last_seq - lastRow.first_seq);
   const segment = encodeSegment(records);
   await bucket.put(segmentKey(range.first), segment.bytes, {
     httpMetadata: {
@@ -141,12 +156,15 @@ export async function sealSegment(opts: SealOptions): Promise<SealOutcome> {
   const done = range;
   storage.transactionSync(() => {
     sql.exec(
-      "INSERT OR REPLACE INTO segments (first_seq, last_seq, first_ms, last_ms, bytes) VALUES (?, ?, ?, ?, ?)",
+      `INSERT OR REPLACE INTO segments (first_seq, last_seq, first_ms, last_ms, bytes, last_us, time_anchors)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
       done.first,
       done.last,
       firstMs,
       lastMs,
       segment.bytes.byteLength,
+      lastUs,
+      encodeAnchors(anchors),
     );
     // the rows' cursors as they are now, not as read before the put: an admin reset may have
     // removed a host from them meanwhile (host-cursors.ts)

@@ -13,13 +13,14 @@ import {
   type AppendRequest,
   type AppendResult,
   appendGroup,
+  applySchema,
   hotLogBytes,
   type IngestEvent,
   type LogRead,
   loadHeadSeq,
+  loadLastTimeUs,
   readLog,
   retainedFloor,
-  SCHEMA,
   sealedThrough,
 } from "./hot-log";
 import { newestSegmentsShown, oldestEventMs } from "./log-summary";
@@ -88,6 +89,8 @@ const MAINTENANCE_INTERVAL_MS = 30_000;
 export class Sequencer extends DurableObject<Env> {
   readonly #config: Config;
   #headSeq = 0;
+  /** Unix µs of the newest event sequenced: every later one is timed after it (hot-log.ts). */
+  #lastTimeUs = 0;
   #hostCursors = new Map<string, number>();
   #hostEpochs = new Map<string, number>();
   #takedowns = new Set<string>();
@@ -104,10 +107,8 @@ export class Sequencer extends DurableObject<Env> {
     this.#deliveries = new DeliveryQueues(
       {
         open: (name) => fanoutStub(env, name).openDeliverySession(),
-        onSession: (session, records, firstSeq, lastSeq) =>
-          session.deliver(records, firstSeq, lastSeq),
-        direct: (name, records, firstSeq, lastSeq) =>
-          fanoutStub(env, name).deliver(records, firstSeq, lastSeq),
+        onSession: (session, delivery) => session.deliver(delivery),
+        direct: (name, delivery) => fanoutStub(env, name).deliver(delivery),
       },
       this.#config.fanoutDeliveryIntervalMs,
       (name) => this.#unregisterFanout(name),
@@ -117,8 +118,9 @@ export class Sequencer extends DurableObject<Env> {
     );
     ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql;
-      sql.exec(SCHEMA);
+      applySchema(sql);
       this.#headSeq = loadHeadSeq(sql, this.#config.firstSeq);
+      this.#lastTimeUs = loadLastTimeUs(sql);
       this.#hostCursors = loadHostCursors(sql);
       this.#hostEpochs = loadHostEpochs(sql);
       this.#takedowns = loadTakedowns(sql);
@@ -273,13 +275,13 @@ export class Sequencer extends DurableObject<Env> {
   }
 
   /**
-   * Where a Jetstream time cursor starts: the seq to replay after for events sequenced at or
-   * after `ms` (sequence/time-index.ts), never before the retained floor; null when nothing
-   * stored is that recent (the consumer starts live).
+   * Where a Jetstream time cursor starts: the seq just before the first event sequenced at or
+   * after `us` (unix µs, sequence/time-index.ts), never before the retained floor; null when
+   * nothing stored is that recent (the consumer starts live).
    */
-  async jetstreamSeqBefore(ms: number): Promise<number | null> {
+  async jetstreamSeqBefore(us: number): Promise<number | null> {
     const sql = this.ctx.storage.sql;
-    const seq = seqBeforeTime(sql, ms);
+    const seq = seqBeforeTime(sql, us);
     return seq === null ? null : Math.max(seq, retainedFloor(sql, this.#config.firstSeq));
   }
 
@@ -322,7 +324,7 @@ export class Sequencer extends DurableObject<Env> {
   }
 
   #commit(requests: readonly AppendRequest[]): AppendResult[] {
-    const { results, rows, headSeq } = appendGroup(
+    const { results, rows, headSeq, lastTimeUs } = appendGroup(
       this.ctx.storage,
       requests,
       {
@@ -330,16 +332,26 @@ export class Sequencer extends DurableObject<Env> {
         hostCursors: this.#hostCursors,
         hostEpochs: this.#hostEpochs,
         takedowns: this.#takedowns,
+        lastTimeUs: this.#lastTimeUs,
       },
       Date.now(),
     );
     this.#headSeq = headSeq;
+    this.#lastTimeUs = lastTimeUs;
     for (const result of results)
       for (const [host, seq] of Object.entries(result.hostCursors))
         this.#hostCursors.set(host, seq);
+    // every registered Fanout is fed, in order, without making appends wait for them
+    // (fanout/delivery-queues.ts: one delivery in flight per Fanout, over a session where the rate
+    // pays, batches merged meanwhile, a queue past 16 MB dropped and read back from storage)
     for (const row of rows) {
       this.#hotBytes += row.records.byteLength;
-      this.#deliver(row.records, row.firstSeq, row.lastSeq);
+      this.#deliveries.push(this.#fanouts, {
+        records: row.records,
+        firstSeq: row.firstSeq,
+        lastSeq: row.lastSeq,
+        anchors: [{ firstSeq: row.firstSeq, firstUs: row.firstUs }],
+      });
     }
     if (this.#hotBytes >= this.#config.segmentMaxBytes) void this.#seal();
     return results;
@@ -368,15 +380,6 @@ export class Sequencer extends DurableObject<Env> {
       }
     })();
     return this.#sealing;
-  }
-
-  /**
-   * Feeds every registered Fanout, in order, without making appends wait for them
-   * (fanout/delivery-queues.ts: one delivery in flight per Fanout, over a session where the rate
-   * pays, batches merged meanwhile, a queue past 16 MB dropped and read back from storage).
-   */
-  #deliver(records: Uint8Array, firstSeq: number, lastSeq: number): void {
-    this.#deliveries.push(this.#fanouts, records, firstSeq, lastSeq);
   }
 
   #unregisterFanout(name: string): void {

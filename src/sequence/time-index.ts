@@ -1,26 +1,39 @@
-import { sealedThrough } from "./hot-log";
+import { decodeAnchors, firstSeqAtOrAfter } from "../log/time-anchors";
+import { ROW_FIRST_US, sealedThrough } from "./hot-log";
 
-// Where a Jetstream time cursor starts (jetstream/time.ts): the seq after which the first
-// segment or hot row that can hold a time at or after `ms` begins. Reads the segment index and
-// the hot rows' commit times, never the events: segments end in time order, so the walk stops at
-// the first one that reaches `ms`.
+// Where a Jetstream time cursor starts: just before the first event sequenced at or after it.
+// Reads the segment index and the hot rows' times, never the events: times increase with seq, so
+// the first segment whose last time reaches the cursor holds that event (found inside it through
+// the segment's time anchors, log/time-anchors.ts), else the first hot row that does.
+//
+// A segment sealed before anchors were kept (no `last_us`) only knows its last commit's
+// millisecond: it is taken whole when that millisecond can reach the cursor, so a cursor inside it
+// replays from its start (its events are timed by estimate anyway, jetstream/time.ts).
 
-/** The seq to replay after for events at or after `ms`; null when nothing stored is that recent. */
-export function seqBeforeTime(sql: SqlStorage, ms: number): number | null {
+/** The seq to replay after for the events sequenced at or after `us`; null when none is stored. */
+export function seqBeforeTime(sql: SqlStorage, us: number): number | null {
   const segment = sql
-    .exec<{ first_seq: number }>(
-      "SELECT first_seq FROM segments WHERE last_ms >= ? ORDER BY first_seq LIMIT 1",
-      ms,
+    .exec<{ first_seq: number; last_seq: number; time_anchors: ArrayBuffer | null }>(
+      `SELECT first_seq, last_seq, time_anchors FROM segments
+       WHERE COALESCE(last_us, last_ms * 1000 + 999) >= ? ORDER BY first_seq LIMIT 1`,
+      us,
     )
     .toArray()[0];
-  if (segment) return segment.first_seq - 1;
-  // a row's events have times below (created_ms + 1) * 1000
+  if (segment) {
+    if (!segment.time_anchors) return segment.first_seq - 1;
+    const anchors = decodeAnchors(new Uint8Array(segment.time_anchors));
+    const seq = firstSeqAtOrAfter(anchors, segment.last_seq, us);
+    return (seq ?? segment.first_seq) - 1;
+  }
   const row = sql
-    .exec<{ first_seq: number }>(
-      "SELECT first_seq FROM hot_log WHERE first_seq > ? AND created_ms + 1 > ? ORDER BY first_seq LIMIT 1",
+    .exec<{ first_seq: number; first_us: number }>(
+      `SELECT first_seq, ${ROW_FIRST_US} AS first_us FROM hot_log
+       WHERE first_seq > ? AND ${ROW_FIRST_US} + last_seq - first_seq >= ?
+       ORDER BY first_seq LIMIT 1`,
       sealedThrough(sql),
-      ms,
+      us,
     )
     .toArray()[0];
-  return row ? row.first_seq - 1 : null;
+  if (!row) return null;
+  return row.first_seq + Math.max(0, us - row.first_us) - 1;
 }

@@ -114,11 +114,12 @@ describe("Fanout registration", () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     // a repeat of an old seq: every consumer already has it, so it changes nothing but the count
-    const { consumers } = await fanout.deliver(
-      encodeRecords([{ seq: h, frame: commitFrame(1) }]),
-      h,
-      h,
-    );
+    const { consumers } = await fanout.deliver({
+      records: encodeRecords([{ seq: h, frame: commitFrame(1) }]),
+      firstSeq: h,
+      lastSeq: h,
+      anchors: [{ firstSeq: h, firstUs: Date.now() * 1000 }],
+    });
     expect(consumers).toBe(1);
     const consumer = await connecting;
     await appendEvents(2);
@@ -138,7 +139,12 @@ describe("Fanout gap", () => {
     const deliverFromLog = async (afterSeq: number) => {
       const read = await sequencer.readLog(afterSeq, 1024 * 1024);
       if (read.kind !== "hot") throw new Error(`expected the hot log, got ${read.kind}`);
-      return fanout.deliver(read.records, afterSeq + 1, read.lastSeq);
+      return fanout.deliver({
+        records: read.records,
+        firstSeq: afterSeq + 1,
+        lastSeq: read.lastSeq,
+        anchors: read.anchors,
+      });
     };
     const h = await head();
     const consumers: Consumer[] = [];

@@ -1,4 +1,4 @@
-import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import {
   createDCtx,
@@ -305,13 +305,12 @@ describe("GET /subscribe", () => {
     await consumer.waitFor((r) => r.length >= expected.length);
     await new Promise((r) => setTimeout(r, 300));
     expect(opsOf(consumer.received)).toEqual(expected);
+    // each event's time is when it was sequenced (jetstream/time.ts): after the cursor, strictly
+    // increasing, none in the future
     const times = consumer.received.map((m) => m.time_us);
-    expect([...times].sort((a, b) => a - b)).toEqual(times);
-    // sealed events are timed linearly over their segment (jetstream/time.ts), hot ones by their
-    // row's commit: the hot one is at or after the cursor, none is in the future
-    const hot = consumer.received.at(-2) as Message;
-    expect(hot.commit?.rkey).toBe("hot");
-    expect(hot.time_us).toBeGreaterThanOrEqual(since);
+    for (let i = 1; i < times.length; i++)
+      expect(times[i] as number).toBeGreaterThan(times[i - 1] as number);
+    expect(times[0]).toBeGreaterThanOrEqual(since);
     expect(times.at(-1)).toBeLessThanOrEqual(Date.now() * 1000);
     consumer.ws.close();
   });
@@ -388,63 +387,5 @@ describe("GET /subscribe?compress=true", () => {
     plain.ws.close();
     compressed.ws.close();
     byHeader.ws.close();
-  });
-});
-
-describe("time cursor to seq", () => {
-  it("starts at the first segment, else hot row, that can hold the time; newer than all is live", async () => {
-    for (let i = 0; i < 4; i++) {
-      await append(
-        Array.from({ length: 30 }, (_, j) =>
-          commit(BOB, [
-            {
-              action: "create",
-              path: `app.bsky.feed.post/t${i}x${j}`,
-              record: post("y".repeat(2000)),
-            },
-          ]),
-        ),
-      );
-      await new Promise((r) => setTimeout(r, 30));
-    }
-    await sequencerStub(env).sealNow();
-    await new Promise((r) => setTimeout(r, 30));
-    await append([
-      commit(BOB, [{ action: "create", path: "app.bsky.feed.post/thot", record: like }]),
-    ]);
-    const { segments, rows } = await runInDurableObject(sequencerStub(env), (_i, state) => {
-      const sql = state.storage.sql;
-      const sealed = sql.exec<{ s: number }>("SELECT MAX(last_seq) AS s FROM segments").toArray()[0]
-        ?.s as number;
-      return {
-        segments: sql
-          .exec<{ first_seq: number; last_seq: number; first_ms: number; last_ms: number }>(
-            "SELECT first_seq, last_seq, first_ms, last_ms FROM segments ORDER BY first_seq",
-          )
-          .toArray(),
-        rows: sql
-          .exec<{ first_seq: number; created_ms: number }>(
-            "SELECT first_seq, created_ms FROM hot_log WHERE first_seq > ? ORDER BY first_seq",
-            sealed,
-          )
-          .toArray(),
-      };
-    });
-    expect(segments.length).toBeGreaterThanOrEqual(2);
-    expect(rows.length).toBeGreaterThanOrEqual(1);
-    const sequencer = sequencerStub(env);
-    // before everything: the oldest segment
-    expect(await sequencer.jetstreamSeqBefore(0)).toBe(segments[0]!.first_seq - 1);
-    // each segment's last commit time leads to the first segment reaching it
-    for (const segment of segments) {
-      const first = segments.find((s) => s.last_ms >= segment.last_ms)!;
-      expect(await sequencer.jetstreamSeqBefore(segment.last_ms)).toBe(first.first_seq - 1);
-    }
-    // past every segment: the first hot row at or after the time
-    const lastSealedMs = segments.at(-1)!.last_ms;
-    const row = rows.find((r) => r.created_ms > lastSealedMs)!;
-    expect(await sequencer.jetstreamSeqBefore(row.created_ms)).toBe(row.first_seq - 1);
-    // newer than anything stored: null (the consumer starts live)
-    expect(await sequencer.jetstreamSeqBefore(rows.at(-1)!.created_ms + 1)).toBe(null);
   });
 });

@@ -80,6 +80,7 @@ describe("replay when the log starts at a high FIRST_SEQ", () => {
       let headSeq = loadHeadSeq(sql, firstSeq);
       expect(headSeq).toBe(firstSeq - 1);
       let upstream = 0;
+      let lastTimeUs = 0;
       const appendBatch = (count: number) => {
         const events: IngestEvent[] = range(1, count).map(() => {
           upstream++;
@@ -90,12 +91,20 @@ describe("replay when the log starts at a high FIRST_SEQ", () => {
             did: DID,
           };
         });
-        headSeq = appendEvents(
+        const appended = appendEvents(
           state.storage,
           events,
-          { headSeq, hostCursors: new Map(), hostEpochs: new Map(), takedowns: new Set() },
+          {
+            headSeq,
+            hostCursors: new Map(),
+            hostEpochs: new Map(),
+            takedowns: new Set(),
+            lastTimeUs,
+          },
           { nowMs: Date.now() },
-        ).headSeq;
+        );
+        headSeq = appended.headSeq;
+        lastTimeUs = appended.lastTimeUs;
       };
       // two sealed segments, then a hot tail (as in the issue: 40 events, 15 hot)
       for (const count of [15, 10]) {
@@ -183,7 +192,13 @@ describe("events of any storable size", () => {
       const { headSeq, result } = appendEvents(
         state.storage,
         events,
-        { headSeq: 0, hostCursors: new Map(), hostEpochs: new Map(), takedowns: new Set() },
+        {
+          headSeq: 0,
+          hostCursors: new Map(),
+          hostEpochs: new Map(),
+          takedowns: new Set(),
+          lastTimeUs: 0,
+        },
         { nowMs: Date.now() },
       );
       expect(result).toMatchObject({ accepted: 5, dropped: [] });
