@@ -315,6 +315,8 @@ afterAll(async () => {
 describe("Jetstream client libraries against /subscribe", () => {
   // live clients of the first test, kept for the replay test
   let cursorUs = 0;
+  /** How many of `written` were written (and sequenced, seconds ago) before `cursorUs`. */
+  let writtenBeforeCursor = 0;
   const live: Written[] = [];
 
   it("filters by collection, DID and wildcard, passes identity and account events, and applies options_update without reconnecting", async () => {
@@ -329,6 +331,7 @@ describe("Jetstream client libraries against /subscribe", () => {
     // @atcute waits for its hello; give every socket time to be positioned at the Fanout
     await settle(1500);
     cursorUs = Date.now() * 1000;
+    writtenBeforeCursor = written.length;
 
     // first half: follows are wanted by the options_update clients, likes are not
     const firstHalf: Written[] = [];
@@ -504,13 +507,31 @@ describe("Jetstream client libraries against /subscribe", () => {
     const later: Written[] = [];
     for (let i = 0; i < 3; i++) later.push(await post(account(i)));
     const expected = [...live, ...later].filter((w) => w.collection === POST);
-    const knownPosts = new Set(written.filter((w) => w.collection === POST).map(keyOf));
+    const beforeCursor = new Set(
+      written
+        .slice(0, writtenBeforeCursor)
+        .filter((w) => w.collection === POST)
+        .map(keyOf),
+    );
+    expect(beforeCursor.size, "posts written before the cursor").toBeGreaterThan(0);
     for (const client of replaying) {
       await waitForCreates(client, expected);
       expectExactlyOnceInOrder(client, expected);
       await expectRecordsAsOnPds(client, expected);
-      // a cursor replays from a little before it (README): only posts the test wrote, each once
+      // the replay starts exactly at the cursor (docs/behaviours.md "Jetstream time_us"): no post
+      // written before it, however recent, and no message timed before it
       const keys = creates(client).map(messageKey);
+      expect(
+        keys.filter((k) => beforeCursor.has(k)),
+        `${client.name}: posts from before the cursor`,
+      ).toEqual([]);
+      expect(
+        client.messages
+          .filter((m) => m.time_us < cursorUs)
+          .map((m) => `${m.kind} ${m.did} ${m.time_us}`),
+        `${client.name}: messages timed before the cursor ${cursorUs}`,
+      ).toEqual([]);
+      const knownPosts = new Set(written.filter((w) => w.collection === POST).map(keyOf));
       expect(
         keys.filter((k) => !knownPosts.has(k)),
         `${client.name}: unknown posts`,
@@ -547,12 +568,13 @@ describe("Jetstream client libraries against /subscribe", () => {
     for (let i = 0; i < 3; i++) after.push(await post(account(i)));
     for (const client of resuming) {
       await waitForCreates(client, [...before, ...after], 60_000);
-      // the new posts once each, in order; the cursor's rewind may send the older ones again
+      // the new posts once each, in order; of the older ones only the last seen comes again:
+      // the libraries resume with its time_us, and a cursor includes the event at its time
       expectExactlyOnceInOrder(client, after);
       const keys = creates(client).map(messageKey);
       const repeated = before.filter((w) => keys.filter((k) => k === keyOf(w)).length > 1);
-      console.log(
-        `${client.name}: ${repeated.length} of ${before.length} posts repeated after the reconnect`,
+      expect(repeated.map(keyOf), `${client.name}: repeated after the reconnect`).toEqual(
+        repeated.length === 0 ? [] : [keyOf(before.at(-1) as Written)],
       );
       await expectRecordsAsOnPds(client, after);
       // connection errors are expected while the relay is down: the libraries retry
