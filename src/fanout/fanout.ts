@@ -327,8 +327,9 @@ export class Fanout extends DurableObject<Env> {
     const { headSeq } = await this.#register();
     let afterSeq: number | null = null;
     if (cursorUs !== null) {
-      const found = await this.#sequencer().jetstreamSeqBefore(cursorUs);
-      if (found !== null) afterSeq = Math.min(found, headSeq);
+      // may be past headSeq (events sequenced since the registration): the backfill reads them,
+      // and those before the cursor are not sent
+      afterSeq = await this.#sequencer().jetstreamSeqBefore(cursorUs);
     }
     const jetstream = await this.#jetstream.attach(
       options,
