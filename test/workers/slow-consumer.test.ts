@@ -8,8 +8,13 @@ import { appendEvents, connect } from "./support";
 describe("backpressure", () => {
   it("a consumer whose backlog passes the budget gets ConsumerTooSlow and close 1008", async () => {
     const consumer = await connect();
-    // ~4.5 MB in a burst: more than the 3 MB budget can drain meanwhile
-    for (let i = 0; i < 15; i++) await appendEvents(100, "burst.test", 3000);
+    // 300 KB at a time until the 3 MB budget (draining at 1 MB/s) overflows: ~4.5 MB on a quiet
+    // machine; a loaded one appends slower, so the burst goes on until the Fanout gives up
+    let done = false;
+    void consumer.closed.then(() => {
+      done = true;
+    });
+    for (let i = 0; i < 60 && !done; i++) await appendEvents(100, "burst.test", 3000);
     const closed = await consumer.closed;
     expect(closed).toEqual({ code: 1008, reason: "ConsumerTooSlow" });
     expect(consumer.received.at(-1)?.frame).toMatchObject({
