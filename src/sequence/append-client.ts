@@ -1,7 +1,9 @@
 import type { Env } from "../env";
+import { DeliveryRelay } from "../fanout/delivery-relay";
 import { meterSocketReply } from "../metering/meter";
 import { sequencerStub } from "../stubs";
-import { type AppendBatch, decodeFrame, encodeBatch } from "./append-codec";
+import { type AppendBatch, decodeFrame, encodeBatch, encodeRelayRefused } from "./append-codec";
+import { MAX_APPEND_MESSAGE_BYTES } from "./append-limits";
 import { APPEND_SOCKET_PATH } from "./append-socket";
 import type { AppendResult } from "./hot-log";
 
@@ -26,6 +28,10 @@ import type { AppendResult } from "./hot-log";
  * were not committed. Events without a host (relay-made, host "") are not deduplicated that way
  * and must not be sent through here; the ingester sends none. A batch the Sequencer answers
  * with an error (its commit failed) is not retried here: the caller keeps it and retries.
+ *
+ * The Sequencer may also send Fanout deliveries on the socket for this ingester to relay
+ * (fanout/delivery-relay.ts); they are passed on as they come, and the relay sockets are closed
+ * with this one.
  */
 export type AppendClientOptions = {
   /** Close the socket once no batch has been sent on it for this long. */
@@ -42,13 +48,7 @@ export const APPEND_CLIENT_DEFAULTS: AppendClientOptions = {
   meterAs: "HostIngester",
 };
 
-/**
- * Largest batch message sent on the socket. Cloudflare documents 1 MiB as the size limit of a
- * WebSocket message a Durable Object receives (its limits page); the rare batch over it (an
- * ingester batch is cut at ~1 MB of frames, plus the frame that crossed the line) is a plain RPC
- * call.
- */
-export const MAX_APPEND_MESSAGE_BYTES = 1024 * 1024;
+export { MAX_APPEND_MESSAGE_BYTES } from "./append-limits";
 
 /** The Sequencer answered a batch with an error: sent again, it would fail the same way. */
 class AppendRefused extends Error {}
@@ -76,10 +76,18 @@ export class AppendClient {
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #socketsOpened = 0;
   #plainCalls = 0;
+  readonly #relay: DeliveryRelay;
+  #relayed = 0;
 
   constructor(env: Env, options: Partial<AppendClientOptions> = {}) {
     this.#env = env;
     this.#options = { ...APPEND_CLIENT_DEFAULTS, ...options };
+    this.#relay = new DeliveryRelay(env, (fanout) => this.#refuseRelay(fanout));
+  }
+
+  /** Fanout deliveries relayed so far. */
+  get relayed(): number {
+    return this.#relayed;
   }
 
   /** Appends a batch; resolves once it is durable (Sequencer.appendBatch's result). */
@@ -112,6 +120,7 @@ export class AppendClient {
     }
     const socket = this.#socket;
     this.#socket = null;
+    this.#relay.closeAll();
     socket?.then(
       (ws) => {
         try {
@@ -215,7 +224,10 @@ export class AppendClient {
       ws.accept();
       ws.addEventListener("message", (event) => this.#onMessage(event.data));
       const gone = (why: string) => {
-        if (this.#socket === socket) this.#socket = null;
+        if (this.#socket === socket) {
+          this.#socket = null;
+          this.#relay.closeAll();
+        }
         const exchange = this.#exchange;
         this.#exchange = null;
         exchange?.reject(new Error(`append socket ${why}`));
@@ -234,16 +246,22 @@ export class AppendClient {
   #onMessage(data: unknown): void {
     meterSocketReply(this.#options.meterAs);
     const exchange = this.#exchange;
-    if (!exchange) return; // the answer to a batch given up on (sent again since)
     let frame: ReturnType<typeof decodeFrame>;
     try {
       if (!(data instanceof ArrayBuffer)) throw new RangeError("append answers are binary");
       frame = decodeFrame(new Uint8Array(data));
     } catch (err) {
       this.#exchange = null;
-      exchange.reject(err);
+      exchange?.reject(err);
       return;
     }
+    if (frame.kind === "delivery") {
+      this.#relayed++;
+      this.#relay.forward(frame.delivery.fanout, new Uint8Array(data as ArrayBuffer));
+      return;
+    }
+    if (!exchange) return; // the answer to a batch given up on (sent again since)
+    if (frame.kind === "relayRefused") return;
     if (frame.id !== exchange.id) return; // an answer to a batch given up on
     this.#exchange = null;
     if (frame.kind === "result") exchange.resolve(frame.result);
@@ -251,9 +269,19 @@ export class AppendClient {
     else exchange.reject(new Error("the Sequencer sent a batch frame"));
   }
 
+  /** Tells the Sequencer this ingester could not reach `fanout` (it delivers by RPC a while). */
+  #refuseRelay(fanout: string): void {
+    void this.#socket
+      ?.then((ws) => ws.send(encodeRelayRefused(fanout)))
+      .catch(() => {
+        // the socket is gone too: the Sequencer delivers by RPC until another one relays
+      });
+  }
+
   /** Drops a socket taken as broken (the next batch opens another). */
   #broken(ws: WebSocket): void {
     this.#socket = null;
+    this.#relay.closeAll();
     try {
       ws.close(1011, "broken");
     } catch {

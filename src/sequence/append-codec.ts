@@ -9,6 +9,12 @@
 //   result: u8 2 | u32 id | u32 accepted | u32 duplicates | f64 firstSeq | f64 lastSeq (NaN: null)
 //           | u16 cursors, each (str host, f64 seq) | u32 dropped, each (str host, f64 seq, str reason)
 //   error:  u8 3 | u32 id | str message
+//   delivery:      u8 4 | u32 0 | str fanout | f64 firstSeq | f64 lastSeq | records (the rest)
+//   relayRefused:  u8 5 | u32 0 | str fanout
+//
+// A delivery is a batch of sequenced records the Sequencer asks the ingester to relay to the
+// Fanout `fanout` (fanout/delivery-relay.ts), which receives the same bytes; relayRefused is the
+// ingester's word that it could not reach that Fanout.
 //
 // where str is u16 length + UTF-8. Seqs are f64: exact up to 2^53, as everywhere in the relay.
 
@@ -47,11 +53,23 @@ export type AppendBatch = {
 export type AppendFrame =
   | { kind: "batch"; id: number; batch: AppendBatch }
   | { kind: "result"; id: number; result: AppendResult }
-  | { kind: "error"; id: number; message: string };
+  | { kind: "error"; id: number; message: string }
+  | { kind: "delivery"; delivery: RelayedDelivery }
+  | { kind: "relayRefused"; fanout: string };
+
+/** A Fanout delivery relayed by an ingester (Fanout.deliver's arguments, and its name). */
+export type RelayedDelivery = {
+  fanout: string;
+  records: Uint8Array;
+  firstSeq: number;
+  lastSeq: number;
+};
 
 const BATCH = 1;
 const RESULT = 2;
 const ERROR = 3;
+const DELIVERY = 4;
+const RELAY_REFUSED = 5;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -158,6 +176,12 @@ class Reader {
     return this.#bytes.slice(at, at + n);
   }
 
+  /** Every byte left, as a view (no copy: a delivery's records are passed on as they are). */
+  rest(): Uint8Array {
+    const at = this.#need(this.#bytes.byteLength - this.#at);
+    return this.#bytes.subarray(at);
+  }
+
   end(): void {
     if (this.#at !== this.#bytes.byteLength) throw new RangeError("trailing bytes in append frame");
   }
@@ -220,6 +244,25 @@ export function encodeError(id: number, message: string): Uint8Array {
   return w.done();
 }
 
+export function encodeDelivery(d: RelayedDelivery): Uint8Array {
+  const w = new Writer();
+  w.u8(DELIVERY);
+  w.u32(0);
+  w.str(d.fanout);
+  w.f64(d.firstSeq);
+  w.f64(d.lastSeq);
+  w.raw(d.records);
+  return w.done();
+}
+
+export function encodeRelayRefused(fanout: string): Uint8Array {
+  const w = new Writer();
+  w.u8(RELAY_REFUSED);
+  w.u32(0);
+  w.str(fanout);
+  return w.done();
+}
+
 /** Decodes any append frame; throws RangeError on a malformed one. */
 export function decodeFrame(bytes: Uint8Array): AppendFrame {
   const r = new Reader(bytes);
@@ -270,6 +313,17 @@ export function decodeFrame(bytes: Uint8Array): AppendFrame {
         dropped,
       },
     };
+  }
+  if (kind === DELIVERY) {
+    const fanout = r.str();
+    const firstSeq = r.f64();
+    const lastSeq = r.f64();
+    return { kind: "delivery", delivery: { fanout, firstSeq, lastSeq, records: r.rest() } };
+  }
+  if (kind === RELAY_REFUSED) {
+    const fanout = r.str();
+    r.end();
+    return { kind: "relayRefused", fanout };
   }
   if (kind === ERROR) {
     const message = r.str();

@@ -1,6 +1,13 @@
-import type { AppendBatch } from "./append-codec";
-import { decodeFrame, encodeError, encodeResult } from "./append-codec";
-import type { AppendResult } from "./hot-log";
+import {
+  type AppendBatch,
+  type AppendResult,
+  decodeFrame,
+  encodeDelivery,
+  encodeError,
+  encodeResult,
+  type RelayedDelivery,
+} from "./append-codec";
+import { MAX_APPEND_MESSAGE_BYTES } from "./append-limits";
 
 // The Sequencer's end of an append socket (append-client.ts has the ingester's end). Accepted
 // with the hibernation API (`ctx.acceptWebSocket`), so an open socket does not keep the
@@ -38,21 +45,26 @@ export function isAppendSocket(ctx: DurableObjectState, ws: WebSocket): boolean 
 /**
  * Answers one message of an append socket: appends its batch (`append`, with the socket's
  * appender) and sends the result, or an error frame if the append failed or the message is
- * not a batch. A socket the ingester has closed meanwhile gets nothing: it sends the batch again
+ * not a batch; an ingester's word that it could not relay to a Fanout goes to `relayRefused`. A socket the ingester has closed meanwhile gets nothing: it sends the batch again
  * on another (appends are idempotent per host cursor, append-client.ts).
  */
 export async function answerAppendMessage(
   ws: WebSocket,
   message: string | ArrayBuffer,
   append: (batch: AppendBatch, appender: string) => Promise<AppendResult>,
+  relayRefused: (fanout: string) => void,
 ): Promise<void> {
   let reply: Uint8Array;
   let id = 0;
   try {
     if (typeof message === "string") throw new RangeError("append frames are binary");
     const frame = decodeFrame(new Uint8Array(message));
-    id = frame.id;
+    if (frame.kind === "relayRefused") {
+      relayRefused(frame.fanout);
+      return;
+    }
     if (frame.kind !== "batch") throw new RangeError(`unexpected ${frame.kind} frame`);
+    id = frame.id;
     const appender = (ws.deserializeAttachment() as AppendSocketAttachment | null)?.appender;
     reply = encodeResult(id, await append(frame.batch, appender ?? "unknown"));
   } catch (err) {
@@ -62,5 +74,62 @@ export async function answerAppendMessage(
     ws.send(reply);
   } catch {
     // closed meanwhile: the ingester sends it again
+  }
+}
+
+/** How long a Fanout an ingester could not reach is fed by RPC instead of through a relay. */
+export const RELAY_REFUSED_MS = 60_000;
+
+const WS_OPEN = 1;
+
+/**
+ * Which append socket relays the Sequencer's Fanout deliveries (fanout/delivery-relay.ts): one
+ * at a time, kept while it is open, so deliveries to a Fanout follow one ordered path; another
+ * is chosen only when it closes. A Fanout an ingester could not reach is left to RPC deliveries
+ * for RELAY_REFUSED_MS.
+ */
+export class RelayChoice {
+  readonly #ctx: DurableObjectState;
+  #socket: WebSocket | null = null;
+  readonly #refusedUntil = new Map<string, number>();
+
+  constructor(ctx: DurableObjectState) {
+    this.#ctx = ctx;
+  }
+
+  /** Sends `delivery` to be relayed; false when no ingester can take it (deliver by RPC). */
+  send(delivery: RelayedDelivery): boolean {
+    const until = this.#refusedUntil.get(delivery.fanout);
+    if (until !== undefined) {
+      if (until > Date.now()) return false;
+      this.#refusedUntil.delete(delivery.fanout);
+    }
+    // a message an ingester cannot receive (Cloudflare's 1 MiB limit) goes by RPC
+    if (delivery.records.byteLength + delivery.fanout.length * 3 + 32 > MAX_APPEND_MESSAGE_BYTES)
+      return false;
+    const ws = this.#relay();
+    if (!ws) return false;
+    try {
+      ws.send(encodeDelivery(delivery));
+      return true;
+    } catch {
+      this.#socket = null;
+      return false;
+    }
+  }
+
+  refused(fanout: string): void {
+    this.#refusedUntil.set(fanout, Date.now() + RELAY_REFUSED_MS);
+  }
+
+  closed(ws: WebSocket): void {
+    if (this.#socket === ws) this.#socket = null;
+  }
+
+  #relay(): WebSocket | null {
+    if (this.#socket?.readyState === WS_OPEN) return this.#socket;
+    this.#socket =
+      this.#ctx.getWebSockets(APPEND_SOCKET_TAG).find((ws) => ws.readyState === WS_OPEN) ?? null;
+    return this.#socket;
   }
 }

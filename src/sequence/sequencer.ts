@@ -8,7 +8,12 @@ import { meterObject } from "../metering/meter";
 import type { LogSummary } from "../status/summary";
 import { fanoutStub } from "../stubs";
 import type { AppendBatch } from "./append-codec";
-import { acceptAppendSocket, answerAppendMessage, isAppendSocket } from "./append-socket";
+import {
+  acceptAppendSocket,
+  answerAppendMessage,
+  isAppendSocket,
+  RelayChoice,
+} from "./append-socket";
 import { GroupCommit } from "./group-commit";
 import { loadHostCursors, loadHostEpochs, resetHostCursor } from "./host-cursors";
 import {
@@ -73,11 +78,13 @@ export class Sequencer extends DurableObject<Env> {
   #fanouts = new Set<string>();
   readonly #deliveries: DeliveryQueues<Rpc.Stub<DeliverySession>>;
   readonly #appends: GroupCommit<AppendRequest, AppendResult>;
+  readonly #relays: RelayChoice;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterObject(this, ctx, env, "Sequencer");
     this.#config = readConfig(env);
+    this.#relays = new RelayChoice(ctx);
     this.#deliveries = new DeliveryQueues(
       {
         open: (name) => fanoutStub(env, name).openDeliverySession(),
@@ -85,6 +92,9 @@ export class Sequencer extends DurableObject<Env> {
           session.deliver(records, firstSeq, lastSeq),
         direct: (name, records, firstSeq, lastSeq) =>
           fanoutStub(env, name).deliver(records, firstSeq, lastSeq),
+        relay: (name, records, firstSeq, lastSeq) =>
+          this.#relays.send({ fanout: name, records, firstSeq, lastSeq }),
+        consumers: (name) => fanoutStub(env, name).consumerCount(),
       },
       this.#config.fanoutDeliveryIntervalMs,
       (name) => this.#unregisterFanout(name),
@@ -128,10 +138,20 @@ export class Sequencer extends DurableObject<Env> {
   /** A batch on an append socket: appended as by appendBatch, answered on the socket. */
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     if (!isAppendSocket(this.ctx, ws)) return;
-    await answerAppendMessage(ws, message, (batch, appender) => this.#appendBatch(batch, appender));
+    await answerAppendMessage(
+      ws,
+      message,
+      (batch, appender) => this.#appendBatch(batch, appender),
+      (fanout) => this.#relays.refused(fanout),
+    );
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#relays.closed(ws);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    this.#relays.closed(ws);
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
     } catch {

@@ -3,7 +3,9 @@ import type { AppendResult } from "../../src/sequence/append-codec";
 import {
   decodeFrame,
   encodeBatch,
+  encodeDelivery,
   encodeError,
+  encodeRelayRefused,
   encodeResult,
 } from "../../src/sequence/append-codec";
 
@@ -64,6 +66,20 @@ describe("append codec", () => {
       result: empty,
     });
     expect(decodeFrame(encodeError(3, "boom"))).toEqual({ kind: "error", id: 3, message: "boom" });
+  });
+
+  it("round-trips a delivery to relay (records passed on as they are) and a relay refusal", () => {
+    const delivery = {
+      fanout: "fanout-weur-0",
+      records: bytes(5000, 7),
+      firstSeq: 2 ** 34,
+      lastSeq: 2 ** 34 + 40,
+    };
+    expect(decodeFrame(encodeDelivery(delivery))).toEqual({ kind: "delivery", delivery });
+    expect(decodeFrame(encodeRelayRefused("fanout-0"))).toEqual({
+      kind: "relayRefused",
+      fanout: "fanout-0",
+    });
   });
 
   it("refuses truncated, padded and unknown frames", () => {
