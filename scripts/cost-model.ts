@@ -116,7 +116,12 @@ export function coefficients(m: Measured) {
   const socketBatches = objects.Sequencer?.webSocketMessages ?? 0;
   const plainBatches = calls["Sequencer.appendBatch"] ?? 0;
   const batches = socketBatches + plainBatches + (calls["Sequencer.session.append"] ?? 0);
-  const deliveries = (calls["Fanout.session.deliver"] ?? 0) + (calls["Fanout.deliver"] ?? 0);
+  // deliveries reach a Fanout on a session, as plain calls, or relayed by an ingester: a
+  // message on the Fanout's relay socket (src/fanout/delivery-relay.ts; its consumers send
+  // subscribeRepos nothing, so its messages are the relayed deliveries)
+  const relayedDeliveries = objects.Fanout?.webSocketMessages ?? 0;
+  const deliveries =
+    (calls["Fanout.session.deliver"] ?? 0) + (calls["Fanout.deliver"] ?? 0) + relayedDeliveries;
   const sequencer = objects.Sequencer ?? { rowsWritten: 0, rowsRead: 0, requests: 0 };
   const ingesterReports = calls["HostDirectory.reportHosts"] ?? 0;
   const activeFanouts = Math.min(m.workload.consumers, m.config.fanoutShards);
@@ -152,7 +157,10 @@ export function coefficients(m: Measured) {
     // its answer (received by the ingester on the socket it opened) are billed 20:1 each
     sequencerPlainCallsPerBatch: plainBatches / Math.max(1, batches),
     sequencerMessagesPerBatch: socketBatches / Math.max(1, batches),
-    answersPerBatch: (objects.HostIngester?.outboundSocketMessages ?? 0) / Math.max(1, batches),
+    // what an ingester receives on its append socket besides the deliveries it relays
+    answersPerBatch:
+      Math.max(0, (objects.HostIngester?.outboundSocketMessages ?? 0) - relayedDeliveries) /
+      Math.max(1, batches),
     identityRowsPerReport:
       statement(m, "HostIngester: INSERT INTO identity_batches").rowsWritten /
       Math.max(1, ingesterReports),
@@ -186,6 +194,11 @@ function overage(used: number, included: number, perMillion: number): number {
 const SESSION_AT_CALLS_PER_SECOND = 10;
 /** Sessions are renewed every minute (rpc-session.ts SESSION_TIMING.maxAgeMs). */
 const SESSION_RENEWALS_PER_SECOND = 1 / 60;
+/** Below a session's rate deliveries are relayed: two messages each (the ingester receives it,
+ * the Fanout receives it), plus a consumer-count request per Fanout every 30 s
+ * (fanout/delivery-queues.ts RELAY_CHECK_MS). */
+const RELAY_MESSAGES_PER_DELIVERY = 2;
+const RELAY_CHECKS_PER_SECOND = 1 / 30;
 /** HostDirectory progress: one row per 2,000 hosts, at most every HOST_DIRECTORY_PERSIST_SECONDS. */
 const HOST_PROGRESS_HOSTS_PER_ROW = 2_000;
 const HOST_DIRECTORY_PERSIST_SECONDS = 600;
@@ -260,8 +273,11 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
     // the answers an ingester receives on the socket it opened, priced like upstream messages
     appendAnswers: batchesPerSecond * c.answersPerBatch * perMessage * month,
     deliveries:
-      (deliverySessions ? fanouts * SESSION_RENEWALS_PER_SECOND : fanouts * deliveriesPerFanout) *
-      month,
+      (deliverySessions
+        ? fanouts * SESSION_RENEWALS_PER_SECOND
+        : fanouts *
+          (deliveriesPerFanout * RELAY_MESSAGES_PER_DELIVERY * perMessage +
+            RELAY_CHECKS_PER_SECOND)) * month,
     reports: ingesterObjects * windowsPerSecond * (1 + c.repoIndexCallsPerReport) * month,
     // messages on the ingesters' upstream sockets, one per event, counted 20:1 (docs/cost.md)
     upstreamMessages: (load.eventsPerSecond / PRICES.requests.webSocketMessagesPerRequest) * month,
@@ -276,6 +292,7 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
   const r2Bytes = load.eventsPerSecond * load.frameBytes * load.replayHours * 3600;
   return {
     batchesPerSecond,
+    deliverySessions,
     rowsGroupsPerSecond,
     fanouts,
     awakeObjects,
@@ -324,7 +341,7 @@ export function price(c: Coefficients, load: Load, s: Settings): { terms: Term[]
   const requestNames: Record<keyof typeof u.requests, string> = {
     appendBatch: `requests: Sequencer appends, socket messages ÷ 20 (${u.batchesPerSecond.toFixed(1)} batches/s)`,
     appendAnswers: "requests: append answers to ingesters ÷ 20",
-    deliveries: `requests: Fanout deliveries (${u.fanouts} Fanouts)`,
+    deliveries: `requests: Fanout deliveries (${u.fanouts} Fanouts${u.deliverySessions ? ", sessions" : ", relayed: 2 messages ÷ 20"})`,
     reports: "requests: host and account reports",
     upstreamMessages: "requests: upstream WebSocket messages ÷ 20",
     alarms: "requests: alarms",

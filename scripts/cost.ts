@@ -92,15 +92,15 @@ function table(title: string, load: Load, settings: Settings): number {
   const { terms, total } = price(c, load, settings);
   console.log(`\n## ${title}\n`);
   console.log(
-    `| ${"term".padEnd(58)} | ${"units/month".padStart(16)} | ${"$/month".padStart(9)} |`,
+    `| ${"term".padEnd(70)} | ${"units/month".padStart(16)} | ${"$/month".padStart(9)} |`,
   );
-  console.log(`| ${"-".repeat(58)} | ${"-".repeat(16)}: | ${"-".repeat(9)}: |`);
+  console.log(`| ${"-".repeat(70)} | ${"-".repeat(16)}: | ${"-".repeat(9)}: |`);
   for (const t of terms)
     console.log(
-      `| ${t.term.padEnd(58)} | ${t.units.padStart(16)} | ${t.dollars.toFixed(2).padStart(9)} |`,
+      `| ${t.term.padEnd(70)} | ${t.units.padStart(16)} | ${t.dollars.toFixed(2).padStart(9)} |`,
     );
   console.log(
-    `| ${"**total**".padEnd(58)} | ${"".padStart(16)} | ${total.toFixed(2).padStart(9)} |`,
+    `| ${"**total**".padEnd(70)} | ${"".padStart(16)} | ${total.toFixed(2).padStart(9)} |`,
   );
   return total;
 }
