@@ -1,9 +1,10 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { RELAY_CHECK_MS } from "../../src/fanout/delivery-queues";
 import { RELAY_SOCKET_TAG } from "../../src/fanout/delivery-relay";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
 import { AppendClient } from "../../src/sequence/append-client";
-import { fanoutStub } from "../../src/stubs";
+import { fanoutStub, sequencerStub } from "../../src/stubs";
 import { connectToFanout, ingestEvents } from "./support";
 
 // Fanout deliveries relayed by an ingester (src/fanout/delivery-relay.ts): the Sequencer sends
@@ -29,6 +30,9 @@ describe("delivery relay", () => {
     // the ingester's socket is open before the consumer, so the Sequencer can relay at once
     await relay.append({ events: ingestEvents(1, host, 200) });
     const consumer = await connectToFanout(fanout);
+    // a second Fanout, fed the same way, whose consumer leaves (the end of this test)
+    const quiet = "relay-quiet";
+    const leaving = await connectToFanout(quiet);
     // over a 10 s rate window at ~4 batches/s (under 10/s): the Fanout's queue leaves the
     // session its first window opened (a first window counts as busy: rpc-session.ts)
     const first = (await relay.append({ events: ingestEvents(1, host, 200) })).firstSeq!;
@@ -49,13 +53,14 @@ describe("delivery relay", () => {
     await consumer.waitFor((r) => r.at(-1)?.seq === last);
     await settled();
     const units = meterSnapshot();
-    expect(relay.relayed - relayedBefore).toBe(5);
+    // 5 batches, each delivered to both Fanouts through the relay
+    expect(relay.relayed - relayedBefore).toBe(10);
     expect(units.calls["Fanout.deliver"]).toBeUndefined();
     expect(units.calls["Fanout.session.deliver"]).toBeUndefined();
     expect(units.objects.Fanout!.requests).toBe(0);
-    expect(units.objects.Fanout!.webSocketMessages).toBe(5);
+    expect(units.objects.Fanout!.webSocketMessages).toBe(10);
     // the ingester received each batch's answer and each delivery it relayed
-    expect(units.objects.HostIngester!.outboundSocketMessages).toBe(10);
+    expect(units.objects.HostIngester!.outboundSocketMessages).toBe(15);
     expectExactly(consumer.received, first, last);
 
     // a relay socket is not a consumer
@@ -64,8 +69,11 @@ describe("delivery relay", () => {
       (_i, state) => state.getWebSockets(RELAY_SOCKET_TAG).length,
     );
     expect(relaySockets).toBe(1);
+    expect((await fanoutStub(env, quiet).stats()).consumers).toBe(1);
     expect((await fanoutStub(env, fanout).stats()).consumers).toBe(1);
     expect(await fanoutStub(env, fanout).consumerCount()).toBe(1);
+    leaving.ws.close();
+    await leaving.closed;
 
     // the relay socket to the Fanout breaks now and then: deliveries on it are lost, the Fanout
     // reads them back at the next one, the consumer gets every seq once, in order
@@ -84,7 +92,19 @@ describe("delivery relay", () => {
     await settled();
     expect(closed).toBeGreaterThan(0);
     expectExactly(consumer.received, first, last);
+
     consumer.ws.close();
+
+    // relayed deliveries get no answer: RELAY_CHECK_MS after the last answer, the next one makes
+    // the Sequencer ask the Fanout's consumer count, and a Fanout without consumers is dropped
+    expect(await sequencerStub(env).listFanouts()).toContain(quiet);
+    const checkBy = Date.now() + RELAY_CHECK_MS + 10_000;
+    while ((await sequencerStub(env).listFanouts()).includes(quiet) && Date.now() < checkBy) {
+      await relay.append({ events: ingestEvents(1, host, 200) });
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    expect(await sequencerStub(env).listFanouts()).not.toContain(quiet);
+    expect(meterSnapshot().calls["Fanout.consumerCount"]).toBeGreaterThanOrEqual(1);
     relay.close();
-  }, 60_000);
+  }, 120_000);
 });
