@@ -3,15 +3,25 @@ import { reportRatio } from "./report";
 
 // Host send -> consumer receipt, p50/p99, through freehose vs. directly from the host, at a
 // steady 200 events/s (the relay's batching windows are part of what is measured).
+// INGEST_SHARDS is set: the harness spreads its hosts over shards, the defaults have one (a
+// lone appender, whose batches the Sequencer commits at once); two show group commit at work.
+const LOW_LATENCY = {
+  INGEST_BATCH_WINDOW_MS: "10",
+  SEQUENCER_GROUP_COMMIT_MS: "0",
+  FANOUT_DELIVERY_INTERVAL_MS: "0",
+};
 const PROFILES: [string, Record<string, string>][] = [
-  ["defaults: 90 ms ingest window, 80 ms group commit, 25 ms delivery interval", {}],
   [
-    "low latency: 10 ms ingest window, no group commit, no delivery interval",
-    {
-      INGEST_BATCH_WINDOW_MS: "10",
-      SEQUENCER_GROUP_COMMIT_MS: "0",
-      FANOUT_DELIVERY_INTERVAL_MS: "0",
-    },
+    "defaults: 90 ms ingest window, 80 ms group commit, 25 ms delivery interval, 1 ingester object",
+    { INGEST_SHARDS: "1" },
+  ],
+  [
+    "defaults with 2 ingester objects (their batches meet in group commits)",
+    { INGEST_SHARDS: "2" },
+  ],
+  [
+    "low latency: 10 ms ingest window, no group commit, no delivery interval, 1 ingester object",
+    { ...LOW_LATENCY, INGEST_SHARDS: "1" },
   ],
 ];
 

@@ -6,7 +6,18 @@ import { PRICES, SECONDS_PER_MONTH } from "./cost-prices";
 // Fanout carries) is a named assumption in `Load`, printed beside the result.
 
 type Units = {
-  objects: Record<string, { rowsWritten: number; rowsRead: number; requests: number }>;
+  objects: Record<
+    string,
+    {
+      rowsWritten: number;
+      rowsRead: number;
+      requests: number;
+      /** Hibernatable-socket messages received (absent in older measurements). */
+      webSocketMessages?: number;
+      /** Messages received on sockets the object opened (absent in older measurements). */
+      outboundSocketMessages?: number;
+    }
+  >;
   calls: Record<string, number>;
   statements: Record<string, { execs: number; rowsWritten: number }>;
   r2: { classA: number; classB: number; bytesPut: number };
@@ -99,10 +110,18 @@ function packedLevels(keys: number): number {
 /** Measured units per batch, per report, per account update, per host-window, per delivery. */
 export function coefficients(m: Measured) {
   const calls = m.units.calls;
-  // batches reach the Sequencer over an append session (calls on it are not billed requests)
-  const batches = (calls["Sequencer.session.append"] ?? 0) + (calls["Sequencer.appendBatch"] ?? 0);
-  const deliveries = (calls["Fanout.session.deliver"] ?? 0) + (calls["Fanout.deliver"] ?? 0);
+  // batches reach the Sequencer as messages on append sockets (src/sequence/append-client.ts),
+  // as plain calls (its fallback), or, in older measurements, on an append session
   const objects = m.units.objects;
+  const socketBatches = objects.Sequencer?.webSocketMessages ?? 0;
+  const plainBatches = calls["Sequencer.appendBatch"] ?? 0;
+  const batches = socketBatches + plainBatches + (calls["Sequencer.session.append"] ?? 0);
+  // deliveries reach a Fanout on a session, as plain calls, or relayed by an ingester: a
+  // message on the Fanout's relay socket (src/fanout/delivery-relay.ts; its consumers send
+  // subscribeRepos nothing, so its messages are the relayed deliveries)
+  const relayedDeliveries = objects.Fanout?.webSocketMessages ?? 0;
+  const deliveries =
+    (calls["Fanout.session.deliver"] ?? 0) + (calls["Fanout.deliver"] ?? 0) + relayedDeliveries;
   const sequencer = objects.Sequencer ?? { rowsWritten: 0, rowsRead: 0, requests: 0 };
   const ingesterReports = calls["HostDirectory.reportHosts"] ?? 0;
   const activeFanouts = Math.min(m.workload.consumers, m.config.fanoutShards);
@@ -134,7 +153,14 @@ export function coefficients(m: Measured) {
     // hot-log rows per group commit (a row per group; the workload's groups are counted by the
     // statements that write a group)
     sequencerRowsPerGroup: hotLog / Math.max(1, hotLogGroups),
-    sequencerRequestsPerPlainBatch: 1,
+    // per batch: a plain call is a request; a socket message (received by the Sequencer) and
+    // its answer (received by the ingester on the socket it opened) are billed 20:1 each
+    sequencerPlainCallsPerBatch: plainBatches / Math.max(1, batches),
+    sequencerMessagesPerBatch: socketBatches / Math.max(1, batches),
+    // what an ingester receives on its append socket besides the deliveries it relays
+    answersPerBatch:
+      Math.max(0, (objects.HostIngester?.outboundSocketMessages ?? 0) - relayedDeliveries) /
+      Math.max(1, batches),
     identityRowsPerReport:
       statement(m, "HostIngester: INSERT INTO identity_batches").rowsWritten /
       Math.max(1, ingesterReports),
@@ -168,6 +194,11 @@ function overage(used: number, included: number, perMillion: number): number {
 const SESSION_AT_CALLS_PER_SECOND = 10;
 /** Sessions are renewed every minute (rpc-session.ts SESSION_TIMING.maxAgeMs). */
 const SESSION_RENEWALS_PER_SECOND = 1 / 60;
+/** Below a session's rate deliveries are relayed: two messages each (the ingester receives it,
+ * the Fanout receives it), plus a consumer-count request per Fanout every 30 s
+ * (fanout/delivery-queues.ts RELAY_CHECK_MS). */
+const RELAY_MESSAGES_PER_DELIVERY = 2;
+const RELAY_CHECKS_PER_SECOND = 1 / 30;
 /** HostDirectory progress: one row per 2,000 hosts, at most every HOST_DIRECTORY_PERSIST_SECONDS. */
 const HOST_PROGRESS_HOSTS_PER_ROW = 2_000;
 const HOST_DIRECTORY_PERSIST_SECONDS = 600;
@@ -192,7 +223,6 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
   );
   const deliveryCap = s.fanoutDeliveryIntervalMs > 0 ? 1000 / s.fanoutDeliveryIntervalMs : Infinity;
   const deliveriesPerFanout = Math.min(rowsGroupsPerSecond, deliveryCap);
-  const appendSessions = appendsPerObject >= SESSION_AT_CALLS_PER_SECOND;
   const deliverySessions = deliveriesPerFanout >= SESSION_AT_CALLS_PER_SECOND;
   // a segment is sealed when full or SEGMENT_MAX_AGE_SECONDS (600) old, whichever comes first
   const segmentsPerMonth = Math.max(
@@ -232,28 +262,37 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
         (load.hosts * HOST_STATUS_CHANGES_PER_DAY) / 86_400) *
       month,
   };
+  const perMessage = 1 / PRICES.requests.webSocketMessagesPerRequest;
   const requests = {
+    // append sockets: hibernatable, so the Sequencer is not kept awake; a socket is opened (one
+    // request) per ingester object when its hosts become active, not counted
     appendBatch:
-      (appendSessions
-        ? ingesterObjects * SESSION_RENEWALS_PER_SECOND
-        : batchesPerSecond * c.sequencerRequestsPerPlainBatch) * month,
-    deliveries:
-      (deliverySessions ? fanouts * SESSION_RENEWALS_PER_SECOND : fanouts * deliveriesPerFanout) *
+      batchesPerSecond *
+      (c.sequencerMessagesPerBatch * perMessage + c.sequencerPlainCallsPerBatch) *
       month,
+    // the answers an ingester receives on the socket it opened, priced like upstream messages
+    appendAnswers: batchesPerSecond * c.answersPerBatch * perMessage * month,
+    deliveries:
+      (deliverySessions
+        ? fanouts * SESSION_RENEWALS_PER_SECOND
+        : fanouts *
+          (deliveriesPerFanout * RELAY_MESSAGES_PER_DELIVERY * perMessage +
+            RELAY_CHECKS_PER_SECOND)) * month,
     reports: ingesterObjects * windowsPerSecond * (1 + c.repoIndexCallsPerReport) * month,
     // messages on the ingesters' upstream sockets, one per event, counted 20:1 (docs/cost.md)
     upstreamMessages: (load.eventsPerSecond / PRICES.requests.webSocketMessagesPerRequest) * month,
     // maintenance alarms: Sequencer every 30 s, each Fanout's watchdog, each ingester's
     alarms: ((1 + fanouts + ingesterObjects) / 30) * month,
   };
-  // awake all month: every ingester object holding upstream sockets; the Sequencer and each
-  // Fanout while a session to it is open (their rate pays for it). Below that rate they are
-  // eligible for hibernation between requests and billed their busy time only (not counted).
-  const awakeObjects =
-    ingesterObjects + (appendSessions ? 1 : 0) + (deliverySessions ? fanouts : 0);
+  // awake all month: every ingester object holding upstream sockets; each Fanout while a
+  // session to it is open (its rate pays for it). The Sequencer (append sockets accepted with
+  // the hibernation API) and Fanouts below that rate are eligible for hibernation between
+  // messages and requests and billed their busy time only (not counted).
+  const awakeObjects = ingesterObjects + (deliverySessions ? fanouts : 0);
   const r2Bytes = load.eventsPerSecond * load.frameBytes * load.replayHours * 3600;
   return {
     batchesPerSecond,
+    deliverySessions,
     rowsGroupsPerSecond,
     fanouts,
     awakeObjects,
@@ -300,8 +339,9 @@ export function price(c: Coefficients, load: Load, s: Settings): { terms: Term[]
       dollars: share(value, rowsTotal, rowsDollars),
     });
   const requestNames: Record<keyof typeof u.requests, string> = {
-    appendBatch: `requests: Sequencer appends (${u.batchesPerSecond.toFixed(1)} batches/s)`,
-    deliveries: `requests: Fanout deliveries (${u.fanouts} Fanouts)`,
+    appendBatch: `requests: Sequencer appends, socket messages ÷ 20 (${u.batchesPerSecond.toFixed(1)} batches/s)`,
+    appendAnswers: "requests: append answers to ingesters ÷ 20",
+    deliveries: `requests: Fanout deliveries (${u.fanouts} Fanouts${u.deliverySessions ? ", sessions" : ", relayed: 2 messages ÷ 20"})`,
     reports: "requests: host and account reports",
     upstreamMessages: "requests: upstream WebSocket messages ÷ 20",
     alarms: "requests: alarms",

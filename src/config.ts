@@ -92,7 +92,7 @@ export function readConfig(env: Env): Config {
     adminToken: env.ADMIN_TOKEN || undefined,
     firstSeq: Math.max(1, positiveInt(env.FIRST_SEQ, 1, "FIRST_SEQ")),
     replayWindowMs: positiveInt(env.REPLAY_WINDOW_HOURS, 72, "REPLAY_WINDOW_HOURS") * 3_600_000,
-    ingestShards: Math.max(1, positiveInt(env.INGEST_SHARDS, 2, "INGEST_SHARDS")),
+    ingestShards: Math.max(1, positiveInt(env.INGEST_SHARDS, 1, "INGEST_SHARDS")),
     repoIndexShards: Math.max(1, positiveInt(env.REPO_INDEX_SHARDS, 4, "REPO_INDEX_SHARDS")),
     fanoutShards: Math.max(1, positiveInt(env.FANOUT_SHARDS, 1, "FANOUT_SHARDS")),
     fanoutRegions: parseRegions(env.FANOUT_REGIONS),

@@ -35,9 +35,9 @@ export type RpcSessionOptions = {
 };
 
 /**
- * The relay's sessions (append-client.ts, the Sequencer's deliveries): closed after 30 s unused
- * (an ingester flushes every INGEST_BATCH_WINDOW_MS while it has events, the Sequencer delivers
- * every FANOUT_DELIVERY_INTERVAL_MS), renewed every minute (one request per minute per session:
+ * The relay's sessions (the Sequencer's deliveries, a region head's forwards): closed after 30 s
+ * unused (the Sequencer delivers every FANOUT_DELIVERY_INTERVAL_MS while batches arrive),
+ * renewed every minute (one request per minute per session:
  * 43,200 a month, under a cent).
  */
 export const SESSION_TIMING: RpcSessionOptions = {

@@ -11,6 +11,11 @@ import { RpcSession, SESSION_TIMING, type SessionStub } from "../rpc-session";
 // dropped: the Fanout notices the gap in seqs and catches up from storage, so the sender's memory
 // stays bounded. A Fanout that answers with zero consumers is dropped (`onNoConsumers`) unless it
 // registered again after that delivery was sent.
+//
+// Below the rate at which a session pays, a delivery is handed to a relay where the sender has
+// one (`relay`: an ingester passes it on over sockets, fanout/delivery-relay.ts), else it is a
+// plain call. A relayed delivery gets no answer, so while deliveries are relayed the Fanout is
+// asked for its consumer count once per RELAY_CHECK_MS (`consumers`), to drop it as above.
 
 /** Bytes queued for one Fanout before it is left to catch up from storage instead. */
 export const MAX_QUEUED_DELIVERY_BYTES = 16 * 1024 * 1024;
@@ -29,6 +34,12 @@ export type Delivery = {
   anchors: TimeAnchor[];
 };
 
+/** How often a Fanout fed through a relay is asked how many consumers it has. */
+export const RELAY_CHECK_MS = 30_000;
+
+/** A delivery handed to a relay: no answer comes back. */
+const RELAYED = Symbol("relayed");
+
 /** How a sender reaches the Fanouts it feeds. */
 export type DeliveryRoute<S extends SessionStub> = {
   /** The one billed call that opens a delivery session to the Fanout `name`. */
@@ -37,6 +48,10 @@ export type DeliveryRoute<S extends SessionStub> = {
   onSession(session: S, delivery: Delivery): Promise<Delivered>;
   /** The same delivery as a plain call, below the rate at which a session pays. */
   direct(name: string, delivery: Delivery): Promise<Delivered>;
+  /** Hands the delivery to a relay, below that rate; false: no relay can take it now. */
+  relay?(name: string, delivery: Delivery): boolean;
+  /** The Fanout's consumer count (as a delivery answers it), asked while deliveries are relayed. */
+  consumers?(name: string): Promise<number>;
 };
 
 type Queue<S extends SessionStub> = {
@@ -48,6 +63,9 @@ type Queue<S extends SessionStub> = {
   lastSeq: number;
   running: boolean;
   lastSentMs: number;
+  /** When the Fanout last told its consumer count (an answer, or a check while relayed). */
+  answeredMs: number;
+  checking: boolean;
 };
 
 export class DeliveryQueues<S extends SessionStub> {
@@ -85,6 +103,8 @@ export class DeliveryQueues<S extends SessionStub> {
           lastSeq,
           running: false,
           lastSentMs: 0,
+          answeredMs: Date.now(),
+          checking: false,
         };
         this.#queues.set(name, queue);
       }
@@ -106,6 +126,33 @@ export class DeliveryQueues<S extends SessionStub> {
   remove(name: string): void {
     this.#queues.get(name)?.session.close();
     this.#queues.delete(name);
+  }
+
+  #drop(name: string): void {
+    this.remove(name);
+    this.#onNoConsumers(name);
+  }
+
+  /** While relayed, asks the Fanout's consumer count once per RELAY_CHECK_MS (never awaited). */
+  #checkWhileRelayed(name: string, queue: Queue<S>): void {
+    const route = this.#route;
+    if (!route.consumers || queue.checking || Date.now() - queue.answeredMs < RELAY_CHECK_MS)
+      return;
+    queue.checking = true;
+    const registration = this.#registrations.get(name) ?? 0;
+    route
+      .consumers(name)
+      .then((consumers) => {
+        queue.answeredMs = Date.now();
+        if (consumers !== 0 || (this.#registrations.get(name) ?? 0) !== registration) return;
+        if (this.#queues.get(name) === queue) this.#drop(name);
+      })
+      .catch(() => {
+        // asked again after the next relayed delivery
+      })
+      .finally(() => {
+        queue.checking = false;
+      });
   }
 
   async #drain(name: string, queue: Queue<S>): Promise<void> {
@@ -131,14 +178,21 @@ export class DeliveryQueues<S extends SessionStub> {
           // Retried once on a fresh session: a Fanout that restarted breaks the session, and its
           // new instance should get this delivery rather than read it back as a gap. Repeating a
           // delivery is harmless: the Fanout sends no consumer a seq at or below its cursor.
-          const { consumers } = await queue.session.call(
+          const answer = await queue.session.call<Delivered | typeof RELAYED>(
             (session) => this.#route.onSession(session, delivery),
             true,
-            () => this.#route.direct(name, delivery),
+            () =>
+              this.#route.relay?.(name, delivery)
+                ? Promise.resolve(RELAYED)
+                : this.#route.direct(name, delivery),
           );
-          if (consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
-            this.remove(name);
-            this.#onNoConsumers(name);
+          if (answer === RELAYED) {
+            this.#checkWhileRelayed(name, queue);
+            continue;
+          }
+          queue.answeredMs = Date.now();
+          if (answer.consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
+            this.#drop(name);
             return;
           }
         } catch (err) {

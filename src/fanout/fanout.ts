@@ -14,6 +14,12 @@ import type { LogRead } from "../sequence/hot-log";
 import { fanoutStub, sequencerStub } from "../stubs";
 import { type ConsumerBudget, charge, drain, newBudget, waitForBacklog } from "./consumer-budget";
 import { type Delivery, DeliveryQueues } from "./delivery-queues";
+import {
+  acceptRelaySocket,
+  isRelayRequest,
+  isRelaySocket,
+  relayedDelivery,
+} from "./delivery-relay";
 import { RecentBatches } from "./recent-batches";
 import { regionalPlace, upstreamFanout } from "./regions";
 import { ReplaySlots } from "./replay-slots";
@@ -250,6 +256,8 @@ export class Fanout extends DurableObject<Env> {
 
   /** Upgrades a consumer. The Worker has validated the cursor and the upgrade already. */
   override async fetch(request: Request): Promise<Response> {
+    // an ingester relaying the Sequencer's deliveries (fanout/delivery-relay.ts), not a consumer
+    if (isRelayRequest(request)) return acceptRelaySocket(this.ctx, request);
     // Counted as a consumer from now on: a delivery answered while this upgrade awaits the
     // Sequencer must not report zero consumers, or the Sequencer would stop feeding this Fanout
     // right after registering it, and a live-only consumer would receive nothing.
@@ -389,6 +397,19 @@ export class Fanout extends DurableObject<Env> {
     this.#position(ws, cursor, true);
   }
 
+  /** Consumers' sockets: every hibernatable socket but the ingesters' relay sockets. */
+  #consumerSockets(): WebSocket[] {
+    return this.ctx.getWebSockets().filter((ws) => !isRelaySocket(this.ctx, ws));
+  }
+
+  /**
+   * How many consumers this Fanout holds, as a delivery answers it: asked by the Sequencer while
+   * its deliveries come through a relay, which answers nothing (fanout/delivery-relay.ts).
+   */
+  async consumerCount(): Promise<number> {
+    return this.#consumerSockets().length + this.#connecting + this.#shards.size;
+  }
+
   /** A batch from the Sequencer, in seq order. Returns how many consumers this Fanout holds. */
   async deliver(delivery: Delivery): Promise<{ consumers: number }> {
     return this.#deliver(delivery);
@@ -421,7 +442,7 @@ export class Fanout extends DurableObject<Env> {
 
   /** Sends a run of records to every live consumer it continues; returns the socket count. */
   #deliverToAll(records: Uint8Array, firstSeq: number, lastSeq: number, timeOf: TimeOf): number {
-    const sockets = this.ctx.getWebSockets();
+    const sockets = this.#consumerSockets();
     for (const ws of sockets) {
       // one consumer's broken socket must not cost the others this batch
       try {
@@ -435,7 +456,7 @@ export class Fanout extends DurableObject<Env> {
 
   async stats(): Promise<FanoutStats> {
     let live = 0;
-    const sockets = this.ctx.getWebSockets();
+    const sockets = this.#consumerSockets();
     for (const ws of sockets) {
       if ((ws.deserializeAttachment() as Attachment | null)?.live) live++;
     }
@@ -456,7 +477,7 @@ export class Fanout extends DurableObject<Env> {
   async describe(): Promise<FanoutView> {
     const name = this.#name ?? (await this.ctx.storage.get<string>("name")) ?? null;
     const cursors: FanoutView["cursors"] = [];
-    for (const ws of this.ctx.getWebSockets()) {
+    for (const ws of this.#consumerSockets()) {
       if (cursors.length >= DESCRIBED_CONSUMERS_MAX) break;
       const att = ws.deserializeAttachment() as Attachment | null;
       if (att) cursors.push({ cursor: att.cursor, live: att.live });
@@ -620,6 +641,11 @@ export class Fanout extends DurableObject<Env> {
    * an error message and changes nothing; other message types are ignored, as by Jetstream.
    */
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (isRelaySocket(this.ctx, ws)) {
+      const delivery = relayedDelivery(message);
+      if (delivery) await this.#deliver(delivery);
+      return;
+    }
     const att = ws.deserializeAttachment() as Attachment | null;
     if (!att?.jetstream) return;
     const text = typeof message === "string" ? message : new TextDecoder().decode(message);
@@ -658,6 +684,14 @@ export class Fanout extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    if (isRelaySocket(this.ctx, ws)) {
+      try {
+        ws.close(1000, "bye");
+      } catch {
+        // already closed
+      }
+      return;
+    }
     this.#logDisconnect(ws, "consumer", { code });
     this.#budgets.delete(ws);
     await this.#forgetJetstream(ws);
@@ -669,6 +703,7 @@ export class Fanout extends DurableObject<Env> {
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    if (isRelaySocket(this.ctx, ws)) return;
     this.#logDisconnect(ws, "consumer", { error: "socket error" });
     this.#budgets.delete(ws);
     await this.#forgetJetstream(ws);
@@ -686,7 +721,7 @@ export class Fanout extends DurableObject<Env> {
    * later batch revealed, and is caught up by one log read for the whole Fanout.
    */
   override async alarm(): Promise<void> {
-    const sockets = this.ctx.getWebSockets();
+    const sockets = this.#consumerSockets();
     if (sockets.length === 0) return;
     const { headSeq } = await this.#register();
     if (this.#watchdogHead === undefined)
@@ -729,7 +764,7 @@ export class Fanout extends DurableObject<Env> {
             return;
           case "trimmed":
             // consumers that far behind get OutdatedCursor from their own backfill
-            for (const ws of this.ctx.getWebSockets()) {
+            for (const ws of this.#consumerSockets()) {
               const att = ws.deserializeAttachment() as Attachment | null;
               if (!att?.live || att.cursor >= read.trimmedThrough) continue;
               this.#position(ws, att.cursor, false);

@@ -790,7 +790,7 @@ export class HostIngester extends DurableObject<Env> {
 
   // ---- batching to the Sequencer ------------------------------------------------------------
 
-  /** Batches go over one append session: one billed request, not one per batch. */
+  /** Batches go over one append socket: a message each (1/20 of a request), not a request. */
   readonly #sequencer = new AppendClient(this.env);
 
   #scheduleFlush(): void {

@@ -22,6 +22,11 @@ export type ObjectUnits = {
   alarms: number;
   /** WebSocket messages received on hibernatable sockets (billed 20:1). */
   webSocketMessages: number;
+  /**
+   * Messages received on a WebSocket this object opened itself (an ingester's append answers):
+   * Cloudflare's pages do not say whether they are billed; priced 20:1 like incoming messages.
+   */
+  outboundSocketMessages: number;
   /** Constructor runs: how often an instance was (re)created. */
   starts: number;
 };
@@ -37,10 +42,9 @@ export type R2Units = {
 export type MeterSnapshot = {
   objects: Record<string, ObjectUnits>;
   /**
-   * Requests per "Class.method", to attribute them (openAppendSession per session, appendBatch
-   * per batch sent outside a session), and session calls per "Class.session.method"
-   * (`Sequencer.session.append` per batch, `Fanout.session.deliver` per delivery), which are
-   * not requests.
+   * Requests per "Class.method", to attribute them (`Sequencer.fetch` per append socket opened,
+   * `Sequencer.appendBatch` per batch sent as a plain call), and session calls per
+   * "Class.session.method" (`Fanout.session.deliver` per delivery), which are not requests.
    */
   calls: Record<string, number>;
   /** Per "Class: statement" (its first words) that wrote rows: executions and rows written. */
@@ -64,6 +68,7 @@ function unitsOf(className: string): ObjectUnits {
       sessionCalls: 0,
       alarms: 0,
       webSocketMessages: 0,
+      outboundSocketMessages: 0,
       starts: 0,
     };
     objects.set(className, units);
@@ -89,6 +94,11 @@ export function resetMeter(): void {
   calls.clear();
   statements.clear();
   r2 = { classA: 0, classB: 0, bytesPut: 0 };
+}
+
+/** Counts a message received on a WebSocket an object of `className` opened (append-client.ts). */
+export function meterSocketReply(className: string): void {
+  unitsOf(className).outboundSocketMessages++;
 }
 
 /** Handlers that are not requests of their own (socket close and error events). */

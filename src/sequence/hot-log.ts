@@ -3,6 +3,7 @@ import { pushAnchor, rowFirstUs, type TimeAnchor } from "../log/time-anchors";
 import { concatBytes } from "../protocol/bytes";
 import { MAX_FRAME_BYTES } from "../protocol/limits";
 import { rewriteFrameSeq } from "../protocol/seq-rewrite";
+import type { AppendResult, DroppedEvent, IngestEvent } from "./append-codec";
 import { readCursorSnapshot, writeCursorSnapshot } from "./host-cursors";
 
 // The Sequencer's SQLite tables and the functions over them. One row per group commit in
@@ -95,31 +96,7 @@ export function applySchema(sql: SqlStorage): void {
 /** A hot row's first time, for rows written before `first_us` too. */
 export const ROW_FIRST_US = "COALESCE(first_us, created_ms * 1000)";
 
-export type IngestEvent = {
-  /** Upstream host, or "" for an event the relay makes itself (e.g. an admin takedown). */
-  host: string;
-  upstreamSeq: number;
-  frame: Uint8Array;
-  /** The account the event is about (`repo` or `did` of the body): relay-wide checks use it. */
-  did: string;
-};
-
-/** An event the Sequencer refused to store (counted by the ingester under `reason`). */
-export type DroppedEvent = { host: string; upstreamSeq: number; reason: string };
-
-export type AppendResult = {
-  accepted: number;
-  duplicates: number;
-  firstSeq: number | null;
-  lastSeq: number | null;
-  /** For each host in the batch, the last upstream seq now durably sequenced. */
-  hostCursors: Record<string, number>;
-  /**
-   * Events not stored, each counted as a drop (e.g. `RepoTakendown`, `TooBigToStore`). Their
-   * upstream seqs still count as sequenced in `hostCursors`: they are never offered again.
-   */
-  dropped: DroppedEvent[];
-};
+export type { AppendResult, DroppedEvent, IngestEvent } from "./append-codec";
 
 export type AppendedRows = {
   firstSeq: number;

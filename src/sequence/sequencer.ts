@@ -1,12 +1,19 @@
-import { DurableObject, RpcTarget } from "cloudflare:workers";
+import { DurableObject } from "cloudflare:workers";
 import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { DeliveryQueues } from "../fanout/delivery-queues";
 import type { DeliverySession } from "../fanout/fanout";
 import { segmentKey } from "../log/segment";
-import { meterObject, meterSessionTarget } from "../metering/meter";
+import { meterObject } from "../metering/meter";
 import type { LogSummary } from "../status/summary";
 import { fanoutStub } from "../stubs";
+import type { AppendBatch } from "./append-codec";
+import {
+  acceptAppendSocket,
+  answerAppendMessage,
+  isAppendSocket,
+  RelayChoice,
+} from "./append-socket";
 import { GroupCommit } from "./group-commit";
 import { loadHostCursors, loadHostEpochs, resetHostCursor } from "./host-cursors";
 import {
@@ -29,7 +36,7 @@ import { readSegmentPage, type SegmentPage } from "./segment-index";
 import { loadTakedowns, writeTakedown } from "./takedowns";
 import { seqBeforeTime } from "./time-index";
 
-export type { AppendResult, IngestEvent, LogRead, SegmentPage };
+export type { AppendBatch, AppendResult, IngestEvent, LogRead, SegmentPage };
 
 export type LogState = {
   headSeq: number;
@@ -53,31 +60,6 @@ export type TakedownOutcome = {
   seq: number | null;
 };
 
-/** A batch as an ingester sends it (appendBatch, AppendSession.append). */
-export type AppendBatch = {
-  events: IngestEvent[];
-  hostEpochs?: Record<string, number>;
-};
-
-/**
- * An ingester's append session (Sequencer.openAppendSession): one billed request, then every
- * `append` on it is free. `append` is `appendBatch`: it resolves once the batch is durable (the
- * output gate holds every answer of the object until its writes are), with the same result.
- */
-export class AppendSession extends RpcTarget {
-  readonly #append: (batch: AppendBatch) => Promise<AppendResult>;
-
-  constructor(append: (batch: AppendBatch) => Promise<AppendResult>) {
-    super();
-    this.#append = append;
-    meterSessionTarget(this, "Sequencer", "session");
-  }
-
-  async append(batch: AppendBatch): Promise<AppendResult> {
-    return this.#append(batch);
-  }
-}
-
 /** Alarm period for sealing by age and retention when nothing else triggers them. */
 const MAINTENANCE_INTERVAL_MS = 30_000;
 
@@ -99,16 +81,20 @@ export class Sequencer extends DurableObject<Env> {
   #fanouts = new Set<string>();
   readonly #deliveries: DeliveryQueues<Rpc.Stub<DeliverySession>>;
   readonly #appends: GroupCommit<AppendRequest, AppendResult>;
+  readonly #relays: RelayChoice;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterObject(this, ctx, env, "Sequencer");
     this.#config = readConfig(env);
+    this.#relays = new RelayChoice(ctx);
     this.#deliveries = new DeliveryQueues(
       {
         open: (name) => fanoutStub(env, name).openDeliverySession(),
         onSession: (session, delivery) => session.deliver(delivery),
         direct: (name, delivery) => fanoutStub(env, name).deliver(delivery),
+        relay: (name, delivery) => this.#relays.send({ fanout: name, ...delivery }),
+        consumers: (name) => fanoutStub(env, name).consumerCount(),
       },
       this.#config.fanoutDeliveryIntervalMs,
       (name) => this.#unregisterFanout(name),
@@ -143,18 +129,42 @@ export class Sequencer extends DurableObject<Env> {
   }
 
   /**
-   * Opens an append session (append-client.ts): many appendBatch calls for one billed request.
-   * Calls on it break when this object restarts; the ingester then opens another.
+   * Opens an ingester's append socket (append-client.ts, append-socket.ts): accepted with the
+   * hibernation API, so it keeps nothing awake; each batch on it is one message.
    */
-  async openAppendSession(): Promise<AppendSession> {
-    return new AppendSession((batch) => this.#appendBatch(batch));
+  override async fetch(request: Request): Promise<Response> {
+    return acceptAppendSocket(this.ctx, request);
+  }
+
+  /** A batch on an append socket: appended as by appendBatch, answered on the socket. */
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (!isAppendSocket(this.ctx, ws)) return;
+    await answerAppendMessage(
+      ws,
+      message,
+      (batch, appender) => this.#appendBatch(batch, appender),
+      (fanout) => this.#relays.refused(fanout),
+    );
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#relays.closed(ws);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    this.#relays.closed(ws);
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
+    } catch {
+      // already closed
+    }
   }
 
   /** Joins the current group commit (group-commit.ts); resolves once the group is durable. */
-  #appendBatch(batch: AppendBatch): Promise<AppendResult> {
+  #appendBatch(batch: AppendBatch, appender?: string): Promise<AppendResult> {
     const request: AppendRequest = { events: batch.events };
     if (batch.hostEpochs) request.hostEpochs = batch.hostEpochs;
-    return this.#appends.submit(request);
+    return this.#appends.submit(request, appender);
   }
 
   /** Appends an event the relay makes itself (in the current group, like any batch). */

@@ -115,9 +115,9 @@ it("measures the billed units of a realistic mix", { timeout: 240_000 }, async (
   const units = meterSnapshot();
   for (const consumer of consumers) consumer.ws.close(1000);
 
-  // batches reach the Sequencer as plain calls or on an append session (src/rpc-session.ts)
+  // batches reach the Sequencer as messages on append sockets, or as plain calls (the fallback)
   expect(
-    (units.calls["Sequencer.appendBatch"] ?? 0) + (units.calls["Sequencer.session.append"] ?? 0),
+    (units.calls["Sequencer.appendBatch"] ?? 0) + (units.objects.Sequencer?.webSocketMessages ?? 0),
   ).toBeGreaterThan(0);
   console.log(
     `COST-UNITS ${JSON.stringify({

@@ -62,7 +62,7 @@ describe("cost counters", () => {
     consumer.ws.close();
   });
 
-  it("the event log writes one row per batch, deleted once sealed; a session of batches is one request", async () => {
+  it("batches over the append socket are messages: N batches, N messages, at most one request", async () => {
     await sequencerStub(env).getLogState();
     resetMeter();
     const batches = 20;
@@ -72,15 +72,19 @@ describe("cost counters", () => {
     client.close();
     await settled();
     const appended = meterSnapshot();
-    // the session's calls reach the RpcTarget, not the Sequencer's own methods: the one billed
-    // request is the session's opening (before sessions: one appendBatch request per batch)
-    expect(appended.objects.Sequencer!.requests).toBe(1);
-    expect(appended.calls["Sequencer.openAppendSession"]).toBe(1);
+    // each batch is one message on the hibernatable socket (billed 1/20 of a request); the one
+    // request is the socket's upgrade (before: an RPC session, which kept the Sequencer awake;
+    // before that, one appendBatch request per batch)
+    expect(appended.objects.Sequencer!.webSocketMessages).toBe(batches);
+    expect(appended.objects.Sequencer!.requests).toBeLessThanOrEqual(1);
+    expect(appended.calls["Sequencer.fetch"] ?? 0).toBeLessThanOrEqual(1);
     expect(appended.calls["Sequencer.appendBatch"]).toBeUndefined();
-    expect(appended.calls["Sequencer.session.append"]).toBe(batches);
-    expect(appended.objects.Sequencer!.sessionCalls).toBe(batches);
-    // one hot-log row per batch; an alarm firing meanwhile may add a few
-    expect(appended.objects.Sequencer!.rowsWritten).toBeGreaterThanOrEqual(batches);
+    expect(appended.objects.Sequencer!.sessionCalls).toBe(0);
+    // and one answer per batch received by the ingester's end (priced 1/20 too, docs/cost.md)
+    expect(appended.objects.HostIngester!.outboundSocketMessages).toBe(batches);
+    // one hot-log row per batch (a lone appender's batches are committed at once, none held
+    // for a group nobody joins); an alarm firing meanwhile may add a few
+    expect(hotLogRows(appended.statements)).toBe(batches);
     expect(appended.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(batches + 4);
   });
 
@@ -172,10 +176,11 @@ describe("cost counters", () => {
     expect(units.objects.HostIngester!.rowsWritten).toBe(1);
     expect(units.objects.RepoIndex!.rowsWritten).toBe(1);
     expect(units.objects.HostDirectory!.rowsWritten).toBeLessThanOrEqual(1);
-    // the batches reach the Sequencer as a few appends, not one per event, in one session
-    expect(units.calls["Sequencer.session.append"]).toBeLessThan(events / 2);
+    // the batches reach the Sequencer as a few messages on one append socket, not one per event
+    expect(units.objects.Sequencer!.webSocketMessages).toBeGreaterThan(0);
+    expect(units.objects.Sequencer!.webSocketMessages).toBeLessThan(events / 2);
     expect(units.calls["Sequencer.appendBatch"]).toBeUndefined();
-    expect(units.calls["Sequencer.openAppendSession"] ?? 0).toBeLessThanOrEqual(1);
+    expect(units.calls["Sequencer.fetch"] ?? 0).toBeLessThanOrEqual(1);
   });
 
   it("rows written per report do not grow with the number of accounts it changes", async () => {

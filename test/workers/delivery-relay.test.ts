@@ -1,0 +1,110 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { RELAY_CHECK_MS } from "../../src/fanout/delivery-queues";
+import { RELAY_SOCKET_TAG } from "../../src/fanout/delivery-relay";
+import { meterSnapshot, resetMeter } from "../../src/metering/meter";
+import { AppendClient } from "../../src/sequence/append-client";
+import { fanoutStub, sequencerStub } from "../../src/stubs";
+import { connectToFanout, ingestEvents } from "./support";
+
+// Fanout deliveries relayed by an ingester (src/fanout/delivery-relay.ts): the Sequencer sends
+// each delivery on an ingester's append socket, the ingester passes it on over a socket of its
+// own to the Fanout. Neither the Sequencer nor the Fanout holds a request open for it, and each
+// hop is a WebSocket message. A relay that breaks is a lost delivery the Fanout reads back.
+
+async function settled(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 20));
+}
+
+/** Seqs a consumer received, checked to be exactly `from..to`, each once, in order. */
+function expectExactly(received: { seq: number | null }[], from: number, to: number): void {
+  const seqs = received.map((r) => r.seq);
+  expect(seqs).toEqual(Array.from({ length: to - from + 1 }, (_, i) => from + i));
+}
+
+describe("delivery relay", () => {
+  it("relays deliveries under a session's rate: messages, no request per delivery; a broken relay loses and duplicates nothing", async () => {
+    const fanout = "relay-rate";
+    const host = "relay-rate.test";
+    const relay = new AppendClient(env);
+    // the ingester's socket is open before the consumer, so the Sequencer can relay at once
+    await relay.append({ events: ingestEvents(1, host, 200) });
+    const consumer = await connectToFanout(fanout);
+    // a second Fanout, fed the same way, whose consumer leaves (the end of this test)
+    const quiet = "relay-quiet";
+    const leaving = await connectToFanout(quiet);
+    // over a 10 s rate window at ~4 batches/s (under 10/s): the Fanout's queue leaves the
+    // session its first window opened (a first window counts as busy: rpc-session.ts)
+    const first = (await relay.append({ events: ingestEvents(1, host, 200) })).firstSeq!;
+    const deadline = Date.now() + 11_000;
+    while (Date.now() < deadline) {
+      await relay.append({ events: ingestEvents(1, host, 200) });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await settled();
+
+    resetMeter();
+    const relayedBefore = relay.relayed;
+    let last = 0;
+    for (let i = 0; i < 5; i++) {
+      last = (await relay.append({ events: ingestEvents(2, host, 200) })).lastSeq!;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await consumer.waitFor((r) => r.at(-1)?.seq === last);
+    await settled();
+    const units = meterSnapshot();
+    // 5 batches, each delivered to both Fanouts through the relay
+    expect(relay.relayed - relayedBefore).toBe(10);
+    expect(units.calls["Fanout.deliver"]).toBeUndefined();
+    expect(units.calls["Fanout.session.deliver"]).toBeUndefined();
+    expect(units.objects.Fanout!.requests).toBe(0);
+    expect(units.objects.Fanout!.webSocketMessages).toBe(10);
+    // the ingester received each batch's answer and each delivery it relayed
+    expect(units.objects.HostIngester!.outboundSocketMessages).toBe(15);
+    expectExactly(consumer.received, first, last);
+
+    // a relay socket is not a consumer
+    const relaySockets = await runInDurableObject(
+      fanoutStub(env, fanout),
+      (_i, state) => state.getWebSockets(RELAY_SOCKET_TAG).length,
+    );
+    expect(relaySockets).toBe(1);
+    expect((await fanoutStub(env, quiet).stats()).consumers).toBe(1);
+    expect((await fanoutStub(env, fanout).stats()).consumers).toBe(1);
+    expect(await fanoutStub(env, fanout).consumerCount()).toBe(1);
+    leaving.ws.close();
+    await leaving.closed;
+
+    // the relay socket to the Fanout breaks now and then: deliveries on it are lost, the Fanout
+    // reads them back at the next one, the consumer gets every seq once, in order
+    let closed = 0;
+    for (let round = 0; round < 10; round++) {
+      last = (await relay.append({ events: ingestEvents(3, host, 200) })).lastSeq!;
+      if (round % 3 === 1)
+        closed += await runInDurableObject(fanoutStub(env, fanout), (_i, state) => {
+          const sockets = state.getWebSockets(RELAY_SOCKET_TAG);
+          for (const ws of sockets) ws.close(1011, "broken by the test");
+          return sockets.length;
+        });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await consumer.waitFor((r) => r.at(-1)?.seq === last, 60_000);
+    await settled();
+    expect(closed).toBeGreaterThan(0);
+    expectExactly(consumer.received, first, last);
+
+    consumer.ws.close();
+
+    // relayed deliveries get no answer: RELAY_CHECK_MS after the last answer, the next one makes
+    // the Sequencer ask the Fanout's consumer count, and a Fanout without consumers is dropped
+    expect(await sequencerStub(env).listFanouts()).toContain(quiet);
+    const checkBy = Date.now() + RELAY_CHECK_MS + 10_000;
+    while ((await sequencerStub(env).listFanouts()).includes(quiet) && Date.now() < checkBy) {
+      await relay.append({ events: ingestEvents(1, host, 200) });
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    expect(await sequencerStub(env).listFanouts()).not.toContain(quiet);
+    expect(meterSnapshot().calls["Fanout.consumerCount"]).toBeGreaterThanOrEqual(1);
+    relay.close();
+  }, 120_000);
+});
