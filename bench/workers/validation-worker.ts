@@ -2,6 +2,10 @@ import { verifyCommitSignatureAsync } from "../../src/protocol/commit";
 import { type PublicKey, parseDidKey } from "../../src/protocol/did-key";
 import { checkCommitEvent } from "../../src/protocol/event-checks";
 import { decodeFrame } from "../../src/protocol/frame";
+import { installRelaySha256 } from "../../src/relay-sha256";
+
+// as the relay's entry (src/index.ts) does
+installRelaySha256();
 
 // The validation benchmark inside workerd (`wrangler dev`, started by bench/validation.ts): the
 // same decode + stateless checks + signature as the Node run, in the runtime the relay uses,
