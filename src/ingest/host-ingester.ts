@@ -15,6 +15,7 @@ import {
   isSequencedFrame,
 } from "../protocol/frame";
 import { readFrameSeq } from "../protocol/seq-rewrite";
+import { isValidDid } from "../protocol/syntax";
 import { AppendClient } from "../sequence/append-client";
 import type { IngestEvent } from "../sequence/hot-log";
 import { CounterHistory, type IngesterRates, ingesterRates } from "../status/rate-history";
@@ -34,6 +35,7 @@ import {
   saveHosts,
 } from "./host-record";
 import { isLoopbackHostname } from "./hostname";
+import { IdentityPrefetch } from "./identity-prefetch";
 import { ingesterObjectName, repoIndexShard } from "./partition";
 import { newRateWindow, type RateWindow, reviewPlacement } from "./placement";
 import { fullBucket, type TokenBucket, take, waitForTokens } from "./rate-limit";
@@ -92,6 +94,17 @@ export type CrawlOptions = {
   autoPinned?: boolean;
 };
 
+/** A kept frame, decoded once when taken (its account is needed early: identity-prefetch.ts). */
+type DecodedFrame = { frame: Frame; error?: undefined } | { frame: null; error: unknown };
+
+function decodeKept(bytes: Uint8Array): DecodedFrame {
+  try {
+    return { frame: decodeFrame(bytes) };
+  } catch (error) {
+    return { frame: null, error };
+  }
+}
+
 export class HostIngester extends DurableObject<Env> {
   readonly #config: Config;
   #hosts = new Map<string, HostRecord>();
@@ -123,6 +136,8 @@ export class HostIngester extends DurableObject<Env> {
   /** Per host, kept across reconnects so that a throttled host cannot reset its budget. */
   readonly #buckets = new Map<string, TokenBucket>();
   #identity!: IdentityCache;
+  /** Look-ups for the accounts of queued frames, ahead of their validation. */
+  #prefetch!: IdentityPrefetch;
   readonly #identityMoves: IdentityMoves;
   #repos!: RepoStateStore;
   #pending: PendingEvent[] = [];
@@ -155,6 +170,7 @@ export class HostIngester extends DurableObject<Env> {
         devMode: this.#config.devMode,
         staleGraceMs: this.#config.identityStaleGraceMs,
       });
+      this.#prefetch = new IdentityPrefetch(this.#identity);
       this.#repos = new RepoStateStore(ctx.storage);
       // cursors and counters written since the hosts' rows ride in the account-state deltas
       applyNewerHosts(this.#hosts, this.#repos.replayedHosts);
@@ -527,10 +543,16 @@ export class HostIngester extends DurableObject<Env> {
     const window = this.#rateWindows.get(hostname) ?? newRateWindow(now);
     window.frames++;
     this.#rateWindows.set(hostname, window);
+    const decoded = decodeKept(bytes);
+    // a frame that waits behind others: its account's document is looked up meanwhile
+    if (session.queued > 0 && decoded.frame && isSequencedFrame(decoded.frame)) {
+      const did = frameDid(decoded.frame);
+      if (isValidDid(did)) this.#prefetch.want(did, hostname);
+    }
     session.queued++;
     session.queuedBytes += bytes.byteLength;
     session.chain = session.chain
-      .then(() => this.#handleFrame(hostname, session, bytes))
+      .then(() => this.#handleFrame(hostname, session, bytes, decoded))
       .catch((err: unknown) => {
         // never skip a frame because something failed on our side: stop and read it again
         this.#log("frame handling failed", { hostname, error: String(err) });
@@ -605,14 +627,18 @@ export class HostIngester extends DurableObject<Env> {
     }
   }
 
-  async #handleFrame(hostname: string, session: Session, bytes: Uint8Array): Promise<void> {
+  async #handleFrame(
+    hostname: string,
+    session: Session,
+    bytes: Uint8Array,
+    decoded: DecodedFrame,
+  ): Promise<void> {
     if (session.closing || this.#sessions.get(hostname) !== session) return;
     const host = this.#hosts.get(hostname);
     if (!host || host.status === "banned") return;
-    let frame: Frame;
-    try {
-      frame = decodeFrame(bytes);
-    } catch (err) {
+    const frame = decoded.frame;
+    if (!frame) {
+      const err = decoded.error;
       const name = err instanceof ProtocolError ? err.name : "InvalidFrame";
       this.#countDrop(hostname, `InvalidEvent:${name}`, {
         detail: `${bytes.byteLength} bytes: ${String(err).slice(0, 200)}`,
