@@ -50,11 +50,17 @@ export function parseCidString(text: string): CID {
 // multiformats' `toString` gives the same string but builds it with a generic encoder and keeps it
 // in a per-object cache (a WeakMap insert): a commit's checks key every block and MST node by it,
 // for CIDs each seen once, and that cost ~10 % of them (docs/benchmarks.md).
-const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+const BASE32_CODES = Uint16Array.from("abcdefghijklmnopqrstuvwxyz234567", (c) => c.charCodeAt(0));
+const MULTIBASE_BASE32 = 0x62; // "b"
+/** The characters of one string being built (reused: appending one at a time builds a rope). */
+let chars = new Uint16Array(64);
 
 /** The string form of the CIDv1 whose binary form is `bytes` (not checked: see `cidKey`). */
 export function cidV1String(bytes: Uint8Array): string {
-  let out = "b";
+  const length = 2 + Math.ceil((bytes.length * 8) / 5);
+  if (chars.length < length) chars = new Uint16Array(length);
+  let n = 0;
+  chars[n++] = MULTIBASE_BASE32;
   let buffer = 0;
   let bits = 0;
   for (let i = 0; i < bytes.length; i++) {
@@ -62,11 +68,11 @@ export function cidV1String(bytes: Uint8Array): string {
     bits += 8;
     while (bits >= 5) {
       bits -= 5;
-      out += BASE32[(buffer >>> bits) & 31];
+      chars[n++] = BASE32_CODES[(buffer >>> bits) & 31] as number;
     }
   }
-  if (bits > 0) out += BASE32[(buffer << (5 - bits)) & 31];
-  return out;
+  if (bits > 0) chars[n++] = BASE32_CODES[(buffer << (5 - bits)) & 31] as number;
+  return String.fromCharCode.apply(null, chars.subarray(0, n) as unknown as number[]);
 }
 
 /** `cid.toString()`, computed faster for the CIDv1 atproto uses (the key of a block map). */
