@@ -5,9 +5,9 @@ import { installedSha256, type Sha256, setSha256, sha256Js } from "./protocol/sh
 // (`node:crypto`, BoringSSL in workerd with the nodejs_compat flag) for large inputs, the
 // JavaScript one of src/protocol/sha256.ts for small ones. A native call costs a fixed ~3-5 µs in
 // workerd (a JavaScript hasher object around a C++ one) against ~1.4 µs for a 200-byte block in
-// JavaScript; native is ahead from ~600-1,000 bytes on (docs/benchmarks.md, "SHA-256"). Most CAR
-// blocks, every MST key and every signed commit are below that, so most calls stay in JavaScript;
-// large records (long posts, embeds, big MST nodes) take the native path.
+// JavaScript; native is ahead from ~600-1,000 bytes on (docs/benchmarks.md, "Validation: SHA-256
+// and CIDs"). Most CAR blocks, every MST key and every signed commit are below that, so most
+// calls stay in JavaScript; large records (long posts, embeds, big MST nodes) go native.
 // Not in src/protocol: the client shares that code and must not import `node:crypto`.
 
 /** Inputs from this size on are hashed natively. */

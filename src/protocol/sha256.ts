@@ -3,14 +3,14 @@
 // checks after the signature, and the inputs are small (blocks of ~100-400 bytes, keys of ~30):
 // per call, overhead matters more than speed per byte.
 //
-// Measured (docs/benchmarks.md, "SHA-256"): the one-shot JavaScript below, which allocates only
-// its 32-byte result, takes ~1.4 µs for a 200-byte block in Node and workerd, against ~3 µs for
-// @noble/hashes (a hasher object and DataViews per call); the runtimes' native hashes cost a
-// fixed ~1.5 µs (Node's `crypto.hash`) to ~3-5 µs (workerd's `node:crypto` `createHash`, a
-// JavaScript wrapper around BoringSSL) per call and win only from ~700 bytes on. So JavaScript is
-// the default everywhere, including the client (src/client shares this code and may not import
-// Node or Workers APIs); a runtime with a native hash installs it with `setSha256` (the relay:
-// src/runtime-sha256.ts, native for large inputs only).
+// Measured (docs/benchmarks.md, "Validation: SHA-256 and CIDs"): the one-shot JavaScript below,
+// which allocates only its 32-byte result, takes ~1.4 µs for a 200-byte block in Node and
+// workerd, against ~3 µs for @noble/hashes (a hasher object and DataViews per call); the
+// runtimes' native hashes cost a fixed ~1.5 µs (Node's `crypto.hash`) to ~3-5 µs (workerd's
+// `node:crypto` `createHash`, a JavaScript wrapper around BoringSSL) per call and win only from
+// ~700 bytes on. So JavaScript is the default everywhere, including the client (src/client shares
+// this code and may not import Node or Workers APIs); a runtime with a native hash installs it
+// with `setSha256` (the relay: src/relay-sha256.ts, native for large inputs only).
 
 /** A one-shot SHA-256: the 32-byte digest of `bytes`. */
 export type Sha256 = (bytes: Uint8Array) => Uint8Array;
