@@ -47,7 +47,7 @@ export class IdentityPrefetch {
     return { running: this.#running.size, waiting: this.#waiting.size };
   }
 
-  /** Asks for `did`'s document soon, unless it is cached, already asked for, or the queue is full. */
+  /** Asks for `did`'s document soon, unless cached, already asked for, or the queue is full. */
   want(did: string, host: string): void {
     if (this.#running.has(did) || this.#waiting.has(did)) return;
     if (this.#lookups.peek(did) !== null) return;
