@@ -11,6 +11,8 @@ import { cpuSince, total, type WorkerdCpu, workerdCpu } from "./workerd-cpu";
 const TOTAL_EVENTS = Number(process.env.BACKLOG_EVENTS ?? 3_000);
 const TOTAL_ACCOUNTS = Number(process.env.BACKLOG_ACCOUNTS ?? 240);
 const HOST_COUNTS = (process.env.BACKLOG_HOSTS ?? "1,8,32").split(",").map(Number);
+/** BACKLOG_PLC_DELAY_MS: how long the scripted PLC takes to answer (a directory on the network). */
+const PLC_DELAY_MS = Number(process.env.BACKLOG_PLC_DELAY_MS ?? 0);
 
 const SAMPLE_MS = 250;
 /** BACKLOG_PROFILE=<file>: V8's CPU profile of the relay's isolate over the drain, for DevTools. */
@@ -167,7 +169,7 @@ export default async function main(): Promise<void> {
   for (const hostCount of HOST_COUNTS) {
     const perHost = Math.ceil(TOTAL_EVENTS / hostCount);
     const probe = cpuProbe(() => hostCount * perHost);
-    const outcome = await runBacklog(hostCount, TOTAL_EVENTS, TOTAL_ACCOUNTS, probe);
+    const outcome = await runBacklog(hostCount, TOTAL_EVENTS, TOTAL_ACCOUNTS, probe, PLC_DELAY_MS);
     console.log(
       `backlog: ${hostCount} hosts × ${perHost} events: ${Math.round(outcome.rate)} events/s, ${outcome.reconnects} reconnects, lost ${outcome.lost}, duplicated ${outcome.duplicated}${outcome.complete ? "" : " (INCOMPLETE)"}`,
     );

@@ -35,8 +35,9 @@ export async function runBacklog(
   totalEvents: number,
   totalAccounts: number,
   probe?: DrainProbe,
+  plcDelayMs = 0,
 ): Promise<BacklogOutcome> {
-  const plc = new ScriptedPlc();
+  const plc = new ScriptedPlc(plcDelayMs);
   await plc.start();
   const hosts: ScriptedPds[] = [];
   const perHost = Math.ceil(totalEvents / hostCount);
