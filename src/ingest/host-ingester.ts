@@ -94,17 +94,6 @@ export type CrawlOptions = {
   autoPinned?: boolean;
 };
 
-/** A kept frame, decoded once when taken (its account is needed early: identity-prefetch.ts). */
-type DecodedFrame = { frame: Frame; error?: undefined } | { frame: null; error: unknown };
-
-function decodeKept(bytes: Uint8Array): DecodedFrame {
-  try {
-    return { frame: decodeFrame(bytes) };
-  } catch (error) {
-    return { frame: null, error };
-  }
-}
-
 export class HostIngester extends DurableObject<Env> {
   readonly #config: Config;
   #hosts = new Map<string, HostRecord>();
@@ -543,16 +532,12 @@ export class HostIngester extends DurableObject<Env> {
     const window = this.#rateWindows.get(hostname) ?? newRateWindow(now);
     window.frames++;
     this.#rateWindows.set(hostname, window);
-    const decoded = decodeKept(bytes);
     // a frame that waits behind others: its account's document is looked up meanwhile
-    if (session.queued > 0 && decoded.frame && isSequencedFrame(decoded.frame)) {
-      const did = frameDid(decoded.frame);
-      if (isValidDid(did)) this.#prefetch.want(did, hostname);
-    }
+    if (session.queued > 0) this.#prefetchIdentity(hostname, bytes);
     session.queued++;
     session.queuedBytes += bytes.byteLength;
     session.chain = session.chain
-      .then(() => this.#handleFrame(hostname, session, bytes, decoded))
+      .then(() => this.#handleFrame(hostname, session, bytes))
       .catch((err: unknown) => {
         // never skip a frame because something failed on our side: stop and read it again
         this.#log("frame handling failed", { hostname, error: String(err) });
@@ -627,18 +612,31 @@ export class HostIngester extends DurableObject<Env> {
     }
   }
 
-  async #handleFrame(
-    hostname: string,
-    session: Session,
-    bytes: Uint8Array,
-    decoded: DecodedFrame,
-  ): Promise<void> {
+  /**
+   * Starts the look-up of a queued frame's account (identity-prefetch.ts). The frame is decoded
+   * for its DID and decoded again when its turn comes: a decoded frame is ~4 KB of objects, more
+   * than twice a typical frame's bytes, and up to 500 frames per host wait in the queue.
+   */
+  #prefetchIdentity(hostname: string, bytes: Uint8Array): void {
+    let frame: Frame;
+    try {
+      frame = decodeFrame(bytes);
+    } catch {
+      return; // dropped when its turn comes
+    }
+    if (!isSequencedFrame(frame)) return;
+    const did = frameDid(frame);
+    if (isValidDid(did)) this.#prefetch.want(did, hostname);
+  }
+
+  async #handleFrame(hostname: string, session: Session, bytes: Uint8Array): Promise<void> {
     if (session.closing || this.#sessions.get(hostname) !== session) return;
     const host = this.#hosts.get(hostname);
     if (!host || host.status === "banned") return;
-    const frame = decoded.frame;
-    if (!frame) {
-      const err = decoded.error;
+    let frame: Frame;
+    try {
+      frame = decodeFrame(bytes);
+    } catch (err) {
       const name = err instanceof ProtocolError ? err.name : "InvalidFrame";
       this.#countDrop(hostname, `InvalidEvent:${name}`, {
         detail: `${bytes.byteLength} bytes: ${String(err).slice(0, 200)}`,
