@@ -1,5 +1,9 @@
-import { runBacklog } from "../test/support/backlog-scenario";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import WebSocket from "ws";
+import { type DrainProbe, runBacklog } from "../test/support/backlog-scenario";
+import type { RelayProcess } from "../test/support/relay-process";
 import { reportRatio } from "./report";
+import { cpuSince, total, type WorkerdCpu, workerdCpu } from "./workerd-cpu";
 
 // Catch-up after a restart (test/support/backlog-scenario.ts): the total backlog is the same for
 // every host count, so the drain rates compare directly. `npm run bench -- backlog`.
@@ -7,15 +11,169 @@ import { reportRatio } from "./report";
 const TOTAL_EVENTS = Number(process.env.BACKLOG_EVENTS ?? 3_000);
 const TOTAL_ACCOUNTS = Number(process.env.BACKLOG_ACCOUNTS ?? 240);
 const HOST_COUNTS = (process.env.BACKLOG_HOSTS ?? "1,8,32").split(",").map(Number);
+/** BACKLOG_PLC_DELAY_MS: how long the scripted PLC takes to answer (a directory on the network). */
+const PLC_DELAY_MS = Number(process.env.BACKLOG_PLC_DELAY_MS ?? 0);
+
+const SAMPLE_MS = 250;
+/** BACKLOG_PROFILE=<file>: V8's CPU profile of the relay's isolate over the drain, for DevTools. */
+const PROFILE_FILE = process.env.BACKLOG_PROFILE;
+
+type Inspector = { call<T>(method: string, params?: object): Promise<T>; close(): void };
+
+/** wrangler dev's inspector (the relay's isolate), as fanout-profile.ts reaches it. */
+async function openInspector(relay: RelayProcess): Promise<Inspector> {
+  const cmdline = readFileSync(`/proc/${relay.pid}/cmdline`, "utf8").split("\0");
+  const inspectorPort = cmdline[cmdline.indexOf("--inspector-port") + 1];
+  const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as {
+    webSocketDebuggerUrl: string;
+  }[];
+  const ws = new WebSocket(targets[0]?.webSocketDebuggerUrl as string);
+  await new Promise((resolve) => ws.once("open", resolve));
+  let id = 0;
+  const pending = new Map<number, (result: unknown) => void>();
+  ws.on("message", (data) => {
+    const message = JSON.parse(String(data)) as { id?: number; result?: unknown };
+    if (message.id !== undefined) pending.get(message.id)?.(message.result);
+  });
+  return {
+    call: <T>(method: string, params = {}) =>
+      new Promise<T>((resolve) => {
+        pending.set(++id, resolve as (result: unknown) => void);
+        ws.send(JSON.stringify({ id, method, params }));
+      }),
+    close: () => ws.close(),
+  };
+}
+
+type ThreadTimes = Map<string, { run: number; wait: number }>;
+
+/**
+ * Per thread of the relay's runtime, seconds on a core and seconds runnable but waiting for one
+ * (/proc/<pid>/task/<tid>/schedstat). On this shared machine a low CPU share can mean the thread
+ * had nothing to do (the pipeline stalls) or that it was not given a core; the wait tells them
+ * apart. The busiest thread is the one running JavaScript (all objects share it under
+ * `wrangler dev`).
+ */
+function runtimeThreads(relay: RelayProcess): ThreadTimes {
+  const out: ThreadTimes = new Map();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const group = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (group !== relay.pid || !command.startsWith("workerd")) continue;
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (cmdline.includes(`entry=127.0.0.1:${relay.port}\0`)) continue; // wrangler's proxy
+      for (const task of readdirSync(`/proc/${entry}/task`)) {
+        const [run, wait] = readFileSync(`/proc/${entry}/task/${task}/schedstat`, "utf8")
+          .split(" ")
+          .map(Number);
+        out.set(`${entry}/${task}`, { run: (run ?? 0) / 1e9, wait: (wait ?? 0) / 1e9 });
+      }
+    } catch {
+      // the process ended while we read it
+    }
+  }
+  return out;
+}
+
+/** The thread that ran most between two readings: its run and wait seconds. */
+function busiestThread(before: ThreadTimes, after: ThreadTimes): { run: number; wait: number } {
+  let best = { run: 0, wait: 0 };
+  for (const [tid, t] of after) {
+    const b = before.get(tid) ?? { run: 0, wait: 0 };
+    const d = { run: t.run - b.run, wait: t.wait - b.wait };
+    if (d.run > best.run) best = d;
+  }
+  return best;
+}
+
+/**
+ * Where the drain's time goes: CPU of the relay's runtime (one workerd thread runs every object),
+ * of wrangler's dev proxy, and of this process (the scripted hosts and PLC), over the drain, and
+ * the runtime's busiest and idlest quarter-seconds (is its thread saturated?).
+ */
+function cpuProbe(events: () => number): DrainProbe & { report(): string } {
+  let relayAt: RelayProcess | null = null;
+  let first: WorkerdCpu | null = null;
+  let last: WorkerdCpu | null = null;
+  let nodeFirst: NodeJS.CpuUsage | null = null;
+  let nodeCpu: NodeJS.CpuUsage | null = null;
+  let startedMs = 0;
+  let threadsFirst: ThreadTimes = new Map();
+  let busiest = { run: 0, wait: 0 };
+  let wallMs = 0;
+  const shares: number[] = [];
+  let timer: ReturnType<typeof setInterval> | null = null;
+  let inspector: Inspector | null = null;
+  const read = (relay: RelayProcess) => workerdCpu(relay.pid, relay.port);
+  return {
+    async start(relay) {
+      if (PROFILE_FILE) {
+        inspector = await openInspector(relay);
+        await inspector.call("Profiler.enable");
+        await inspector.call("Profiler.setSamplingInterval", { interval: 200 });
+        await inspector.call("Profiler.start");
+      }
+      relayAt = relay;
+      first = read(relay);
+      threadsFirst = runtimeThreads(relay);
+      nodeFirst = process.cpuUsage();
+      startedMs = performance.now();
+      let previous = first;
+      timer = setInterval(() => {
+        if (!relayAt) return;
+        const now = read(relayAt);
+        shares.push(total(cpuSince(previous, now).runtime) / (SAMPLE_MS / 1000));
+        previous = now;
+      }, SAMPLE_MS);
+    },
+    async end(relay) {
+      if (timer) clearInterval(timer);
+      last = read(relay);
+      busiest = busiestThread(threadsFirst, runtimeThreads(relay));
+      nodeCpu = process.cpuUsage(nodeFirst ?? undefined);
+      wallMs = performance.now() - startedMs;
+      relayAt = null;
+      if (inspector && PROFILE_FILE) {
+        const { profile } = await inspector.call<{ profile: unknown }>("Profiler.stop");
+        writeFileSync(PROFILE_FILE, JSON.stringify(profile));
+        inspector.close();
+      }
+    },
+    report() {
+      if (!first || !last || !nodeCpu) return "no CPU figures";
+      const cpu = cpuSince(first, last);
+      const seconds = wallMs / 1000;
+      const pct = (s: number) => `${Math.round((100 * s) / seconds)} %`;
+      const n = events();
+      const perEvent = (s: number) => `${Math.round((s * 1e6) / n)} µs/event`;
+      const node = (nodeCpu.user + nodeCpu.system) / 1e6;
+      const sorted = [...shares].sort((a, b) => a - b);
+      const q = (f: number) => Math.round(100 * (sorted[Math.floor(f * (sorted.length - 1))] ?? 0));
+      return [
+        `drain ${seconds.toFixed(2)} s`,
+        `workerd runtime ${total(cpu.runtime).toFixed(2)} s CPU (${pct(total(cpu.runtime))} of one core, ${perEvent(total(cpu.runtime))}; system ${cpu.runtime.system.toFixed(2)} s)`,
+        `its busiest thread ran ${busiest.run.toFixed(2)} s (${pct(busiest.run)}) and waited for a core ${busiest.wait.toFixed(2)} s (${pct(busiest.wait)})`,
+        `per ${SAMPLE_MS} ms: median ${q(0.5)} %, min ${q(0)} %, max ${q(1)} %`,
+        `wrangler proxy ${total(cpu.proxy).toFixed(2)} s`,
+        `hosts + PLC (this process) ${node.toFixed(2)} s (${pct(node)})`,
+      ].join("; ");
+    },
+  };
+}
 
 export default async function main(): Promise<void> {
   let oneHostRate: number | null = null;
   for (const hostCount of HOST_COUNTS) {
-    const outcome = await runBacklog(hostCount, TOTAL_EVENTS, TOTAL_ACCOUNTS);
     const perHost = Math.ceil(TOTAL_EVENTS / hostCount);
+    const probe = cpuProbe(() => hostCount * perHost);
+    const outcome = await runBacklog(hostCount, TOTAL_EVENTS, TOTAL_ACCOUNTS, probe, PLC_DELAY_MS);
     console.log(
       `backlog: ${hostCount} hosts × ${perHost} events: ${Math.round(outcome.rate)} events/s, ${outcome.reconnects} reconnects, lost ${outcome.lost}, duplicated ${outcome.duplicated}${outcome.complete ? "" : " (INCOMPLETE)"}`,
     );
+    console.log(`backlog: ${hostCount} hosts, CPU: ${probe.report()}`);
     if (hostCount === 1) oneHostRate = outcome.rate;
     else if (oneHostRate !== null)
       reportRatio(

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { IdResolver, MemoryCache } from "@atproto/identity";
@@ -18,6 +17,8 @@ import { formatDidKey, type PublicKey, parseDidKey } from "../src/protocol/did-k
 import { type CheckedCommit, checkCommitEvent } from "../src/protocol/event-checks";
 import { type CommitBody, canonicalEventFrame, decodeFrame } from "../src/protocol/frame";
 import { checkCommitOps } from "../src/protocol/mst";
+import { setSha256, sha256Js } from "../src/protocol/sha256";
+import { installRelaySha256, nativeSha256, relaySha256 } from "../src/relay-sha256";
 import { loadCapturedFrames, loadDidDocuments } from "../test/fixtures/captured";
 import { startRelay } from "../test/support/relay-process";
 import { ScriptedPlc } from "../test/support/scripted-pds";
@@ -179,19 +180,26 @@ async function breakdown(frames: Uint8Array[], keys: Keys): Promise<void> {
     "checkCommitEvent (all stateless checks, includes the two above)",
     await stage(() => checkCommitEvent(bodies[i++ % bodies.length] as CommitBody, Date.now())),
   );
-  // SHA-256 of CAR blocks (~190 bytes each here): noble (what cid.ts uses), the runtime's native
-  // createHash (its per-call overhead eats the gain on small inputs) and crypto.subtle.digest
-  // (asynchronous: a promise per block, and readCar would have to become asynchronous).
+  // SHA-256 of CAR blocks (~190 bytes each here): ours in JavaScript (src/protocol/sha256.ts, the
+  // default), the relay's (node:crypto from 768 bytes on), @noble/hashes (what we used before),
+  // the runtime's native createHash on every block (its per-call overhead eats the gain on small
+  // inputs) and crypto.subtle.digest (asynchronous: a promise per block)
   const perCommit = (blocks.length / bodies.length).toFixed(1);
   const nextBlock = () => blocks[i++ % blocks.length] as Uint8Array;
   reportStage(
-    `block sha256, @noble/hashes (${blocks.length} blocks, ${perCommit} per commit)`,
-    await stage(() => sha256(nextBlock())),
+    `block sha256, ours in JavaScript (${blocks.length} blocks, ${perCommit} per commit)`,
+    await stage(() => sha256Js(nextBlock())),
     "blocks/s",
   );
   reportStage(
+    "block sha256, the relay's (node:crypto from 768 bytes on)",
+    await stage(() => relaySha256(nextBlock())),
+    "blocks/s",
+  );
+  reportStage("block sha256, @noble/hashes", await stage(() => sha256(nextBlock())), "blocks/s");
+  reportStage(
     "block sha256, node:crypto createHash",
-    await stage(() => createHash("sha256").update(nextBlock()).digest()),
+    await stage(() => nativeSha256(nextBlock())),
     "blocks/s",
   );
   reportStage(
@@ -199,6 +207,13 @@ async function breakdown(frames: Uint8Array[], keys: Keys): Promise<void> {
     await stage(() => crypto.subtle.digest("SHA-256", nextBlock())),
     "blocks/s",
   );
+  // the stateless checks with @noble/hashes in place of ours (the "before" of the hash change)
+  setSha256(sha256);
+  reportStage(
+    "checkCommitEvent with @noble/hashes",
+    await stage(() => checkCommitEvent(bodies[i++ % bodies.length] as CommitBody, Date.now())),
+  );
+  installRelaySha256();
   const signatures = async (of: CheckedCommit[], label: string) => {
     let j = 0;
     const next = () => of[j++ % of.length] as CheckedCommit;
@@ -335,6 +350,8 @@ async function inWorkerd(): Promise<void> {
 }
 
 export default async function main(): Promise<void> {
+  // as the relay runs (src/index.ts): JavaScript SHA-256 for small inputs, node:crypto for large
+  installRelaySha256();
   await capturedFrames();
   await generatedFrames();
   await inWorkerd();

@@ -1,9 +1,13 @@
 import type { Env } from "./env";
 import { meterEnvBucket } from "./metering/meter";
+import { installRelaySha256 } from "./relay-sha256";
 import { route } from "./xrpc/router";
 
 // The Worker: every request goes through the router (src/xrpc/router.ts); the Durable Object
 // classes are exported here so wrangler can bind them.
+
+// native SHA-256 for large inputs, for every object in this isolate (relay-sha256.ts)
+installRelaySha256();
 
 export { Fanout } from "./fanout/fanout";
 export { HostDirectory } from "./ingest/host-directory";

@@ -4,6 +4,7 @@ import {
   type IdentityCache,
 } from "../identity/identity-cache";
 import { IdentityUnavailable } from "../identity/resolver";
+import { cidKey } from "../protocol/cid";
 import { verifyCommitSignatureAsync } from "../protocol/commit";
 import { type DidDocumentInfo, endpointHost } from "../protocol/did-doc";
 import { ProtocolError } from "../protocol/errors";
@@ -200,8 +201,8 @@ function newRepoState(
     did: checked.did,
     host: hostname,
     rev: checked.rev,
-    head: checked.commitCid.toString(),
-    data: checked.commit.data.toString(),
+    head: cidKey(checked.commitCid),
+    data: cidKey(checked.commit.data),
     active: repo?.active ?? true,
     status: repo?.status ?? null,
     relayTakedown: repo?.relayTakedown ?? false,
@@ -257,7 +258,7 @@ export async function validateEvent(
       // is nothing to continue from, so a new account's first commit (since null) is no mismatch
       if (ctx.repo && ctx.repo.rev !== "" && body.since !== ctx.repo.rev)
         flag = `since ${body.since} but last rev seen was ${ctx.repo.rev}`;
-      else if (ctx.repo?.data && body.prevData && body.prevData.toString() !== ctx.repo.data) {
+      else if (ctx.repo?.data && body.prevData && cidKey(body.prevData) !== ctx.repo.data) {
         flag = `prevData ${body.prevData} but last data seen was ${ctx.repo.data}`;
       }
       if (flag) next.flag = flag;

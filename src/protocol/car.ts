@@ -1,9 +1,17 @@
-import { sha256 } from "@noble/hashes/sha2.js";
 import { concatBytes } from "./bytes";
 import { decodeDagCbor, encodeDagCbor } from "./cbor";
-import { assertValidCid, CID, DAG_CBOR_CODEC, RAW_CODEC, SHA2_256_CODE, verifyBlock } from "./cid";
+import {
+  assertValidCid,
+  CID,
+  cidV1String,
+  DAG_CBOR_CODEC,
+  RAW_CODEC,
+  SHA2_256_CODE,
+  verifyBlock,
+} from "./cid";
 import { ProtocolError } from "./errors";
 import { MAX_CAR_BLOCKS, MAX_COMMIT_BLOCKS_BYTES } from "./limits";
+import { sha256 } from "./sha256";
 
 // CAR v1 as carried in `blocks`: varint-prefixed DAG-CBOR header `{version: 1, roots}`, then
 // varint-prefixed sections of CID bytes + block bytes. Hostile input is bounded: every length
@@ -111,7 +119,8 @@ function atprotoSection(section: Uint8Array): string | null {
       throw new ProtocolError("CidMismatch", `block bytes do not hash to ${cid.toString()}`);
     }
   }
-  return CID.decode(section.subarray(0, SECTION_CID_BYTES)).toString();
+  // the four bytes checked above make these 36 bytes a valid CIDv1: its string is read directly
+  return cidV1String(section.subarray(0, SECTION_CID_BYTES));
 }
 
 /** Reads a CAR v1 slice and verifies that every block hashes to its CID. */

@@ -1,4 +1,4 @@
-import { CID } from "./cid";
+import { type CID, decodeCid } from "./cid";
 
 // Fast paths for the few fixed layouts the relay decodes per event (MST nodes, commits): a reader
 // that follows one canonical DAG-CBOR layout byte by byte (minimal heads only) and gives up, by
@@ -64,7 +64,7 @@ export class Reader {
     const content = this.bytesOf(length);
     if (content[0] !== 0x00) throw NOT_FAST;
     try {
-      return CID.decode(content.subarray(1));
+      return decodeCid(content.subarray(1));
     } catch {
       throw NOT_FAST;
     }

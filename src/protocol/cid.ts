@@ -1,11 +1,11 @@
-import { sha256 } from "@noble/hashes/sha2.js";
 import { CID } from "multiformats/cid";
 import * as Digest from "multiformats/hashes/digest";
 import { ProtocolError } from "./errors";
+import { sha256 } from "./sha256";
 
 // atproto CIDs are CIDv1 with a sha2-256 multihash over dag-cbor (records, commits, MST nodes)
-// or raw (blobs). Hashing is done with @noble/hashes, synchronously, so the same code runs in
-// Node, in workerd and in benchmarks.
+// or raw (blobs). Hashing is synchronous (sha256.ts), so the same code runs in Node, in workerd,
+// in browsers and in benchmarks.
 
 export const DAG_CBOR_CODEC = 0x71;
 export const RAW_CODEC = 0x55;
@@ -46,13 +46,94 @@ export function parseCidString(text: string): CID {
   return assertAtprotoCid(cid);
 }
 
+// A CIDv1's string form is "b" and the base32 (RFC 4648, lowercase, unpadded) of its bytes.
+// multiformats' `toString` gives the same string but builds it with a generic encoder and keeps it
+// in a per-object cache (a WeakMap insert): a commit's checks key every block and MST node by it,
+// for CIDs each seen once, and that cost ~10 % of them (docs/benchmarks.md).
+const BASE32_CODES = Uint16Array.from("abcdefghijklmnopqrstuvwxyz234567", (c) => c.charCodeAt(0));
+const MULTIBASE_BASE32 = 0x62; // "b"
+/** The characters of one string being built (reused: appending one at a time builds a rope). */
+let chars = new Uint16Array(64);
+
+/** The string form of the CIDv1 whose binary form is `bytes` (not checked: see `cidKey`). */
+export function cidV1String(bytes: Uint8Array): string {
+  const length = 2 + Math.ceil((bytes.length * 8) / 5);
+  if (chars.length < length) chars = new Uint16Array(length);
+  let n = 0;
+  chars[n++] = MULTIBASE_BASE32;
+  let buffer = 0;
+  let bits = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    buffer = ((buffer << 8) | (bytes[i] as number)) & 0xfff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      chars[n++] = BASE32_CODES[(buffer >>> bits) & 31] as number;
+    }
+  }
+  if (bits > 0) chars[n++] = BASE32_CODES[(buffer << (5 - bits)) & 31] as number;
+  return String.fromCharCode.apply(null, chars.subarray(0, n) as unknown as number[]);
+}
+
+/** `cid.toString()`, computed faster for the CIDv1 atproto uses (the key of a block map). */
+export function cidKey(cid: CID): string {
+  return cid.version === 1 ? cidV1String(cid.bytes) : cid.toString();
+}
+
 /** Checks that a CID is one atproto allows (v1, sha2-256, dag-cbor or raw). */
 export function assertValidCid(cid: CID): CID {
   return assertAtprotoCid(cid);
 }
 
+const ATPROTO_CID_BYTES = 36;
+const DIGEST_AT = 4;
+
+function isAtprotoCidPrefix(bytes: Uint8Array): boolean {
+  return (
+    bytes[0] === 1 &&
+    (bytes[1] === DAG_CBOR_CODEC || bytes[1] === RAW_CODEC) &&
+    bytes[2] === SHA2_256_CODE &&
+    bytes[3] === 32
+  );
+}
+
+/** A CID over `bytes` (a 36-byte atproto CIDv1, checked by the caller), sharing them. */
+function atprotoCidOver(bytes: Uint8Array): CID {
+  const multihash = new Digest.Digest(
+    SHA2_256_CODE,
+    32,
+    bytes.subarray(DIGEST_AT),
+    bytes.subarray(DIGEST_AT - 2),
+  );
+  return new CID(1, bytes[1] as number, multihash, bytes);
+}
+
+/**
+ * `CID.decode` for bytes that must be exactly one CID. The 36-byte CIDv1 atproto uses (one-byte
+ * varints: version 1, dag-cbor or raw, sha2-256, 32 bytes) is built directly over the input,
+ * skipping multiformats' varint parsing and its copy of the bytes; any other goes to `CID.decode`
+ * (which throws on anything that is not a CID).
+ */
+export function decodeCid(bytes: Uint8Array): CID {
+  if (bytes.length === ATPROTO_CID_BYTES && isAtprotoCidPrefix(bytes)) {
+    // a Buffer (Node) is viewed as a plain Uint8Array, as multiformats does
+    const plain =
+      bytes.constructor === Uint8Array
+        ? bytes
+        : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return atprotoCidOver(plain);
+  }
+  return CID.decode(bytes);
+}
+
 function sha256Cid(codec: number, bytes: Uint8Array): CID {
-  return CID.createV1(codec, Digest.create(SHA2_256_CODE, sha256(bytes)));
+  const cid = new Uint8Array(ATPROTO_CID_BYTES);
+  cid[0] = 1;
+  cid[1] = codec;
+  cid[2] = SHA2_256_CODE;
+  cid[3] = 32;
+  cid.set(sha256(bytes), DIGEST_AT);
+  return atprotoCidOver(cid);
 }
 
 export function cidForDagCbor(bytes: Uint8Array): CID {

@@ -1,5 +1,5 @@
 import { type CarContents, readCar } from "./car";
-import type { CID } from "./cid";
+import { type CID, cidKey } from "./cid";
 import { decodeCommit, type SignedCommit } from "./commit";
 import { ProtocolError } from "./errors";
 import type { AccountBody, CommitBody, IdentityBody, SyncBody } from "./frame";
@@ -63,7 +63,7 @@ function readSignedCommit(
       `CAR root ${root} is not the event's commit ${expectedRoot}`,
     );
   }
-  const commitBytes = car.blocks.get(root.toString());
+  const commitBytes = car.blocks.get(cidKey(root));
   if (!commitBytes) throw new ProtocolError("MissingBlock", "the commit block is not in blocks");
   const commit = decodeCommit(commitBytes);
   if (commit.did !== did)
@@ -124,7 +124,7 @@ export function checkCommitEvent(body: CommitBody, nowMs: number): CheckedCommit
       continue;
     }
     if (!op.cid) throw new ProtocolError("InvalidCommit", `${op.action} op without a cid`);
-    if (!checked.blocks.blocks.has(op.cid.toString())) {
+    if (!checked.blocks.blocks.has(cidKey(op.cid))) {
       throw new ProtocolError(
         "MissingBlock",
         `record block ${op.cid} of ${op.path} is not in blocks`,

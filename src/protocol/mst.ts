@@ -1,10 +1,10 @@
-import { sha256 } from "@noble/hashes/sha2.js";
 import { fromString as bytesFromString, toString as bytesToString } from "multiformats/bytes";
 import type { CID } from "./cid";
-import { cidForDagCbor } from "./cid";
+import { cidForDagCbor, cidKey } from "./cid";
 import { ProtocolError } from "./errors";
 import type { RepoOp } from "./frame";
 import { decodeMstNode, encodeMstNode, type NodeEntry } from "./mst-node";
+import { sha256 } from "./sha256";
 
 // Merkle Search Tree checks for sync 1.1 (atproto repository spec): a #commit carries, in its
 // CAR, the MST nodes that prove its ops against the new root (`commit.data`). A relay can then
@@ -42,9 +42,8 @@ function isAscii(bytes: Uint8Array): boolean {
 }
 
 function asciiString(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += String.fromCharCode(bytes[i] as number);
-  return out;
+  // one flat string (appending a character at a time builds a rope, flattened at each compare)
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
 }
 
 /** Layer of a key: leading zero bits of sha256(key), counted in pairs (fanout 4). */
@@ -146,47 +145,48 @@ export function leavesOf(entries: [string, CID][]): MstLeaf[] {
  * children, nodes absent become opaque subtrees. The root itself must be present.
  */
 export function loadMstItems(root: CID, blocks: Map<string, Uint8Array>): MstItem[] {
-  const rootBytes = blocks.get(root.toString());
+  const rootBytes = blocks.get(cidKey(root));
   if (!rootBytes) throw invalid("the MST root is not in the commit's blocks");
   const items: MstItem[] = [];
   const walk = (cid: CID, layerHint: number | null, depth: number): void => {
     if (depth > 64) throw invalid("MST too deep");
-    const bytes = blocks.get(cid.toString());
+    const bytes = blocks.get(cidKey(cid));
     if (!bytes) {
       if (layerHint === null) throw invalid("missing MST node");
       items.push({ kind: "opaque", cid, layer: layerHint });
       return;
     }
     const node = decodeMstNode(bytes);
+    // each entry's full key (prefix-compressed in the node) and its layer, checked below
+    const leaves: MstLeaf[] = [];
     let previous: Uint8Array = new Uint8Array(0);
-    const keys: string[] = [];
-    const keyBytes: (Uint8Array | undefined)[] = [];
-    const heights: number[] = [];
     for (const entry of node.e) {
       if (entry.p > previous.length) throw invalid("MST key prefix longer than the previous key");
       const full = new Uint8Array(entry.p + entry.k.length);
-      full.set(previous.subarray(0, entry.p), 0);
+      for (let j = 0; j < entry.p; j++) full[j] = previous[j] as number;
       full.set(entry.k, entry.p);
       // an ASCII key is its own UTF-8 encoding: hash the bytes at hand; any other key is hashed
       // as its decoded string re-encoded, as mstKeyHeight does (a malformed sequence decodes
       // to U+FFFD, and the tree is checked as the string keys say)
       if (isAscii(full)) {
-        keys.push(asciiString(full));
-        keyBytes.push(full);
-        heights.push(keyBytesHeight(full));
+        leaves.push({
+          kind: "leaf",
+          key: asciiString(full),
+          value: entry.v,
+          layer: keyBytesHeight(full),
+          keyBytes: full,
+        });
       } else {
         const key = utf8Decoder.decode(full);
-        keys.push(key);
-        keyBytes.push(undefined);
-        heights.push(mstKeyHeight(key));
+        leaves.push({ kind: "leaf", key, value: entry.v, layer: mstKeyHeight(key) });
       }
       previous = full;
     }
     let layer = layerHint;
-    if (keys.length > 0) {
-      const first = heights[0] as number;
-      if (layer !== null && first !== layer) throw invalid("MST entry on the wrong layer");
-      layer = first;
+    const first = leaves[0];
+    if (first) {
+      if (layer !== null && first.layer !== layer) throw invalid("MST entry on the wrong layer");
+      layer = first.layer;
     }
     if (layer === null) {
       // an entry-less root: only the empty tree is allowed to be one
@@ -194,15 +194,13 @@ export function loadMstItems(root: CID, blocks: Map<string, Uint8Array>): MstIte
       return;
     }
     if (node.l) walk(node.l, layer - 1, depth + 1);
-    node.e.forEach((entry, i) => {
-      const key = keys[i] as string;
-      if (heights[i] !== layer) throw invalid("MST entry on the wrong layer");
-      const leaf: MstLeaf = { kind: "leaf", key, value: entry.v, layer: layer as number };
-      const bytes = keyBytes[i];
-      if (bytes) leaf.keyBytes = bytes;
+    for (let i = 0; i < leaves.length; i++) {
+      const leaf = leaves[i] as MstLeaf;
+      if (leaf.layer !== layer) throw invalid("MST entry on the wrong layer");
       items.push(leaf);
-      if (entry.t) walk(entry.t, (layer as number) - 1, depth + 1);
-    });
+      const right = (node.e[i] as NodeEntry).t;
+      if (right) walk(right, layer - 1, depth + 1);
+    }
   };
   walk(root, null, 0);
   for (let i = 1; i < items.length; i++) {

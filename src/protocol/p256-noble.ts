@@ -1,5 +1,5 @@
 import { p256 } from "@noble/curves/nist.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256 } from "./sha256";
 
 // P-256 ECDSA verification in JavaScript (@noble/curves), for the synchronous API
 // (signature.ts `verifySignature`); the ingester's path uses WebCrypto (p256-webcrypto.ts).

@@ -1,10 +1,10 @@
 import { p256 } from "@noble/curves/nist.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
-import { sha256 } from "@noble/hashes/sha2.js";
 import type { Curve, PublicKey } from "./did-key";
 import { verifyP256Noble } from "./p256-noble";
 import { verifyP256WebCrypto } from "./p256-webcrypto";
 import { secp256k1Wasm } from "./secp256k1-wasm";
+import { sha256 } from "./sha256";
 
 // atproto signatures are ECDSA over sha256 of the message, in 64-byte compact form (r || s),
 // and must be "low-S" (s <= n/2) so each signature has one valid encoding; DER is not accepted

@@ -1,6 +1,6 @@
 import WebSocket from "ws";
 import { decodeFrame } from "../../src/protocol/frame";
-import { requestCrawl, startRelay } from "./relay-process";
+import { type RelayProcess, requestCrawl, startRelay } from "./relay-process";
 import { ScriptedPds, ScriptedPlc } from "./scripted-pds";
 import { waitUntil } from "./wait";
 
@@ -24,12 +24,20 @@ export type BacklogOutcome = {
   complete: boolean;
 };
 
+/** Told when the drain starts (the restarted relay answers) and when its last event is sequenced. */
+export type DrainProbe = {
+  start(relay: RelayProcess): void | Promise<void>;
+  end(relay: RelayProcess): void | Promise<void>;
+};
+
 export async function runBacklog(
   hostCount: number,
   totalEvents: number,
   totalAccounts: number,
+  probe?: DrainProbe,
+  plcDelayMs = 0,
 ): Promise<BacklogOutcome> {
-  const plc = new ScriptedPlc();
+  const plc = new ScriptedPlc(plcDelayMs);
   await plc.start();
   const hosts: ScriptedPds[] = [];
   const perHost = Math.ceil(totalEvents / hostCount);
@@ -82,11 +90,13 @@ export async function runBacklog(
     // timed from the moment the relay answers; each host then pings it, as a PDS does on its
     // first write after a quiet spell (otherwise its ingester reconnects at the next watchdog
     // tick, up to 30 s later)
+    await probe?.start(relay);
     const start = performance.now();
     await Promise.all(hosts.map((host) => requestCrawl(relay.url, host.hostname)));
     const expected = firstHead + hostCount * perHost;
     const done = await waitForHead(relay.url, expected, 300_000);
     const seconds = (performance.now() - start) / 1000;
+    await probe?.end(relay);
     if (process.env.FREEHOSE_BENCH_LOG === "1") summariseLog(relay.output());
     const check = await checkRelayLog(relay.wsUrl, hosts);
     return {
@@ -116,7 +126,7 @@ async function waitForHead(url: string, atLeast: number, timeoutMs = 60_000): Pr
       },
       () => {},
     );
-  }, 500);
+  }, 100); // the drain lasts seconds: a coarser poll would add up to its period to the time
   try {
     return await waitUntil(() => current >= atLeast && current > 0, timeoutMs);
   } finally {

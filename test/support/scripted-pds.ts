@@ -42,28 +42,39 @@ export class ScriptedPlc {
   server!: Server;
   url = "";
 
+  /** Milliseconds before each document is answered: a directory across the network. */
+  constructor(readonly answerDelayMs = 0) {}
+
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
-      const path = (req.url ?? "/").split("?")[0] ?? "/";
-      if (path.startsWith("/_")) {
-        this.#control(req, res, path);
+      if (this.answerDelayMs > 0 && !(req.url ?? "").startsWith("/_")) {
+        setTimeout(() => this.#answer(req, res), this.answerDelayMs);
         return;
       }
-      const did = decodeURIComponent(path.slice(1));
-      this.requestsByDid.set(did, (this.requestsByDid.get(did) ?? 0) + 1);
-      if (this.unavailableDids.has(did)) {
-        res.writeHead(503, { "Content-Type": "application/json" });
-        res.end(JSON.stringify({ message: "unavailable" }));
-        return;
-      }
-      const doc = this.docs.get(did);
-      res.writeHead(doc ? 200 : 404, { "Content-Type": "application/json" });
-      res.end(JSON.stringify(doc ?? { message: "DID not registered" }));
+      this.#answer(req, res);
     });
     // benchmarks keep the event loop busy for seconds: do not let idle keep-alives reset
     this.server.keepAliveTimeout = 120_000;
     await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
     this.url = `http://localhost:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  #answer(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (path.startsWith("/_")) {
+      this.#control(req, res, path);
+      return;
+    }
+    const did = decodeURIComponent(path.slice(1));
+    this.requestsByDid.set(did, (this.requestsByDid.get(did) ?? 0) + 1);
+    if (this.unavailableDids.has(did)) {
+      res.writeHead(503, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ message: "unavailable" }));
+      return;
+    }
+    const doc = this.docs.get(did);
+    res.writeHead(doc ? 200 : 404, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(doc ?? { message: "DID not registered" }));
   }
 
   /**
