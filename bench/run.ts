@@ -13,6 +13,7 @@ const BENCHMARKS = [
   "ws-floor",
   "fanout-profile",
   "latency",
+  "append-round-trip",
   "backlog",
   "http-replay",
   "jetstream",

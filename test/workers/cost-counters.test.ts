@@ -88,6 +88,35 @@ describe("cost counters", () => {
     expect(appended.objects.Sequencer!.rowsWritten).toBeLessThanOrEqual(batches + 4);
   });
 
+  it("two ingesters' batches sent at once over their sockets share a group commit: one row per round", async () => {
+    await sequencerStub(env).sealNow();
+    resetMeter();
+    const [a, b] = [new AppendClient(env), new AppendClient(env)];
+    const rounds = 8;
+    for (let round = 0; round < rounds; round++) {
+      // sent together, each round right after the previous one's answers (so within
+      // SEQUENCER_GROUP_COMMIT_MS of its commit): both wait for the next commit and share it.
+      // A Sequencer that handled one socket's message at a time, its handler awaiting the
+      // group, would commit the second batch in a group of its own: two rows per round.
+      const results = await Promise.all([
+        a.append({ events: ingestEvents(5, "group-a.test", 500) }),
+        b.append({ events: ingestEvents(5, "group-b.test", 500) }),
+      ]);
+      expect(results.map((r) => r.accepted)).toEqual([5, 5]);
+    }
+    a.close();
+    b.close();
+    await settled();
+    const appended = meterSnapshot();
+    expect(appended.objects.Sequencer!.webSocketMessages).toBe(2 * rounds);
+    // the first round's first batch is committed at once (nobody else appended in the last
+    // second); every later round is one row. One more only if a slow machine lets the two
+    // batches of a round arrive a whole window apart.
+    const rows = hotLogRows(appended.statements);
+    expect(rows).toBeGreaterThanOrEqual(rounds);
+    expect(rows).toBeLessThanOrEqual(rounds + 2);
+  });
+
   it("the event log writes one row per group commit, reuses sealed rows, and one request per batch", async () => {
     // what earlier tests appended is sealed first, so no size-triggered seal runs meanwhile
     await sequencerStub(env).sealNow();
