@@ -198,10 +198,12 @@ function overage(used: number, included: number, perMillion: number): number {
 const SESSION_AT_CALLS_PER_SECOND = 10;
 /** Sessions are renewed every minute (rpc-session.ts SESSION_TIMING.maxAgeMs). */
 const SESSION_RENEWALS_PER_SECOND = 1 / 60;
-/** Relayed deliveries (at every rate while an ingester is connected): two messages each (the
- * ingester receives it, the Fanout receives it), plus a consumer-count request per Fanout every
+/** Relayed deliveries (at every rate while an ingester is connected): one message per Fanout
+ * (each Fanout receives it) and one per delivery round for all Fanouts (the ingester receives
+ * one message naming every Fanout the same seqs go to: sequence/append-socket.ts RelayChoice;
+ * they go together whenever batches come further apart than the delivery interval, as at the
+ * full network's 11 batches/s against 25 ms), plus a consumer-count request per Fanout every
  * 30 s (fanout/delivery-queues.ts RELAY_CHECK_MS). */
-const RELAY_MESSAGES_PER_DELIVERY = 2;
 const RELAY_CHECKS_PER_SECOND = 1 / 30;
 /** HostDirectory progress: one row per 2,000 hosts, at most every HOST_DIRECTORY_PERSIST_SECONDS. */
 const HOST_PROGRESS_HOSTS_PER_ROW = 2_000;
@@ -283,9 +285,8 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
     deliveries:
       (deliverySessions
         ? fanouts * SESSION_RENEWALS_PER_SECOND
-        : fanouts *
-          (deliveriesPerFanout * RELAY_MESSAGES_PER_DELIVERY * perMessage +
-            RELAY_CHECKS_PER_SECOND)) * month,
+        : deliveriesPerFanout * (fanouts + 1) * perMessage + fanouts * RELAY_CHECKS_PER_SECOND) *
+      month,
     reports: ingesterObjects * windowsPerSecond * (1 + c.repoIndexCallsPerReport) * month,
     // messages on the ingesters' upstream sockets, one per event, counted 20:1 (docs/cost.md)
     upstreamMessages: (load.eventsPerSecond / PRICES.requests.webSocketMessagesPerRequest) * month,
@@ -367,7 +368,7 @@ export function price(c: Coefficients, load: Load, s: Settings): { terms: Term[]
   const requestNames: Record<keyof typeof u.requests, string> = {
     appendBatch: `requests: Sequencer appends, socket messages ÷ 20 (${u.batchesPerSecond.toFixed(1)} batches/s)`,
     appendAnswers: "requests: append answers to ingesters ÷ 20",
-    deliveries: `requests: Fanout deliveries (${u.fanouts} Fanouts${u.deliverySessions ? ", sessions" : ", relayed: 2 messages ÷ 20"})`,
+    deliveries: `requests: Fanout deliveries (${u.fanouts} Fanouts${u.deliverySessions ? ", sessions" : `, relayed: ${u.fanouts} + 1 messages ÷ 20`})`,
     reports: "requests: host and account reports",
     upstreamMessages: "requests: upstream WebSocket messages ÷ 20",
     alarms: "requests: alarms",
