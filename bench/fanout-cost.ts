@@ -1,3 +1,4 @@
+import WebSocket from "ws";
 import { emit, type LiveConsumer, liveConsumer, startLive, waitUntil } from "./live-harness";
 import { reportFigure } from "./report";
 import { cpuSince, runtimeWorkerPort, total, type WorkerdCpu, workerdCpu } from "./workerd-cpu";
@@ -16,6 +17,27 @@ const RATE = 250;
 const FEW = 2;
 const MANY = 40;
 const THROUGH_PROXY = process.env.FANOUT_COST_PATH === "proxy";
+// FANOUT_COST_CONSUMER=count: consumers that only count messages, as ws-floor's do, instead of
+// decoding every frame (this 2-core machine's consumers compete with workerd for CPU)
+const COUNT_ONLY = process.env.FANOUT_COST_CONSUMER === "count";
+
+/** A consumer that counts messages and decodes nothing. */
+function countingConsumer(url: string): LiveConsumer {
+  const ws = new WebSocket(url);
+  const consumer: LiveConsumer = {
+    received: 0,
+    latenciesMs: [],
+    close: () => ws.close(),
+    ready: new Promise((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+    }),
+  };
+  ws.on("message", () => {
+    consumer.received++;
+  });
+  return consumer;
+}
 
 async function run(consumers: number): Promise<{ cpu: WorkerdCpu; delivered: number }> {
   const setup = await startLive(2, EVENTS_PER_HOST);
@@ -25,10 +47,9 @@ async function run(consumers: number): Promise<{ cpu: WorkerdCpu; delivered: num
       ? setup.relay.port
       : await runtimeWorkerPort(setup.relay.pid, setup.relay.port, "/xrpc/_health");
     const list: LiveConsumer[] = [];
+    const url = `ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos`;
     for (let i = 0; i < consumers; i++)
-      list.push(
-        liveConsumer(`ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos`, sentAt),
-      );
+      list.push(COUNT_ONLY ? countingConsumer(url) : liveConsumer(url, sentAt));
     await Promise.all(list.map((c) => c.ready));
     // let connection set-up finish before counting
     await new Promise((r) => setTimeout(r, 1_000));
@@ -56,7 +77,7 @@ export default async function main(): Promise<void> {
   const seconds = (c: WorkerdCpu) =>
     `${total(c.runtime).toFixed(2)} s (system ${c.runtime.system.toFixed(2)} s)`;
   reportFigure(
-    `fanout CPU per delivered message (${FEW} vs ${MANY} consumers, ${2 * EVENTS_PER_HOST} events${THROUGH_PROXY ? ", through wrangler's proxy" : ""})`,
+    `fanout CPU per delivered message (${FEW} vs ${MANY} consumers, ${2 * EVENTS_PER_HOST} events${THROUGH_PROXY ? ", through wrangler's proxy" : ""}${COUNT_ONLY ? ", counting consumers" : ""})`,
     perMessage * 1e6,
     "µs",
     `relay runtime CPU ${seconds(few.cpu)} vs ${seconds(many.cpu)}; system ${(((many.cpu.runtime.system - few.cpu.runtime.system) / extra) * 1e6).toFixed(1)} µs of it; wrangler's dev proxy, absent in production, adds ${(proxyPerMessage * 1e6).toFixed(1)} µs more`,

@@ -21,7 +21,8 @@ const FEW = 2;
 const MANY = 40;
 const COUNT = Number(process.env.WS_FLOOR_COUNT ?? 1000);
 // the Sequencer's cadence at 250 events/s: a delivery every 25 ms (FANOUT_DELIVERY_INTERVAL_MS)
-const RUN = `count=${COUNT}&batch=6&interval=25&size=1500`;
+// (WS_FLOOR_SHAPE=batch=20&interval=80&size=760: the relay's shape in fanout-cost)
+const RUN = `count=${COUNT}&${process.env.WS_FLOOR_SHAPE ?? "batch=6&interval=25&size=1500"}`;
 const MODES = (process.env.WS_FLOOR_MODES ?? "hib,hibatt,plain,worker").split(",");
 
 type Dev = Pick<RelayProcess, "port" | "pid" | "stop">;

@@ -69,8 +69,11 @@ export type Settings = {
   fanoutShards: number;
   segmentMaxBytes: number;
   /** Full-firehose consumers one Fanout object serves at 400 events/s, at half a core
-   * (`npm run bench -- fanout-cost`: 32–41 µs of workerd CPU per message sent → ~34). */
+   * (0.5 / (400 × fanoutCpuSecondsPerMessage)). */
   consumersPerFanout: number;
+  /** workerd CPU a Fanout spends per message it sends a consumer (`npm run bench --
+   * fanout-cost`): a relayed Fanout's billed duration is this per message sent. */
+  fanoutCpuSecondsPerMessage: number;
   /** SEQUENCER_GROUP_COMMIT_MS: at most one hot-log row per window (0: one per append). */
   groupCommitMs: number;
   repoIndexShards: number;
@@ -190,14 +193,17 @@ function overage(used: number, included: number, perMillion: number): number {
 }
 
 /** An open RPC session keeps its callee awake; below this rate calls are plain requests
- * (src/rpc-session.ts SESSION_TIMING.openAtCallsPerSecond). */
+ * (src/rpc-session.ts SESSION_TIMING.openAtCallsPerSecond). Deliveries use one only when no
+ * ingester can relay them (fanout/delivery-queues.ts). */
 const SESSION_AT_CALLS_PER_SECOND = 10;
 /** Sessions are renewed every minute (rpc-session.ts SESSION_TIMING.maxAgeMs). */
 const SESSION_RENEWALS_PER_SECOND = 1 / 60;
-/** Below a session's rate deliveries are relayed: two messages each (the ingester receives it,
- * the Fanout receives it), plus a consumer-count request per Fanout every 30 s
- * (fanout/delivery-queues.ts RELAY_CHECK_MS). */
-const RELAY_MESSAGES_PER_DELIVERY = 2;
+/** Relayed deliveries (at every rate while an ingester is connected): one message per Fanout
+ * (each Fanout receives it) and one per delivery round for all Fanouts (the ingester receives
+ * one message naming every Fanout the same seqs go to: sequence/append-socket.ts RelayChoice;
+ * they go together whenever batches come further apart than the delivery interval, as at the
+ * full network's 11 batches/s against 25 ms), plus a consumer-count request per Fanout every
+ * 30 s (fanout/delivery-queues.ts RELAY_CHECK_MS). */
 const RELAY_CHECKS_PER_SECOND = 1 / 30;
 /** HostDirectory progress: one row per 2,000 hosts, at most every HOST_DIRECTORY_PERSIST_SECONDS. */
 const HOST_PROGRESS_HOSTS_PER_ROW = 2_000;
@@ -223,7 +229,11 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
   );
   const deliveryCap = s.fanoutDeliveryIntervalMs > 0 ? 1000 / s.fanoutDeliveryIntervalMs : Infinity;
   const deliveriesPerFanout = Math.min(rowsGroupsPerSecond, deliveryCap);
-  const deliverySessions = deliveriesPerFanout >= SESSION_AT_CALLS_PER_SECOND;
+  // deliveries are relayed at every rate while an ingester holds an append socket to the
+  // Sequencer, which it does while batches flow (fanout/delivery-queues.ts); a session only
+  // without one
+  const deliveriesRelayed = ingesterObjects > 0;
+  const deliverySessions = !deliveriesRelayed && deliveriesPerFanout >= SESSION_AT_CALLS_PER_SECOND;
   // a segment is sealed when full or SEGMENT_MAX_AGE_SECONDS (600) old, whichever comes first
   const segmentsPerMonth = Math.max(
     (load.eventsPerSecond * load.frameBytes * month) / s.segmentMaxBytes,
@@ -275,9 +285,8 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
     deliveries:
       (deliverySessions
         ? fanouts * SESSION_RENEWALS_PER_SECOND
-        : fanouts *
-          (deliveriesPerFanout * RELAY_MESSAGES_PER_DELIVERY * perMessage +
-            RELAY_CHECKS_PER_SECOND)) * month,
+        : deliveriesPerFanout * (fanouts + 1) * perMessage + fanouts * RELAY_CHECKS_PER_SECOND) *
+      month,
     reports: ingesterObjects * windowsPerSecond * (1 + c.repoIndexCallsPerReport) * month,
     // messages on the ingesters' upstream sockets, one per event, counted 20:1 (docs/cost.md)
     upstreamMessages: (load.eventsPerSecond / PRICES.requests.webSocketMessagesPerRequest) * month,
@@ -285,10 +294,15 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
     alarms: ((1 + fanouts + ingesterObjects) / 30) * month,
   };
   // awake all month: every ingester object holding upstream sockets; each Fanout while a
-  // session to it is open (its rate pays for it). The Sequencer (append sockets accepted with
-  // the hibernation API) and Fanouts below that rate are eligible for hibernation between
-  // messages and requests and billed their busy time only (not counted).
+  // session to it is open. The Sequencer (append sockets accepted with the hibernation API) and
+  // relayed Fanouts (deliveries are messages on a hibernatable socket, no timer pending) are
+  // eligible for hibernation between messages and requests and billed their busy time only: a
+  // Fanout's is its consumers' messages times the CPU of one (fanout-cost), the Sequencer's is
+  // not counted (docs/cost.md).
   const awakeObjects = ingesterObjects + (deliverySessions ? fanouts : 0);
+  const fanoutBusySeconds = deliverySessions
+    ? 0
+    : load.consumers * load.eventsPerSecond * s.fanoutCpuSecondsPerMessage * month;
   const r2Bytes = load.eventsPerSecond * load.frameBytes * load.replayHours * 3600;
   return {
     batchesPerSecond,
@@ -299,6 +313,7 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
     rows,
     requests,
     gbSeconds: awakeObjects * month * PRICES.duration.gbPerObject,
+    fanoutBusyGbSeconds: fanoutBusySeconds * PRICES.duration.gbPerObject,
     r2Gb: r2Bytes / 1e9,
     r2ClassA: segmentsPerMonth,
     // account state twice (ingester, RepoIndex), packed: ~200 B an account in CBOR runs
@@ -318,10 +333,22 @@ export function price(c: Coefficients, load: Load, s: Settings): { terms: Term[]
   const share = (part: number, total: number, dollars: number) =>
     total > 0 ? (dollars * part) / total : 0;
   const terms: Term[] = [{ term: "Workers Paid plan", units: "", dollars: p.planPerMonth }];
+  // included GB-s shared by the two duration terms in proportion to their use
+  const gbSecondsTotal = u.gbSeconds + u.fanoutBusyGbSeconds;
+  const durationDollars = overage(
+    gbSecondsTotal,
+    p.duration.includedGbSeconds,
+    p.duration.perMillionGbSeconds,
+  );
   terms.push({
     term: `DO duration (${u.awakeObjects} objects that cannot hibernate)`,
     units: `${m(u.gbSeconds)} GB-s`,
-    dollars: overage(u.gbSeconds, p.duration.includedGbSeconds, p.duration.perMillionGbSeconds),
+    dollars: share(u.gbSeconds, gbSecondsTotal, durationDollars),
+  });
+  terms.push({
+    term: `DO duration: Fanouts' busy time (${load.consumers} consumers × ${(s.fanoutCpuSecondsPerMessage * 1e6).toFixed(0)} µs a message)`,
+    units: `${m(u.fanoutBusyGbSeconds)} GB-s`,
+    dollars: share(u.fanoutBusyGbSeconds, gbSecondsTotal, durationDollars),
   });
   const rowNames: Record<keyof typeof u.rows, string> = {
     eventLog: "rows written: event log (Sequencer)",
@@ -341,7 +368,7 @@ export function price(c: Coefficients, load: Load, s: Settings): { terms: Term[]
   const requestNames: Record<keyof typeof u.requests, string> = {
     appendBatch: `requests: Sequencer appends, socket messages ÷ 20 (${u.batchesPerSecond.toFixed(1)} batches/s)`,
     appendAnswers: "requests: append answers to ingesters ÷ 20",
-    deliveries: `requests: Fanout deliveries (${u.fanouts} Fanouts${u.deliverySessions ? ", sessions" : ", relayed: 2 messages ÷ 20"})`,
+    deliveries: `requests: Fanout deliveries (${u.fanouts} Fanouts${u.deliverySessions ? ", sessions" : `, relayed: ${u.fanouts} + 1 messages ÷ 20`})`,
     reports: "requests: host and account reports",
     upstreamMessages: "requests: upstream WebSocket messages ÷ 20",
     alarms: "requests: alarms",

@@ -46,10 +46,13 @@ const defaults: Settings = {
   fanoutDeliveryIntervalMs: 25,
   fanoutShards: 1,
   segmentMaxBytes: 16 * 1024 * 1024,
-  // `npm run bench -- fanout-cost` (2026-11-29): 32–41 µs of workerd CPU per message sent, of
-  // which ~1 µs is freehose's code (workerd's own floor: ~19 µs); at half a core and 400
-  // events/s that is ~34 full-firehose consumers per Fanout (docs/benchmarks.md)
+  // `npm run bench -- fanout-cost` (2026-11-29, deliveries relayed, consumers listed by tag,
+  // five runs): 33–45 µs of workerd CPU per message sent, median 37, of which ~1 µs is
+  // freehose's code (workerd's own floor: 16–23 µs, ws-floor); at half a core and 400 events/s
+  // that is ~34 full-firehose consumers per Fanout, and a relayed Fanout's billed duration is
+  // 37 µs per message sent (docs/benchmarks.md)
   consumersPerFanout: 34,
+  fanoutCpuSecondsPerMessage: 37e-6,
   groupCommitMs: 80,
   repoIndexShards: 4,
 };

@@ -6,6 +6,8 @@ import { DurableObject } from "cloudflare:workers";
 //           the Fanout does;
 //   hibatt: as hib, and per socket per batch the cursor is read from and written back to the
 //           socket's attachment, as the Fanout did before it kept cursors in memory;
+//   hibsub: as hib, but each batch's frames are views into one buffer made fresh for the batch,
+//           as the Fanout sends a delivery's records (record.frame is a subarray of them);
 //   plain:  a Durable Object accepts it with ws.accept() and keeps it in memory;
 //   worker: the Worker accepts it itself (no Durable Object between).
 // /run?mode=…&count=&batch=&interval=&size= then sends `count` frames of `size` bytes to every
@@ -22,15 +24,25 @@ function frames(size: number, batch: number): Uint8Array[] {
   return out;
 }
 
+/** One fresh buffer holding `batch` frames, and a view of each (a delivery's records). */
+function views(size: number, batch: number): Uint8Array[] {
+  const records = new Uint8Array(size * batch);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < batch; i++) out.push(records.subarray(i * size, (i + 1) * size).fill(i + 1));
+  return out;
+}
+
 async function pump(
   run: Run,
   sockets: () => Iterable<WebSocket>,
   withAttachment = false,
+  freshViews = false,
 ): Promise<number> {
-  const batch = frames(run.size, run.batch);
+  let batch = frames(run.size, run.batch);
   let sent = 0;
   const start = Date.now();
   for (let done = 0; done < run.count; done += run.batch) {
+    if (freshViews) batch = views(run.size, run.batch);
     for (const ws of sockets()) {
       if (withAttachment) {
         const att = ws.deserializeAttachment() as { cursor: number; live: boolean };
@@ -64,7 +76,7 @@ export class Floor extends DurableObject<Env> {
     const mode = new URL(request.url).searchParams.get("mode");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    if (mode === "hib" || mode === "hibatt") {
+    if (mode === "hib" || mode === "hibatt" || mode === "hibsub") {
       this.ctx.acceptWebSocket(server);
       server.serializeAttachment({ cursor: 0, live: true });
     } else {
@@ -77,7 +89,7 @@ export class Floor extends DurableObject<Env> {
 
   async run(mode: string, run: Run): Promise<number> {
     if (mode === "plain") return pump(run, () => this.#plain);
-    return pump(run, () => this.ctx.getWebSockets(), mode === "hibatt");
+    return pump(run, () => this.ctx.getWebSockets(), mode === "hibatt", mode === "hibsub");
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {

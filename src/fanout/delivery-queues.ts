@@ -12,10 +12,11 @@ import { RpcSession, SESSION_TIMING, type SessionStub } from "../rpc-session";
 // stays bounded. A Fanout that answers with zero consumers is dropped (`onNoConsumers`) unless it
 // registered again after that delivery was sent.
 //
-// Below the rate at which a session pays, a delivery is handed to a relay where the sender has
-// one (`relay`: an ingester passes it on over sockets, fanout/delivery-relay.ts), else it is a
-// plain call. A relayed delivery gets no answer, so while deliveries are relayed the Fanout is
-// asked for its consumer count once per RELAY_CHECK_MS (`consumers`), to drop it as above.
+// A delivery is handed to a relay where the sender has one (`relay`: an ingester passes it on
+// over sockets, fanout/delivery-relay.ts), at every rate; without one it goes over the session,
+// or as a plain call below the rate at which a session pays. A relayed delivery gets no answer,
+// so while deliveries are relayed the Fanout is asked for its consumer count once per
+// RELAY_CHECK_MS (`consumers`), to drop it as above.
 
 /** Bytes queued for one Fanout before it is left to catch up from storage instead. */
 export const MAX_QUEUED_DELIVERY_BYTES = 16 * 1024 * 1024;
@@ -37,9 +38,6 @@ export type Delivery = {
 /** How often a Fanout fed through a relay is asked how many consumers it has. */
 export const RELAY_CHECK_MS = 30_000;
 
-/** A delivery handed to a relay: no answer comes back. */
-const RELAYED = Symbol("relayed");
-
 /** How a sender reaches the Fanouts it feeds. */
 export type DeliveryRoute<S extends SessionStub> = {
   /** The one billed call that opens a delivery session to the Fanout `name`. */
@@ -48,7 +46,7 @@ export type DeliveryRoute<S extends SessionStub> = {
   onSession(session: S, delivery: Delivery): Promise<Delivered>;
   /** The same delivery as a plain call, below the rate at which a session pays. */
   direct(name: string, delivery: Delivery): Promise<Delivered>;
-  /** Hands the delivery to a relay, below that rate; false: no relay can take it now. */
+  /** Hands the delivery to a relay, at any rate; false: no relay can take it now. */
   relay?(name: string, delivery: Delivery): boolean;
   /** The Fanout's consumer count (as a delivery answers it), asked while deliveries are relayed. */
   consumers?(name: string): Promise<number>;
@@ -174,22 +172,25 @@ export class DeliveryQueues<S extends SessionStub> {
         };
         // a registration that arrives while this delivery is in flight wins over its answer
         const registration = this.#registrations.get(name) ?? 0;
+        // A relay at every rate where there is one: a session holds a request open on the
+        // Fanout, which is then billed duration all the time; relayed messages leave it
+        // eligible for hibernation between deliveries, billed its busy time only. A session
+        // opened while no relay could take deliveries is closed (the one in flight, if any, was
+        // awaited above, so this delivery cannot overtake it).
+        if (this.#route.relay?.(name, delivery)) {
+          if (queue.session.isOpen) queue.session.close();
+          this.#checkWhileRelayed(name, queue);
+          continue;
+        }
         try {
           // Retried once on a fresh session: a Fanout that restarted breaks the session, and its
           // new instance should get this delivery rather than read it back as a gap. Repeating a
           // delivery is harmless: the Fanout sends no consumer a seq at or below its cursor.
-          const answer = await queue.session.call<Delivered | typeof RELAYED>(
+          const answer = await queue.session.call<Delivered>(
             (session) => this.#route.onSession(session, delivery),
             true,
-            () =>
-              this.#route.relay?.(name, delivery)
-                ? Promise.resolve(RELAYED)
-                : this.#route.direct(name, delivery),
+            () => this.#route.direct(name, delivery),
           );
-          if (answer === RELAYED) {
-            this.#checkWhileRelayed(name, queue);
-            continue;
-          }
           queue.answeredMs = Date.now();
           if (answer.consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
             this.#drop(name);

@@ -134,6 +134,8 @@ export class ForwardSession extends RpcTarget {
 }
 
 const WS_OPEN = 1;
+/** The tag every consumer socket is accepted with, so deliveries list them with one call. */
+const CONSUMER_SOCKET_TAG = "consumer";
 
 export class Fanout extends DurableObject<Env> {
   readonly #recent = new RecentBatches(RECENT_BATCHES_BYTES);
@@ -284,7 +286,7 @@ export class Fanout extends DurableObject<Env> {
     // no await from here on: the socket is accepted and positioned in one step
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server);
+    this.ctx.acceptWebSocket(server, [CONSUMER_SOCKET_TAG]);
     opsLog("consumer_connect", {
       fanout: this.#name,
       cursor,
@@ -306,7 +308,7 @@ export class Fanout extends DurableObject<Env> {
               "cursor is older than the replay window; starting from the oldest event",
             ),
           );
-        server.serializeAttachment({ cursor: start.afterSeq, live: false } satisfies Attachment);
+        this.#attach(server, { cursor: start.afterSeq, live: false });
         void this.#backfill(server);
         break;
       default: {
@@ -350,18 +352,14 @@ export class Fanout extends DurableObject<Env> {
     // no await from here on: the socket is accepted and positioned in one step
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server);
+    this.ctx.acceptWebSocket(server, [CONSUMER_SOCKET_TAG]);
     opsLog("consumer_connect", {
       fanout: this.#name,
       cursor: afterSeq,
       start: afterSeq === null ? "jetstream live" : "jetstream replay",
       region: this.#region(),
     });
-    server.serializeAttachment({
-      cursor: afterSeq ?? headSeq,
-      live: false,
-      jetstream,
-    } satisfies Attachment);
+    this.#attach(server, { cursor: afterSeq ?? headSeq, live: false, jetstream });
     if (!requireHello) {
       if (afterSeq === null) this.#joinLive(server, headSeq);
       else void this.#backfill(server);
@@ -371,12 +369,8 @@ export class Fanout extends DurableObject<Env> {
 
   /** Moves a consumer's cursor, keeping the rest of its attachment. */
   #position(ws: WebSocket, cursor: number, live: boolean): void {
-    const att = ws.deserializeAttachment() as Attachment | null;
-    ws.serializeAttachment(
-      (att?.jetstream
-        ? { cursor, live, jetstream: att.jetstream }
-        : { cursor, live }) satisfies Attachment,
-    );
+    const jetstream = this.#attachment(ws)?.jetstream;
+    this.#attach(ws, jetstream ? { cursor, live, jetstream } : { cursor, live });
   }
 
   /**
@@ -397,9 +391,25 @@ export class Fanout extends DurableObject<Env> {
     this.#position(ws, cursor, true);
   }
 
-  /** Consumers' sockets: every hibernatable socket but the ingesters' relay sockets. */
+  /** Consumers' sockets: one tag query, no per-socket tag check (relay sockets are not tagged so). */
   #consumerSockets(): WebSocket[] {
-    return this.ctx.getWebSockets().filter((ws) => !isRelaySocket(this.ctx, ws));
+    return this.ctx.getWebSockets(CONSUMER_SOCKET_TAG);
+  }
+
+  /**
+   * A consumer's attachment, read from the socket each time: it is what a wake from
+   * hibernation starts from, and relayed deliveries leave the Fanout eligible for hibernation
+   * after any of them. An in-memory copy would save nothing measurable (reading and writing it
+   * is part of the ~1 µs per message sent of our own code, docs/benchmarks.md) and could drift
+   * from what a wake reads.
+   */
+  #attachment(ws: WebSocket): Attachment | null {
+    return ws.deserializeAttachment() as Attachment | null;
+  }
+
+  /** Writes a consumer's attachment (never mutated in place: readers may hold the old one). */
+  #attach(ws: WebSocket, att: Attachment): void {
+    ws.serializeAttachment(att);
   }
 
   /**
@@ -458,7 +468,7 @@ export class Fanout extends DurableObject<Env> {
     let live = 0;
     const sockets = this.#consumerSockets();
     for (const ws of sockets) {
-      if ((ws.deserializeAttachment() as Attachment | null)?.live) live++;
+      if (this.#attachment(ws)?.live) live++;
     }
     const queuedReplays = this.#replaySlots.queued;
     return {
@@ -479,7 +489,7 @@ export class Fanout extends DurableObject<Env> {
     const cursors: FanoutView["cursors"] = [];
     for (const ws of this.#consumerSockets()) {
       if (cursors.length >= DESCRIBED_CONSUMERS_MAX) break;
-      const att = ws.deserializeAttachment() as Attachment | null;
+      const att = this.#attachment(ws);
       if (att) cursors.push({ cursor: att.cursor, live: att.live });
     }
     return { ...(await this.stats()), name, shards: [...this.#shards], cursors };
@@ -493,7 +503,7 @@ export class Fanout extends DurableObject<Env> {
     timeOf: TimeOf,
   ): void {
     if (ws.readyState !== WS_OPEN) return;
-    const att = ws.deserializeAttachment() as Attachment | null;
+    const att = this.#attachment(ws);
     if (!att?.live || lastSeq <= att.cursor) return;
     if (firstSeq > att.cursor + 1) {
       // this Fanout missed a delivery: fill the gap from storage, then rejoin
@@ -514,7 +524,7 @@ export class Fanout extends DurableObject<Env> {
    * it wants, timed by `timeOf`); returns the last seq sent.
    */
   #sendRecords(ws: WebSocket, records: Uint8Array, afterSeq: number, timeOf: TimeOf): number {
-    const att = ws.deserializeAttachment() as Attachment | null;
+    const att = this.#attachment(ws);
     if (att?.jetstream) {
       const sent = this.#jetstream.send(ws, att.jetstream, records, afterSeq, timeOf);
       this.#charge(ws, sent.bytes);
@@ -549,7 +559,7 @@ export class Fanout extends DurableObject<Env> {
       const sequencer = this.#sequencer();
       for (;;) {
         if (ws.readyState !== WS_OPEN) return;
-        const att = ws.deserializeAttachment() as Attachment;
+        const att = this.#attachment(ws) as Attachment;
         await this.#pace(ws);
         this.#logReads++;
         const read = await sequencer.readLog(att.cursor, REPLAY_CHUNK_BYTES);
@@ -626,8 +636,7 @@ export class Fanout extends DurableObject<Env> {
     this.#logDisconnect(ws, "relay", { error });
     try {
       // Jetstream consumers get the close code and reason only, as from Jetstream
-      if (!(ws.deserializeAttachment() as Attachment | null)?.jetstream)
-        ws.send(encodeErrorFrame(error, message));
+      if (!this.#attachment(ws)?.jetstream) ws.send(encodeErrorFrame(error, message));
       ws.close(1008, error);
     } catch {
       // already closed
@@ -646,7 +655,7 @@ export class Fanout extends DurableObject<Env> {
       if (delivery) await this.#deliver(delivery);
       return;
     }
-    const att = ws.deserializeAttachment() as Attachment | null;
+    const att = this.#attachment(ws);
     if (!att?.jetstream) return;
     const text = typeof message === "string" ? message : new TextDecoder().decode(message);
     const parsed = parseSubscriberMessage(text);
@@ -657,18 +666,15 @@ export class Fanout extends DurableObject<Env> {
     }
     const placed = await this.#jetstream.update(ws, att.jetstream, parsed.options);
     // the cursor moved on while the options were stored
-    const now = (ws.deserializeAttachment() as Attachment | null) ?? att;
-    ws.serializeAttachment({
-      ...now,
-      jetstream: { ...placed, waitingHello: false },
-    } satisfies Attachment);
+    const now = this.#attachment(ws) ?? att;
+    this.#attach(ws, { ...now, jetstream: { ...placed, waitingHello: false } });
     if (att.jetstream.waitingHello) void this.#backfill(ws);
   }
 
   #logDisconnect(ws: WebSocket, by: "consumer" | "relay", why: { code?: number; error?: string }) {
     if (this.#disconnectLogged.has(ws)) return;
     this.#disconnectLogged.add(ws);
-    const cursor = (ws.deserializeAttachment() as Attachment | null)?.cursor ?? null;
+    const cursor = this.#attachment(ws)?.cursor ?? null;
     opsLog("consumer_disconnect", {
       fanout: this.#name,
       cursor,
@@ -710,7 +716,7 @@ export class Fanout extends DurableObject<Env> {
   }
 
   async #forgetJetstream(ws: WebSocket): Promise<void> {
-    const jetstream = (ws.deserializeAttachment() as Attachment | null)?.jetstream;
+    const jetstream = this.#attachment(ws)?.jetstream;
     if (jetstream) await this.#jetstream.forget(jetstream);
   }
 
@@ -729,7 +735,7 @@ export class Fanout extends DurableObject<Env> {
     const previousHead = this.#watchdogHead;
     let staleFrom: number | null = null;
     for (const ws of sockets) {
-      const att = ws.deserializeAttachment() as Attachment | null;
+      const att = this.#attachment(ws);
       if (!att || ws.readyState !== WS_OPEN) continue;
       if (!att.live && !att.jetstream?.waitingHello) void this.#backfill(ws);
       else if (previousHead !== null && att.cursor < previousHead)
@@ -765,7 +771,7 @@ export class Fanout extends DurableObject<Env> {
           case "trimmed":
             // consumers that far behind get OutdatedCursor from their own backfill
             for (const ws of this.#consumerSockets()) {
-              const att = ws.deserializeAttachment() as Attachment | null;
+              const att = this.#attachment(ws);
               if (!att?.live || att.cursor >= read.trimmedThrough) continue;
               this.#position(ws, att.cursor, false);
               void this.#backfill(ws);

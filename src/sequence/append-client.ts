@@ -78,6 +78,7 @@ export class AppendClient {
   #plainCalls = 0;
   readonly #relay: DeliveryRelay;
   #relayed = 0;
+  #relayMessages = 0;
 
   constructor(env: Env, options: Partial<AppendClientOptions> = {}) {
     this.#env = env;
@@ -85,9 +86,14 @@ export class AppendClient {
     this.#relay = new DeliveryRelay(env, (fanout) => this.#refuseRelay(fanout));
   }
 
-  /** Fanout deliveries relayed so far. */
+  /** Fanout deliveries relayed so far (one per Fanout). */
   get relayed(): number {
     return this.#relayed;
+  }
+
+  /** Delivery messages received from the Sequencer so far (one may name several Fanouts). */
+  get relayMessages(): number {
+    return this.#relayMessages;
   }
 
   /** Appends a batch; resolves once it is durable (Sequencer.appendBatch's result). */
@@ -256,8 +262,13 @@ export class AppendClient {
       return;
     }
     if (frame.kind === "delivery") {
-      this.#relayed++;
-      this.#relay.forward(frame.delivery.fanout, new Uint8Array(data as ArrayBuffer));
+      // the same bytes to each Fanout named: each reads the delivery and ignores the names
+      this.#relayMessages++;
+      const bytes = new Uint8Array(data as ArrayBuffer);
+      for (const fanout of frame.delivery.fanouts) {
+        this.#relayed++;
+        this.#relay.forward(fanout, bytes);
+      }
       return;
     }
     if (!exchange) return; // the answer to a batch given up on (sent again since)

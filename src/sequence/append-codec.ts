@@ -9,13 +9,14 @@
 //   result: u8 2 | u32 id | u32 accepted | u32 duplicates | f64 firstSeq | f64 lastSeq (NaN: null)
 //           | u16 cursors, each (str host, f64 seq) | u32 dropped, each (str host, f64 seq, str reason)
 //   error:  u8 3 | u32 id | str message
-//   delivery:      u8 4 | u32 0 | str fanout | f64 firstSeq | f64 lastSeq | u32 len, time anchors
-//                  (log/time-anchors.ts packed form) | records (the rest)
+//   delivery:      u8 4 | u32 0 | u16 fanouts, each str | f64 firstSeq | f64 lastSeq | u32 len,
+//                  time anchors (log/time-anchors.ts packed form) | records (the rest)
 //   relayRefused:  u8 5 | u32 0 | str fanout
 //
-// A delivery is a batch of sequenced records the Sequencer asks the ingester to relay to the
-// Fanout `fanout` (fanout/delivery-relay.ts), which receives the same bytes; relayRefused is the
-// ingester's word that it could not reach that Fanout.
+// A delivery is a batch of sequenced records the Sequencer asks the ingester to relay to each of
+// the Fanouts `fanouts` (fanout/delivery-relay.ts), which receive the same bytes: one message
+// received by the ingester for every Fanout the same delivery goes to; relayRefused is the
+// ingester's word that it could not reach one Fanout.
 //
 // where str is u16 length + UTF-8. Seqs are f64: exact up to 2^53, as everywhere in the relay.
 
@@ -61,8 +62,9 @@ export type AppendFrame =
   | { kind: "delivery"; delivery: RelayedDelivery }
   | { kind: "relayRefused"; fanout: string };
 
-/** A Fanout delivery relayed by an ingester (Fanout.deliver's argument, and its name). */
-export type RelayedDelivery = Delivery & { fanout: string };
+/** A Fanout delivery relayed by an ingester (Fanout.deliver's argument, and the Fanouts it is
+ * for). */
+export type RelayedDelivery = Delivery & { fanouts: string[] };
 
 const BATCH = 1;
 const RESULT = 2;
@@ -247,7 +249,8 @@ export function encodeDelivery(d: RelayedDelivery): Uint8Array {
   const w = new Writer();
   w.u8(DELIVERY);
   w.u32(0);
-  w.str(d.fanout);
+  w.u16(d.fanouts.length);
+  for (const fanout of d.fanouts) w.str(fanout);
   w.f64(d.firstSeq);
   w.f64(d.lastSeq);
   const anchors = encodeAnchors(d.anchors);
@@ -317,13 +320,14 @@ export function decodeFrame(bytes: Uint8Array): AppendFrame {
     };
   }
   if (kind === DELIVERY) {
-    const fanout = r.str();
+    const fanouts: string[] = [];
+    for (let n = r.u16(); n > 0; n--) fanouts.push(r.str());
     const firstSeq = r.f64();
     const lastSeq = r.f64();
     const anchors = decodeAnchors(r.raw(r.u32()));
     return {
       kind: "delivery",
-      delivery: { fanout, firstSeq, lastSeq, anchors, records: r.rest() },
+      delivery: { fanouts, firstSeq, lastSeq, anchors, records: r.rest() },
     };
   }
   if (kind === RELAY_REFUSED) {

@@ -70,7 +70,7 @@ describe("append codec", () => {
 
   it("round-trips a delivery to relay (records passed on as they are) and a relay refusal", () => {
     const delivery = {
-      fanout: "fanout-weur-0",
+      fanouts: ["fanout-weur-0", "fanout-0"],
       records: bytes(5000, 7),
       firstSeq: 2 ** 34,
       lastSeq: 2 ** 34 + 40,
