@@ -1,4 +1,3 @@
-import WebSocket from "ws";
 import { emit, type LiveConsumer, liveConsumer, startLive, waitUntil } from "./live-harness";
 import { reportFigure } from "./report";
 import { cpuSince, runtimeWorkerPort, total, type WorkerdCpu, workerdCpu } from "./workerd-cpu";
@@ -21,24 +20,6 @@ const THROUGH_PROXY = process.env.FANOUT_COST_PATH === "proxy";
 // decoding every frame (this 2-core machine's consumers compete with workerd for CPU)
 const COUNT_ONLY = process.env.FANOUT_COST_CONSUMER === "count";
 
-/** A consumer that counts messages and decodes nothing. */
-function countingConsumer(url: string): LiveConsumer {
-  const ws = new WebSocket(url);
-  const consumer: LiveConsumer = {
-    received: 0,
-    latenciesMs: [],
-    close: () => ws.close(),
-    ready: new Promise((resolve, reject) => {
-      ws.once("open", () => resolve());
-      ws.once("error", reject);
-    }),
-  };
-  ws.on("message", () => {
-    consumer.received++;
-  });
-  return consumer;
-}
-
 async function run(consumers: number): Promise<{ cpu: WorkerdCpu; delivered: number }> {
   const setup = await startLive(2, EVENTS_PER_HOST);
   try {
@@ -48,8 +29,7 @@ async function run(consumers: number): Promise<{ cpu: WorkerdCpu; delivered: num
       : await runtimeWorkerPort(setup.relay.pid, setup.relay.port, "/xrpc/_health");
     const list: LiveConsumer[] = [];
     const url = `ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos`;
-    for (let i = 0; i < consumers; i++)
-      list.push(COUNT_ONLY ? countingConsumer(url) : liveConsumer(url, sentAt));
+    for (let i = 0; i < consumers; i++) list.push(liveConsumer(url, COUNT_ONLY ? null : sentAt));
     await Promise.all(list.map((c) => c.ready));
     // let connection set-up finish before counting
     await new Promise((r) => setTimeout(r, 1_000));
