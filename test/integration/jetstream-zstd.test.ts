@@ -2,8 +2,8 @@ import { createDCtx, decompressUsingDict, init } from "@bokuweb/zstd-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { JETSTREAM_ZSTD_DICTIONARY } from "../../src/jetstream/zstd-dictionary";
-import { type RelayProcess, requestCrawl, startRelay } from "../support/relay-process";
-import { ScriptedPds, ScriptedPlc } from "../support/scripted-pds";
+import { requestCrawl } from "../support/relay-process";
+import { type ScriptedRelay, startScriptedRelay } from "../support/scripted-relay";
 
 // compress=true under `wrangler dev` (the Worker as deployed: libzstd's .wasm from the bundle):
 // a compressing consumer gets binary messages that Jetstream's dictionary turns back into exactly
@@ -24,25 +24,18 @@ function consume(url: string, headers: Record<string, string> = {}) {
 }
 
 describe("Jetstream compress=true under wrangler dev", () => {
-  let plc: ScriptedPlc;
-  let host: ScriptedPds;
-  let relay: RelayProcess;
+  let net: ScriptedRelay;
 
   beforeAll(async () => {
-    plc = new ScriptedPlc();
-    await plc.start();
-    host = new ScriptedPds(plc);
-    await host.start();
-    relay = await startRelay({ plcUrl: plc.url, vars: { FANOUT_SHARDS: "1" } });
+    net = await startScriptedRelay({ vars: { FANOUT_SHARDS: "1" } });
   });
 
   afterAll(async () => {
-    await relay?.stop();
-    await host?.close();
-    await plc?.close();
+    await net?.close();
   });
 
   it("binary zstd frames decompress with Jetstream's dictionary into the plain consumer's JSON", async () => {
+    const { host, relay } = net;
     const account = await host.addAccount();
     const plain = consume(`${relay.wsUrl}/subscribe?wantedDids=${account.did}`);
     const compressed = consume(`${relay.wsUrl}/subscribe?wantedDids=${account.did}&compress=true`);

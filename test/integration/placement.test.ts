@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkRelayLog } from "../support/backlog-scenario";
-import { type RelayProcess, requestCrawl, startRelay } from "../support/relay-process";
-import { ScriptedPds, ScriptedPlc } from "../support/scripted-pds";
+import { requestCrawl } from "../support/relay-process";
+import { type ScriptedRelay, startScriptedRelay } from "../support/scripted-relay";
 
 // Automatic placement under load: a host whose sustained rate passes the threshold moves from
 // its shard to an object of its own while it keeps writing, and nothing is lost, duplicated or
@@ -10,17 +10,10 @@ import { ScriptedPds, ScriptedPlc } from "../support/scripted-pds";
 const ADMIN = "placement-test-token";
 
 describe("automatic placement", () => {
-  let plc: ScriptedPlc;
-  let host: ScriptedPds;
-  let relay: RelayProcess;
+  let net: ScriptedRelay;
 
   beforeAll(async () => {
-    plc = new ScriptedPlc();
-    await plc.start();
-    host = new ScriptedPds(plc);
-    await host.start();
-    relay = await startRelay({
-      plcUrl: plc.url,
+    net = await startScriptedRelay({
       logLevel: "log",
       vars: {
         ADMIN_TOKEN: ADMIN,
@@ -32,12 +25,11 @@ describe("automatic placement", () => {
   });
 
   afterAll(async () => {
-    await relay?.stop();
-    await host?.close();
-    await plc?.close();
+    await net?.close();
   });
 
   it("a busy host moves to its own object mid-stream and every event arrives once, in order", async () => {
+    const { host, relay } = net;
     const accounts = [];
     for (let i = 0; i < 5; i++) accounts.push(await host.addAccount());
     const frames = [];
