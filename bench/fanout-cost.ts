@@ -136,10 +136,7 @@ async function relayPairs(): Promise<{
       const start = all.map((c) => c.received);
       // connection set-up and earlier closes finish before counting
       await new Promise((r) => setTimeout(r, 1_000));
-      const tracer =
-        TRACE && name.endsWith("-1") && !name.startsWith("few-deflate")
-          ? trace(TRACE, pid, name)
-          : null;
+      const tracer = TRACE && name.endsWith("-1") ? trace(TRACE, pid, name) : null;
       if (tracer) await new Promise((r) => setTimeout(r, 500));
       const before = workerdCpu(setup.relay.pid, setup.relay.port);
       const emitted = await emit(slice(setup, next, next + events / HOSTS), RATE, sentAt);
