@@ -74,10 +74,15 @@ export type LiveConsumer = {
 /**
  * A live consumer that records, for every commit, the delay since its host sent it; with
  * `sentAt` null it only counts messages and decodes nothing (a consumer that costs its machine
- * as little CPU as possible).
+ * as little CPU as possible). It offers permessage-deflate, as most WebSocket clients do, unless
+ * `offerDeflate` is false.
  */
-export function liveConsumer(url: string, sentAt: Map<string, number> | null): LiveConsumer {
-  const ws = new WebSocket(url);
+export function liveConsumer(
+  url: string,
+  sentAt: Map<string, number> | null,
+  offerDeflate = true,
+): LiveConsumer {
+  const ws = new WebSocket(url, { perMessageDeflate: offerDeflate });
   const consumer: LiveConsumer = {
     received: 0,
     latenciesMs: [],

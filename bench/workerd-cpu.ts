@@ -51,6 +51,13 @@ export function workerdCpu(groupPid: number, proxyPort: number): WorkerdCpu {
   return out;
 }
 
+/** The pid of the group's runtime workerd (not wrangler's proxy), for perf and strace. */
+export function runtimePid(groupPid: number, proxyPort: number): number {
+  const pid = workerdPids(groupPid).find((p) => !isProxy(p, proxyPort));
+  if (pid === undefined) throw new Error(`no runtime workerd in process group ${groupPid}`);
+  return pid;
+}
+
 export function cpuSince(before: WorkerdCpu, after: WorkerdCpu): WorkerdCpu {
   const d = (a: CpuSeconds, b: CpuSeconds) => ({
     user: b.user - a.user,

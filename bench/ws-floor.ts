@@ -13,6 +13,8 @@ import { cpuSince, runtimeWorkerPort, total, type WorkerdCpu, workerdCpu } from 
 // hibernatable sockets in a Durable Object (ctx.acceptWebSocket, as the Fanout), ws.accept()
 // sockets in a Durable Object, and sockets the Worker accepts itself; each through wrangler's
 // proxy (as fanout-cost's consumers connect) and straight to the runtime's own port.
+// The consumers do not offer permessage-deflate: a floor is the send alone (the relay declines
+// compression, wrangler.toml; locally miniflare's entry Worker would negotiate it anyway).
 //
 //   npm run bench -- ws-floor        (WS_FLOOR_MODES=hib,hibatt,plain,worker WS_FLOOR_COUNT=1000)
 
@@ -25,10 +27,10 @@ const COUNT = Number(process.env.WS_FLOOR_COUNT ?? 1000);
 const RUN = `count=${COUNT}&${process.env.WS_FLOOR_SHAPE ?? "batch=6&interval=25&size=1500"}`;
 const MODES = (process.env.WS_FLOOR_MODES ?? "hib,hibatt,plain,worker").split(",");
 
-type Dev = Pick<RelayProcess, "port" | "pid" | "stop">;
+export type Dev = Pick<RelayProcess, "port" | "pid" | "stop">;
 
 /** The bare Worker and Durable Object of bench/workers/ws-floor-worker.ts under wrangler dev. */
-function startDev(): Promise<Dev> {
+export function startFloorDev(): Promise<Dev> {
   return startRelay({
     config: join(ROOT, "bench", "workers", "ws-floor.wrangler.toml"),
     logLevel: "error",
@@ -42,8 +44,8 @@ function startDev(): Promise<Dev> {
 
 type Consumer = { ws: WebSocket; received: number; ready: Promise<void> };
 
-function consumer(url: string): Consumer {
-  const ws = new WebSocket(url);
+function consumer(url: string, offerDeflate: boolean): Consumer {
+  const ws = new WebSocket(url, { perMessageDeflate: offerDeflate });
   const c: Consumer = {
     ws,
     received: 0,
@@ -58,19 +60,33 @@ function consumer(url: string): Consumer {
   return c;
 }
 
-async function measure(dev: Dev, port: number, mode: string, consumers: number) {
+/**
+ * `consumers` consumers of `mode` connected, `run` (the query of /run: count, batch, interval,
+ * size) sent to them, and the runtime's CPU over the sending only (connecting and closing are
+ * outside it).
+ */
+export async function measureFloor(
+  dev: Dev,
+  port: number,
+  mode: string,
+  consumers: number,
+  run = RUN,
+  offerDeflate = false,
+) {
+  const count = Number(new URLSearchParams(run).get("count"));
   const list: Consumer[] = [];
-  for (let i = 0; i < consumers; i++) list.push(consumer(`ws://127.0.0.1:${port}/ws?mode=${mode}`));
+  for (let i = 0; i < consumers; i++)
+    list.push(consumer(`ws://127.0.0.1:${port}/ws?mode=${mode}`, offerDeflate));
   await Promise.all(list.map((c) => c.ready));
   await new Promise((r) => setTimeout(r, 500));
   const before = workerdCpu(dev.pid, dev.port);
-  if (mode === "worker") for (const c of list) c.ws.send(RUN);
+  if (mode === "worker") for (const c of list) c.ws.send(run);
   else {
-    const res = await fetch(`http://127.0.0.1:${port}/run?mode=${mode}&${RUN}`);
+    const res = await fetch(`http://127.0.0.1:${port}/run?mode=${mode}&${run}`);
     if (!res.ok) throw new Error(`run: ${res.status} ${await res.text()}`);
   }
   const deadline = Date.now() + 60_000;
-  while (list.some((c) => c.received < COUNT) && Date.now() < deadline)
+  while (list.some((c) => c.received < count) && Date.now() < deadline)
     await new Promise((r) => setTimeout(r, 20));
   const cpu = cpuSince(before, workerdCpu(dev.pid, dev.port));
   const received = list.reduce((n, c) => n + c.received, 0);
@@ -100,7 +116,7 @@ export default async function main(): Promise<void> {
     console.log("ws-floor: needs /proc (Linux); skipped");
     return;
   }
-  const dev = await startDev();
+  const dev = await startFloorDev();
   try {
     const direct = await runtimeWorkerPort(dev.pid, dev.port, "/");
     for (const [path, port] of [
@@ -108,8 +124,8 @@ export default async function main(): Promise<void> {
       ["straight to the runtime", direct],
     ] as const) {
       for (const mode of MODES) {
-        const few = await measure(dev, port, mode, FEW);
-        const many = await measure(dev, port, mode, MANY);
+        const few = await measureFloor(dev, port, mode, FEW);
+        const many = await measureFloor(dev, port, mode, MANY);
         const extra = many.received - few.received;
         reportFigure(
           `workerd per 1.5 KB message, ${mode}, ${path}: runtime`,

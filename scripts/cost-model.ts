@@ -346,7 +346,7 @@ export function price(c: Coefficients, load: Load, s: Settings): { terms: Term[]
     dollars: share(u.gbSeconds, gbSecondsTotal, durationDollars),
   });
   terms.push({
-    term: `DO duration: Fanouts' busy time (${load.consumers} consumers × ${(s.fanoutCpuSecondsPerMessage * 1e6).toFixed(0)} µs a message)`,
+    term: `DO duration: Fanouts' busy time (${load.consumers} consumers × ${Number((s.fanoutCpuSecondsPerMessage * 1e6).toFixed(1))} µs a message)`,
     units: `${m(u.fanoutBusyGbSeconds)} GB-s`,
     dollars: share(u.fanoutBusyGbSeconds, gbSecondsTotal, durationDollars),
   });

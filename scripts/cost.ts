@@ -46,13 +46,15 @@ const defaults: Settings = {
   fanoutDeliveryIntervalMs: 25,
   fanoutShards: 1,
   segmentMaxBytes: 16 * 1024 * 1024,
-  // `npm run bench -- fanout-cost` (2026-11-29, deliveries relayed, consumers listed by tag,
-  // five runs): 33–45 µs of workerd CPU per message sent, median 37, of which ~1 µs is
-  // freehose's code (workerd's own floor: 16–23 µs, ws-floor); at half a core and 400 events/s
-  // that is ~34 full-firehose consumers per Fanout, and a relayed Fanout's billed duration is
-  // 37 µs per message sent (docs/benchmarks.md)
-  consumersPerFanout: 34,
-  fanoutCpuSecondsPerMessage: 37e-6,
+  // `npm run bench -- fanout-cost` (2026-11-29, one warmed-up relay, few/many phases
+  // alternated, three runs of three pairs): 6.1–13.4 µs of workerd CPU per message sent, median
+  // 9.5, against workerd's own floor for the send in the same runs 8.9–12.9 (median 10.3).
+  // Consumers' sockets are not compressed (wrangler.toml's no_web_socket_compression); deflating
+  // them cost 27–57 µs a message, which the earlier 37 µs had included. At half a core and 400
+  // events/s that is ~131 full-firehose consumers per Fanout, and a relayed Fanout's billed
+  // duration is 9.5 µs per message sent (docs/benchmarks.md)
+  consumersPerFanout: 131,
+  fanoutCpuSecondsPerMessage: 9.5e-6,
   groupCommitMs: 80,
   repoIndexShards: 4,
 };
