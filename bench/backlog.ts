@@ -1,7 +1,12 @@
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { type DrainProbe, runBacklog } from "../test/support/backlog-scenario";
+import { type BacklogOutcome, type DrainProbe, runBacklog } from "../test/support/backlog-scenario";
 import type { RelayProcess } from "../test/support/relay-process";
+import type { BacklogInput, BacklogValidation, Pass } from "./backlog-validation";
 import { reportRatio } from "./report";
 import { cpuSince, total, type WorkerdCpu, workerdCpu } from "./workerd-cpu";
 
@@ -47,15 +52,9 @@ async function openInspector(relay: RelayProcess): Promise<Inspector> {
 
 type ThreadTimes = Map<string, { run: number; wait: number }>;
 
-/**
- * Per thread of the relay's runtime, seconds on a core and seconds runnable but waiting for one
- * (/proc/<pid>/task/<tid>/schedstat). On this shared machine a low CPU share can mean the thread
- * had nothing to do (the pipeline stalls) or that it was not given a core; the wait tells them
- * apart. The busiest thread is the one running JavaScript (all objects share it under
- * `wrangler dev`).
- */
-function runtimeThreads(relay: RelayProcess): ThreadTimes {
-  const out: ThreadTimes = new Map();
+/** The relay's runtime processes (wrangler's proxy left out). */
+function runtimePids(relay: RelayProcess): number[] {
+  const pids: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -65,11 +64,30 @@ function runtimeThreads(relay: RelayProcess): ThreadTimes {
       if (group !== relay.pid || !command.startsWith("workerd")) continue;
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
       if (cmdline.includes(`entry=127.0.0.1:${relay.port}\0`)) continue; // wrangler's proxy
-      for (const task of readdirSync(`/proc/${entry}/task`)) {
-        const [run, wait] = readFileSync(`/proc/${entry}/task/${task}/schedstat`, "utf8")
+      pids.push(Number(entry));
+    } catch {
+      // the process ended while we read it
+    }
+  }
+  return pids;
+}
+
+/**
+ * Per thread of the relay's runtime, seconds on a core and seconds runnable but waiting for one
+ * (/proc/<pid>/task/<tid>/schedstat). On this shared machine a low CPU share can mean the thread
+ * had nothing to do (the pipeline stalls) or that it was not given a core; the wait tells them
+ * apart. The busiest thread is the one running JavaScript (all objects share it under
+ * `wrangler dev`).
+ */
+function runtimeThreads(pids: number[]): ThreadTimes {
+  const out: ThreadTimes = new Map();
+  for (const pid of pids) {
+    try {
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        const [run, wait] = readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8")
           .split(" ")
           .map(Number);
-        out.set(`${entry}/${task}`, { run: (run ?? 0) / 1e9, wait: (wait ?? 0) / 1e9 });
+        out.set(`${pid}/${task}`, { run: (run ?? 0) / 1e9, wait: (wait ?? 0) / 1e9 });
       }
     } catch {
       // the process ended while we read it
@@ -78,32 +96,54 @@ function runtimeThreads(relay: RelayProcess): ThreadTimes {
   return out;
 }
 
-/** The thread that ran most between two readings: its run and wait seconds. */
-function busiestThread(before: ThreadTimes, after: ThreadTimes): { run: number; wait: number } {
-  let best = { run: 0, wait: 0 };
+/** The thread that ran most between two readings: its id, run and wait seconds. */
+function busiestThread(
+  before: ThreadTimes,
+  after: ThreadTimes,
+): { tid: string; run: number; wait: number } {
+  let best = { tid: "", run: 0, wait: 0 };
   for (const [tid, t] of after) {
     const b = before.get(tid) ?? { run: 0, wait: 0 };
-    const d = { run: t.run - b.run, wait: t.wait - b.wait };
+    const d = { tid, run: t.run - b.run, wait: t.wait - b.wait };
     if (d.run > best.run) best = d;
   }
   return best;
 }
+
+/** Events into the drain after which it counts as steady (a fresh isolate's first ~1,000 run slow). */
+const STEADY_AFTER_EVENTS = Number(process.env.BACKLOG_STEADY_AFTER ?? 1_000);
+
+type ProgressSample = { sequenced: number; threads: ThreadTimes };
+
+type DrainCpu = {
+  seconds: number;
+  /** CPU seconds of the busiest runtime thread (the one running JavaScript) over the drain. */
+  threadRun: number;
+  /** From STEADY_AFTER_EVENTS on: events, wall seconds and busiest-thread CPU seconds. */
+  steady: { events: number; seconds: number; threadRun: number } | null;
+};
 
 /**
  * Where the drain's time goes: CPU of the relay's runtime (one workerd thread runs every object),
  * of wrangler's dev proxy, and of this process (the scripted hosts and PLC), over the drain, and
  * the runtime's busiest and idlest quarter-seconds (is its thread saturated?).
  */
-function cpuProbe(events: () => number): DrainProbe & { report(): string } {
+function cpuProbe(events: () => number): DrainProbe & {
+  report(): string;
+  figures(): DrainCpu | null;
+} {
   let relayAt: RelayProcess | null = null;
+  let pids: number[] = [];
   let first: WorkerdCpu | null = null;
   let last: WorkerdCpu | null = null;
   let nodeFirst: NodeJS.CpuUsage | null = null;
   let nodeCpu: NodeJS.CpuUsage | null = null;
   let startedMs = 0;
   let threadsFirst: ThreadTimes = new Map();
-  let busiest = { run: 0, wait: 0 };
+  let threadsLast: ThreadTimes = new Map();
+  let busiest = { tid: "", run: 0, wait: 0 };
   let wallMs = 0;
+  let steadyFrom: (ProgressSample & { atMs: number }) | null = null;
   const shares: number[] = [];
   let timer: ReturnType<typeof setInterval> | null = null;
   let inspector: Inspector | null = null;
@@ -117,8 +157,9 @@ function cpuProbe(events: () => number): DrainProbe & { report(): string } {
         await inspector.call("Profiler.start");
       }
       relayAt = relay;
+      pids = runtimePids(relay);
       first = read(relay);
-      threadsFirst = runtimeThreads(relay);
+      threadsFirst = runtimeThreads(pids);
       nodeFirst = process.cpuUsage();
       startedMs = performance.now();
       let previous = first;
@@ -129,10 +170,15 @@ function cpuProbe(events: () => number): DrainProbe & { report(): string } {
         previous = now;
       }, SAMPLE_MS);
     },
+    progress(sequenced) {
+      if (steadyFrom || sequenced < STEADY_AFTER_EVENTS || !relayAt) return;
+      steadyFrom = { sequenced, threads: runtimeThreads(pids), atMs: performance.now() };
+    },
     async end(relay) {
       if (timer) clearInterval(timer);
       last = read(relay);
-      busiest = busiestThread(threadsFirst, runtimeThreads(relay));
+      threadsLast = runtimeThreads(pids);
+      busiest = busiestThread(threadsFirst, threadsLast);
       nodeCpu = process.cpuUsage(nodeFirst ?? undefined);
       wallMs = performance.now() - startedMs;
       relayAt = null;
@@ -141,6 +187,21 @@ function cpuProbe(events: () => number): DrainProbe & { report(): string } {
         writeFileSync(PROFILE_FILE, JSON.stringify(profile));
         inspector.close();
       }
+    },
+    figures() {
+      if (!last) return null;
+      let steady: DrainCpu["steady"] = null;
+      const from = steadyFrom as (ProgressSample & { atMs: number }) | null;
+      if (from) {
+        const endMs = startedMs + wallMs;
+        steady = {
+          events: events() - from.sequenced,
+          seconds: (endMs - from.atMs) / 1000,
+          threadRun:
+            (threadsLast.get(busiest.tid)?.run ?? 0) - (from.threads.get(busiest.tid)?.run ?? 0),
+        };
+      }
+      return { seconds: wallMs / 1000, threadRun: busiest.run, steady };
     },
     report() {
       if (!first || !last || !nodeCpu) return "no CPU figures";
@@ -155,13 +216,88 @@ function cpuProbe(events: () => number): DrainProbe & { report(): string } {
       return [
         `drain ${seconds.toFixed(2)} s`,
         `workerd runtime ${total(cpu.runtime).toFixed(2)} s CPU (${pct(total(cpu.runtime))} of one core, ${perEvent(total(cpu.runtime))}; system ${cpu.runtime.system.toFixed(2)} s)`,
-        `its busiest thread ran ${busiest.run.toFixed(2)} s (${pct(busiest.run)}) and waited for a core ${busiest.wait.toFixed(2)} s (${pct(busiest.wait)})`,
+        `its busiest thread ran ${busiest.run.toFixed(2)} s (${pct(busiest.run)}, ${perEvent(busiest.run)}) and waited for a core ${busiest.wait.toFixed(2)} s (${pct(busiest.wait)})`,
         `per ${SAMPLE_MS} ms: median ${q(0.5)} %, min ${q(0)} %, max ${q(1)} %`,
         `wrangler proxy ${total(cpu.proxy).toFixed(2)} s`,
         `hosts + PLC (this process) ${node.toFixed(2)} s (${pct(node)})`,
       ].join("; ");
     },
   };
+}
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The same backlog validated by the relay's validation code in a fresh Node process on one core
+ * (bench/backlog-validation.ts): a cold first pass, then warm passes.
+ */
+function validateBacklog(outcome: BacklogOutcome): BacklogValidation {
+  const dir = mkdtempSync(join(tmpdir(), "freehose-backlog-"));
+  const file = join(dir, "backlog.json");
+  try {
+    const input: BacklogInput = {
+      hosts: outcome.backlog.map((h) => ({
+        hostname: h.hostname,
+        frames: h.frames.map((f) => Buffer.from(f).toString("base64")),
+      })),
+      documents: Object.fromEntries(outcome.documents),
+    };
+    writeFileSync(file, JSON.stringify(input));
+    const script = join(BENCH_DIR, "backlog-validation.ts");
+    // `taskset` keeps the reference on one core, as the relay's JavaScript is on one thread
+    // (Node's WebCrypto would otherwise verify P-256 on its thread pool, on the other core)
+    const out = execFileSync(
+      "taskset",
+      ["-c", "0", process.execPath, ...process.execArgv, script, file],
+      {
+        encoding: "utf8",
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
+    return JSON.parse(out.trim().split("\n").at(-1) as string) as BacklogValidation;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const pct = (x: number) => `${Math.round(100 * x)} %`;
+const perSecond = (events: number, seconds: number) => Math.round(events / seconds);
+const micros = (seconds: number, events: number) => Math.round((seconds * 1e6) / events);
+
+/**
+ * The issue's pipeline-efficiency goal: the drain's rate against the rate at which one core
+ * validates the same frames. Two references, because the drain starts in a fresh isolate: the
+ * cold one (a fresh process's first pass) is what the whole drain is compared with; the warm one
+ * (later passes, every key still seen for the first time) is compared with the drain's steady
+ * state, after STEADY_AFTER_EVENTS. Rates both per wall second (this machine's cores are shared:
+ * the relay's thread waits for one) and per CPU-second of the relay's JavaScript thread.
+ */
+function reportEfficiency(
+  hostCount: number,
+  outcome: BacklogOutcome,
+  drain: DrainCpu,
+  validation: BacklogValidation,
+): void {
+  const { cold } = validation;
+  const warm = [...validation.warm].sort((a, b) => a.cpuSeconds - b.cpuSeconds)[
+    Math.floor(validation.warm.length / 2)
+  ] as Pass;
+  const events = cold.events;
+  const label = `backlog: pipeline efficiency ${hostCount} host${hostCount === 1 ? "" : "s"}`;
+  const coldRate = perSecond(events, cold.wallSeconds);
+  const warmRate = perSecond(warm.events, warm.wallSeconds);
+  console.log(
+    `${label}: ${pct(outcome.rate / coldRate)} (drain ${Math.round(outcome.rate)} events/s vs validation ${coldRate} events/s of the same frames on one core, cold; per thread-CPU-second: ${pct(cold.cpuSeconds / drain.threadRun)}); against warm validation (${warmRate} events/s): ${pct(outcome.rate / warmRate)}, per CPU-second ${pct(warm.cpuSeconds / drain.threadRun)}`,
+  );
+  console.log(
+    `${label}: relay thread ${micros(drain.threadRun, events)} µs CPU/event; validation cold ${micros(cold.cpuSeconds, events)} µs, warm ${micros(warm.cpuSeconds, warm.events)} µs; outside validation ${micros(drain.threadRun - cold.cpuSeconds, events)} µs/event (against cold)`,
+  );
+  const steady = drain.steady;
+  if (steady && steady.events > 0) {
+    console.log(
+      `${label}, steady state (after ${STEADY_AFTER_EVENTS} events; ${steady.events} events): ${pct(steady.events / steady.seconds / warmRate)} (drain ${perSecond(steady.events, steady.seconds)} events/s vs warm validation ${warmRate} events/s; per thread-CPU-second: ${pct(warm.cpuSeconds / warm.events / (steady.threadRun / steady.events))}); relay thread ${micros(steady.threadRun, steady.events)} µs CPU/event, outside validation ${micros(steady.threadRun / steady.events - warm.cpuSeconds / warm.events, 1)} µs/event`,
+    );
+  }
 }
 
 export default async function main(): Promise<void> {
@@ -174,6 +310,9 @@ export default async function main(): Promise<void> {
       `backlog: ${hostCount} hosts × ${perHost} events: ${Math.round(outcome.rate)} events/s, ${outcome.reconnects} reconnects, lost ${outcome.lost}, duplicated ${outcome.duplicated}${outcome.complete ? "" : " (INCOMPLETE)"}`,
     );
     console.log(`backlog: ${hostCount} hosts, CPU: ${probe.report()}`);
+    const drain = probe.figures();
+    if (drain && drain.threadRun > 0)
+      reportEfficiency(hostCount, outcome, drain, validateBacklog(outcome));
     if (hostCount === 1) oneHostRate = outcome.rate;
     else if (oneHostRate !== null)
       reportRatio(

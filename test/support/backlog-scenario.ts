@@ -22,11 +22,17 @@ export type BacklogOutcome = {
   /** Relay seqs that are not contiguous from the first. */
   seqGaps: number;
   complete: boolean;
+  /** What the hosts wrote while the relay was down, each host's frames in order. */
+  backlog: { hostname: string; frames: Uint8Array[] }[];
+  /** The DID documents the PLC served, as JSON text. */
+  documents: Map<string, string>;
 };
 
 /** Told when the drain starts (the restarted relay answers) and when its last event is sequenced. */
 export type DrainProbe = {
   start(relay: RelayProcess): void | Promise<void>;
+  /** Events sequenced since the drain started, each time the relay's head is polled. */
+  progress?(sequenced: number): void;
   end(relay: RelayProcess): void | Promise<void>;
 };
 
@@ -94,7 +100,9 @@ export async function runBacklog(
     const start = performance.now();
     await Promise.all(hosts.map((host) => requestCrawl(relay.url, host.hostname)));
     const expected = firstHead + hostCount * perHost;
-    const done = await waitForHead(relay.url, expected, 300_000);
+    const done = await waitForHead(relay.url, expected, 300_000, (h) =>
+      probe?.progress?.(h - firstHead),
+    );
     const seconds = (performance.now() - start) / 1000;
     await probe?.end(relay);
     if (process.env.FREEHOSE_BENCH_LOG === "1") summariseLog(relay.output());
@@ -104,6 +112,9 @@ export async function runBacklog(
       reconnects: reconnects - hostCount,
       ...check,
       complete: done,
+      // each host's first frame was sequenced before the restart
+      backlog: hosts.map((host) => ({ hostname: host.hostname, frames: host.frames.slice(1) })),
+      documents: new Map([...plc.docs].map(([did, doc]) => [did, JSON.stringify(doc)])),
     };
   } finally {
     await relay.stop();
@@ -117,12 +128,18 @@ async function head(url: string): Promise<number> {
   return ((await res.json()) as { seq: number }).seq ?? 0;
 }
 
-async function waitForHead(url: string, atLeast: number, timeoutMs = 60_000): Promise<boolean> {
+async function waitForHead(
+  url: string,
+  atLeast: number,
+  timeoutMs = 60_000,
+  onHead?: (head: number) => void,
+): Promise<boolean> {
   let current = 0;
   const poll = setInterval(() => {
     void head(url).then(
       (h) => {
         current = h;
+        onHead?.(h);
       },
       () => {},
     );
