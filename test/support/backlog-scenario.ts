@@ -31,8 +31,6 @@ export type BacklogOutcome = {
 /** Told when the drain starts (the restarted relay answers) and when its last event is sequenced. */
 export type DrainProbe = {
   start(relay: RelayProcess): void | Promise<void>;
-  /** Events sequenced since the drain started, each time the relay's head is polled. */
-  progress?(sequenced: number): void;
   end(relay: RelayProcess): void | Promise<void>;
 };
 
@@ -100,9 +98,7 @@ export async function runBacklog(
     const start = performance.now();
     await Promise.all(hosts.map((host) => requestCrawl(relay.url, host.hostname)));
     const expected = firstHead + hostCount * perHost;
-    const done = await waitForHead(relay.url, expected, 300_000, (h) =>
-      probe?.progress?.(h - firstHead),
-    );
+    const done = await waitForHead(relay.url, expected, 300_000);
     const seconds = (performance.now() - start) / 1000;
     await probe?.end(relay);
     if (process.env.FREEHOSE_BENCH_LOG === "1") summariseLog(relay.output());
@@ -128,18 +124,12 @@ async function head(url: string): Promise<number> {
   return ((await res.json()) as { seq: number }).seq ?? 0;
 }
 
-async function waitForHead(
-  url: string,
-  atLeast: number,
-  timeoutMs = 60_000,
-  onHead?: (head: number) => void,
-): Promise<boolean> {
+async function waitForHead(url: string, atLeast: number, timeoutMs = 60_000): Promise<boolean> {
   let current = 0;
   const poll = setInterval(() => {
     void head(url).then(
       (h) => {
         current = h;
-        onHead?.(h);
       },
       () => {},
     );
