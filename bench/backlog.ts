@@ -280,18 +280,18 @@ function reportEfficiency(
   );
 }
 
-/** The steady state (BACKLOG_STEADY): what the second drain's extra events cost. */
-function reportSteady(
-  hostCount: number,
-  first: { drain: DrainCpu; validation: BacklogValidation },
-  second: { drain: DrainCpu; validation: BacklogValidation },
-): void {
+/**
+ * The steady state (BACKLOG_STEADY): what the second drain's extra events cost, against the
+ * warm reference's second half of the same (longer) backlog, whose accounts are all known too.
+ */
+function reportSteady(hostCount: number, first: Drained, second: Drained): void {
   const events = second.drain.events - first.drain.events;
-  const thread = second.drain.threadRun - first.drain.threadRun;
+  const thread = (second.drain.threadRun - first.drain.threadRun) / events;
   const wall = second.drain.seconds - first.drain.seconds;
-  const validation = warmPass(second.validation).cpuSeconds - warmPass(first.validation).cpuSeconds;
+  const { laterHalf } = warmPass(second.validation);
+  const validation = laterHalf.cpuSeconds / laterHalf.events;
   console.log(
-    `backlog: pipeline efficiency ${hostCount} host${hostCount === 1 ? "" : "s"}, steady state (the extra ${events} events of a drain of ${second.drain.events} against one of ${first.drain.events}, same accounts): per thread-CPU-second ${pct(validation / thread)} (relay thread ${micros(thread, events)} µs CPU/event, warm validation ${micros(validation, events)} µs, outside validation ${micros(thread - validation, events)} µs); drain ${perSecond(events, wall)} events/s`,
+    `backlog: pipeline efficiency ${hostCount} host${hostCount === 1 ? "" : "s"}, steady state (the extra ${events} events of a drain of ${second.drain.events} against one of ${first.drain.events}, same accounts): per thread-CPU-second ${pct(validation / thread)} (relay thread ${micros(thread, 1)} µs CPU/event, warm validation of the second half of the same backlog ${micros(validation, 1)} µs, outside validation ${micros(thread - validation, 1)} µs); drain ${perSecond(events, wall)} events/s vs validation ${perSecond(laterHalf.events, laterHalf.wallSeconds)} events/s`,
   );
 }
 
