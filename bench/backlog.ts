@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -208,6 +208,7 @@ function cpuProbe(events: () => number): DrainProbe & {
 }
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const TASKSET = "/usr/bin/taskset";
 
 /**
  * The same backlog validated by the relay's validation code in a fresh Node process on one core
@@ -228,14 +229,12 @@ function validateBacklog(outcome: BacklogOutcome): BacklogValidation {
     const script = join(BENCH_DIR, "backlog-validation.ts");
     // `taskset` keeps the reference on one core, as the relay's JavaScript is on one thread
     // (Node's WebCrypto would otherwise verify P-256 on its thread pool, on the other core)
-    const out = execFileSync(
-      "taskset",
-      ["-c", "0", process.execPath, ...process.execArgv, script, file],
-      {
-        encoding: "utf8",
-        maxBuffer: 16 * 1024 * 1024,
-      },
-    );
+    const node = [process.execPath, ...process.execArgv, script, file];
+    const [command, ...args] = existsSync(TASKSET) ? [TASKSET, "-c", "0", ...node] : node;
+    const out = execFileSync(command as string, args, {
+      encoding: "utf8",
+      maxBuffer: 16 * 1024 * 1024,
+    });
     return JSON.parse(out.trim().split("\n").at(-1) as string) as BacklogValidation;
   } finally {
     rmSync(dir, { recursive: true, force: true });
