@@ -1,7 +1,12 @@
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { type DrainProbe, runBacklog } from "../test/support/backlog-scenario";
+import { type BacklogOutcome, type DrainProbe, runBacklog } from "../test/support/backlog-scenario";
 import type { RelayProcess } from "../test/support/relay-process";
+import type { BacklogInput, BacklogValidation, Pass } from "./backlog-validation";
 import { reportRatio } from "./report";
 import { cpuSince, total, type WorkerdCpu, workerdCpu } from "./workerd-cpu";
 
@@ -47,15 +52,9 @@ async function openInspector(relay: RelayProcess): Promise<Inspector> {
 
 type ThreadTimes = Map<string, { run: number; wait: number }>;
 
-/**
- * Per thread of the relay's runtime, seconds on a core and seconds runnable but waiting for one
- * (/proc/<pid>/task/<tid>/schedstat). On this shared machine a low CPU share can mean the thread
- * had nothing to do (the pipeline stalls) or that it was not given a core; the wait tells them
- * apart. The busiest thread is the one running JavaScript (all objects share it under
- * `wrangler dev`).
- */
-function runtimeThreads(relay: RelayProcess): ThreadTimes {
-  const out: ThreadTimes = new Map();
+/** The relay's runtime processes (wrangler's proxy left out). */
+function runtimePids(relay: RelayProcess): number[] {
+  const pids: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -65,11 +64,30 @@ function runtimeThreads(relay: RelayProcess): ThreadTimes {
       if (group !== relay.pid || !command.startsWith("workerd")) continue;
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
       if (cmdline.includes(`entry=127.0.0.1:${relay.port}\0`)) continue; // wrangler's proxy
-      for (const task of readdirSync(`/proc/${entry}/task`)) {
-        const [run, wait] = readFileSync(`/proc/${entry}/task/${task}/schedstat`, "utf8")
+      pids.push(Number(entry));
+    } catch {
+      // the process ended while we read it
+    }
+  }
+  return pids;
+}
+
+/**
+ * Per thread of the relay's runtime, seconds on a core and seconds runnable but waiting for one
+ * (/proc/<pid>/task/<tid>/schedstat). On this shared machine a low CPU share can mean the thread
+ * had nothing to do (the pipeline stalls) or that it was not given a core; the wait tells them
+ * apart. The busiest thread is the one running JavaScript (all objects share it under
+ * `wrangler dev`).
+ */
+function runtimeThreads(pids: number[]): ThreadTimes {
+  const out: ThreadTimes = new Map();
+  for (const pid of pids) {
+    try {
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        const [run, wait] = readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8")
           .split(" ")
           .map(Number);
-        out.set(`${entry}/${task}`, { run: (run ?? 0) / 1e9, wait: (wait ?? 0) / 1e9 });
+        out.set(`${pid}/${task}`, { run: (run ?? 0) / 1e9, wait: (wait ?? 0) / 1e9 });
       }
     } catch {
       // the process ended while we read it
@@ -90,12 +108,32 @@ function busiestThread(before: ThreadTimes, after: ThreadTimes): { run: number; 
 }
 
 /**
+ * BACKLOG_STEADY=1: each host count is drained a second time with twice the events over the same
+ * number of accounts, and the difference between the two drains is the steady state: the cost of
+ * the extra events, once the isolate is warm and every account known. (The relay's head cannot
+ * be sampled during a drain: a host's queued frames are validated back to back, and its
+ * `_health` answers wait for them.)
+ */
+const STEADY = process.env.BACKLOG_STEADY === "1";
+
+type DrainCpu = {
+  events: number;
+  seconds: number;
+  /** CPU seconds of the busiest runtime thread (the one running JavaScript) over the drain. */
+  threadRun: number;
+};
+
+/**
  * Where the drain's time goes: CPU of the relay's runtime (one workerd thread runs every object),
  * of wrangler's dev proxy, and of this process (the scripted hosts and PLC), over the drain, and
  * the runtime's busiest and idlest quarter-seconds (is its thread saturated?).
  */
-function cpuProbe(events: () => number): DrainProbe & { report(): string } {
+function cpuProbe(events: () => number): DrainProbe & {
+  report(): string;
+  figures(): DrainCpu | null;
+} {
   let relayAt: RelayProcess | null = null;
+  let pids: number[] = [];
   let first: WorkerdCpu | null = null;
   let last: WorkerdCpu | null = null;
   let nodeFirst: NodeJS.CpuUsage | null = null;
@@ -117,8 +155,9 @@ function cpuProbe(events: () => number): DrainProbe & { report(): string } {
         await inspector.call("Profiler.start");
       }
       relayAt = relay;
+      pids = runtimePids(relay);
       first = read(relay);
-      threadsFirst = runtimeThreads(relay);
+      threadsFirst = runtimeThreads(pids);
       nodeFirst = process.cpuUsage();
       startedMs = performance.now();
       let previous = first;
@@ -132,7 +171,7 @@ function cpuProbe(events: () => number): DrainProbe & { report(): string } {
     async end(relay) {
       if (timer) clearInterval(timer);
       last = read(relay);
-      busiest = busiestThread(threadsFirst, runtimeThreads(relay));
+      busiest = busiestThread(threadsFirst, runtimeThreads(pids));
       nodeCpu = process.cpuUsage(nodeFirst ?? undefined);
       wallMs = performance.now() - startedMs;
       relayAt = null;
@@ -141,6 +180,10 @@ function cpuProbe(events: () => number): DrainProbe & { report(): string } {
         writeFileSync(PROFILE_FILE, JSON.stringify(profile));
         inspector.close();
       }
+    },
+    figures() {
+      if (!last) return null;
+      return { events: events(), seconds: wallMs / 1000, threadRun: busiest.run };
     },
     report() {
       if (!first || !last || !nodeCpu) return "no CPU figures";
@@ -155,7 +198,7 @@ function cpuProbe(events: () => number): DrainProbe & { report(): string } {
       return [
         `drain ${seconds.toFixed(2)} s`,
         `workerd runtime ${total(cpu.runtime).toFixed(2)} s CPU (${pct(total(cpu.runtime))} of one core, ${perEvent(total(cpu.runtime))}; system ${cpu.runtime.system.toFixed(2)} s)`,
-        `its busiest thread ran ${busiest.run.toFixed(2)} s (${pct(busiest.run)}) and waited for a core ${busiest.wait.toFixed(2)} s (${pct(busiest.wait)})`,
+        `its busiest thread ran ${busiest.run.toFixed(2)} s (${pct(busiest.run)}, ${perEvent(busiest.run)}) and waited for a core ${busiest.wait.toFixed(2)} s (${pct(busiest.wait)})`,
         `per ${SAMPLE_MS} ms: median ${q(0.5)} %, min ${q(0)} %, max ${q(1)} %`,
         `wrangler proxy ${total(cpu.proxy).toFixed(2)} s`,
         `hosts + PLC (this process) ${node.toFixed(2)} s (${pct(node)})`,
@@ -164,21 +207,124 @@ function cpuProbe(events: () => number): DrainProbe & { report(): string } {
   };
 }
 
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const TASKSET = "/usr/bin/taskset";
+
+/**
+ * The same backlog validated by the relay's validation code in a fresh Node process on one core
+ * (bench/backlog-validation.ts): a cold first pass, then warm passes.
+ */
+function validateBacklog(outcome: BacklogOutcome): BacklogValidation {
+  const dir = mkdtempSync(join(tmpdir(), "freehose-backlog-"));
+  const file = join(dir, "backlog.json");
+  try {
+    const input: BacklogInput = {
+      hosts: outcome.backlog.map((h) => ({
+        hostname: h.hostname,
+        frames: h.frames.map((f) => Buffer.from(f).toString("base64")),
+      })),
+      documents: Object.fromEntries(outcome.documents),
+    };
+    writeFileSync(file, JSON.stringify(input));
+    const script = join(BENCH_DIR, "backlog-validation.ts");
+    // `taskset` keeps the reference on one core, as the relay's JavaScript is on one thread
+    // (Node's WebCrypto would otherwise verify P-256 on its thread pool, on the other core)
+    const node = [process.execPath, ...process.execArgv, script, file];
+    const [command, ...args] = existsSync(TASKSET) ? [TASKSET, "-c", "0", ...node] : node;
+    const out = execFileSync(command as string, args, {
+      encoding: "utf8",
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return JSON.parse(out.trim().split("\n").at(-1) as string) as BacklogValidation;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const pct = (x: number) => `${Math.round(100 * x)} %`;
+const perSecond = (events: number, seconds: number) => Math.round(events / seconds);
+const micros = (seconds: number, events: number) => Math.round((seconds * 1e6) / events);
+
+/** The median warm pass (by CPU). */
+function warmPass(validation: BacklogValidation): Pass {
+  const sorted = [...validation.warm].sort((a, b) => a.cpuSeconds - b.cpuSeconds);
+  return sorted[Math.floor(sorted.length / 2)] as Pass;
+}
+
+/**
+ * The issue's pipeline-efficiency goal: the drain's rate against the rate at which one core
+ * validates the same frames. The drain starts in a fresh isolate, so the goal's reference is the
+ * cold one (a fresh process's first pass over the same frames); the warm one (a later pass, with
+ * every account's document parsed and key seen for the first time again) is printed beside it.
+ * Rates both per wall second (this machine's cores are shared: the relay's thread waits for one)
+ * and per CPU-second of the relay's JavaScript thread.
+ */
+function reportEfficiency(
+  hostCount: number,
+  outcome: BacklogOutcome,
+  drain: DrainCpu,
+  validation: BacklogValidation,
+): void {
+  const { cold } = validation;
+  const warm = warmPass(validation);
+  const events = cold.events;
+  const label = `backlog: pipeline efficiency ${hostCount} host${hostCount === 1 ? "" : "s"}`;
+  const coldRate = perSecond(events, cold.wallSeconds);
+  const warmRate = perSecond(warm.events, warm.wallSeconds);
+  console.log(
+    `${label}: ${pct(outcome.rate / coldRate)} (drain ${Math.round(outcome.rate)} events/s vs validation ${coldRate} events/s of the same frames on one core, cold; per thread-CPU-second: ${pct(cold.cpuSeconds / drain.threadRun)}); against warm validation (${warmRate} events/s): ${pct(outcome.rate / warmRate)}, per CPU-second ${pct(warm.cpuSeconds / drain.threadRun)}`,
+  );
+  console.log(
+    `${label}: relay thread ${micros(drain.threadRun, events)} µs CPU/event; validation cold ${micros(cold.cpuSeconds, events)} µs, warm ${micros(warm.cpuSeconds, warm.events)} µs; outside validation ${micros(drain.threadRun - cold.cpuSeconds, events)} µs/event against cold, ${micros(drain.threadRun - warm.cpuSeconds, events)} against warm`,
+  );
+}
+
+/**
+ * The steady state (BACKLOG_STEADY): what the second drain's extra events cost, against the
+ * warm reference's second half of the same (longer) backlog, whose accounts are all known too.
+ */
+function reportSteady(hostCount: number, first: Drained, second: Drained): void {
+  const events = second.drain.events - first.drain.events;
+  const thread = (second.drain.threadRun - first.drain.threadRun) / events;
+  const wall = second.drain.seconds - first.drain.seconds;
+  const { laterHalf } = warmPass(second.validation);
+  const validation = laterHalf.cpuSeconds / laterHalf.events;
+  console.log(
+    `backlog: pipeline efficiency ${hostCount} host${hostCount === 1 ? "" : "s"}, steady state (the extra ${events} events of a drain of ${second.drain.events} against one of ${first.drain.events}, same accounts): per thread-CPU-second ${pct(validation / thread)} (relay thread ${micros(thread, 1)} µs CPU/event, warm validation of the second half of the same backlog ${micros(validation, 1)} µs, outside validation ${micros(thread - validation, 1)} µs); drain ${perSecond(events, wall)} events/s vs validation ${perSecond(laterHalf.events, laterHalf.wallSeconds)} events/s`,
+  );
+}
+
+type Drained = { outcome: BacklogOutcome; drain: DrainCpu; validation: BacklogValidation };
+
+async function drainOnce(hostCount: number, totalEvents: number): Promise<Drained | null> {
+  const perHost = Math.ceil(totalEvents / hostCount);
+  const probe = cpuProbe(() => hostCount * perHost);
+  const outcome = await runBacklog(hostCount, totalEvents, TOTAL_ACCOUNTS, probe, PLC_DELAY_MS);
+  console.log(
+    `backlog: ${hostCount} hosts × ${perHost} events: ${Math.round(outcome.rate)} events/s, ${outcome.reconnects} reconnects, lost ${outcome.lost}, duplicated ${outcome.duplicated}${outcome.complete ? "" : " (INCOMPLETE)"}`,
+  );
+  console.log(`backlog: ${hostCount} hosts, CPU: ${probe.report()}`);
+  const drain = probe.figures();
+  if (!drain || drain.threadRun <= 0) return null;
+  const validation = validateBacklog(outcome);
+  reportEfficiency(hostCount, outcome, drain, validation);
+  return { outcome, drain, validation };
+}
+
 export default async function main(): Promise<void> {
   let oneHostRate: number | null = null;
   for (const hostCount of HOST_COUNTS) {
-    const perHost = Math.ceil(TOTAL_EVENTS / hostCount);
-    const probe = cpuProbe(() => hostCount * perHost);
-    const outcome = await runBacklog(hostCount, TOTAL_EVENTS, TOTAL_ACCOUNTS, probe, PLC_DELAY_MS);
-    console.log(
-      `backlog: ${hostCount} hosts × ${perHost} events: ${Math.round(outcome.rate)} events/s, ${outcome.reconnects} reconnects, lost ${outcome.lost}, duplicated ${outcome.duplicated}${outcome.complete ? "" : " (INCOMPLETE)"}`,
-    );
-    console.log(`backlog: ${hostCount} hosts, CPU: ${probe.report()}`);
-    if (hostCount === 1) oneHostRate = outcome.rate;
+    const drained = await drainOnce(hostCount, TOTAL_EVENTS);
+    if (drained && STEADY) {
+      const twice = await drainOnce(hostCount, 2 * TOTAL_EVENTS);
+      if (twice) reportSteady(hostCount, drained, twice);
+    }
+    if (!drained) continue;
+    if (hostCount === 1) oneHostRate = drained.outcome.rate;
     else if (oneHostRate !== null)
       reportRatio(
         `backlog drain, ${hostCount} hosts vs 1 host`,
-        outcome.rate,
+        drained.outcome.rate,
         oneHostRate,
         "events/s",
       );

