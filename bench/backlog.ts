@@ -8,7 +8,14 @@ import { type BacklogOutcome, type DrainProbe, runBacklog } from "../test/suppor
 import type { RelayProcess } from "../test/support/relay-process";
 import type { BacklogInput, BacklogValidation, Pass } from "./backlog-validation";
 import { reportRatio } from "./report";
-import { cpuSince, total, type WorkerdCpu, workerdCpu } from "./workerd-cpu";
+import {
+  type CpuSeconds,
+  cpuSince,
+  total,
+  type WorkerdCpu,
+  workerdCpu,
+  wranglerToolingCpu,
+} from "./workerd-cpu";
 
 // Catch-up after a restart (test/support/backlog-scenario.ts): the total backlog is the same for
 // every host count, so the drain rates compare directly. `npm run bench -- backlog`.
@@ -125,7 +132,7 @@ type DrainCpu = {
 
 /**
  * Where the drain's time goes: CPU of the relay's runtime (one workerd thread runs every object),
- * of wrangler's dev proxy, and of this process (the scripted hosts and PLC), over the drain, and
+ * of wrangler's dev proxy and Node process, and of this process (the scripted hosts and PLC), over the drain, and
  * the runtime's busiest and idlest quarter-seconds (is its thread saturated?).
  */
 function cpuProbe(events: () => number): DrainProbe & {
@@ -136,6 +143,8 @@ function cpuProbe(events: () => number): DrainProbe & {
   let pids: number[] = [];
   let first: WorkerdCpu | null = null;
   let last: WorkerdCpu | null = null;
+  let toolingFirst: CpuSeconds | null = null;
+  let tooling: CpuSeconds | null = null;
   let nodeFirst: NodeJS.CpuUsage | null = null;
   let nodeCpu: NodeJS.CpuUsage | null = null;
   let startedMs = 0;
@@ -157,6 +166,7 @@ function cpuProbe(events: () => number): DrainProbe & {
       relayAt = relay;
       pids = runtimePids(relay);
       first = read(relay);
+      toolingFirst = wranglerToolingCpu(relay.pid);
       threadsFirst = runtimeThreads(pids);
       nodeFirst = process.cpuUsage();
       startedMs = performance.now();
@@ -171,6 +181,11 @@ function cpuProbe(events: () => number): DrainProbe & {
     async end(relay) {
       if (timer) clearInterval(timer);
       last = read(relay);
+      const toolingLast = wranglerToolingCpu(relay.pid);
+      tooling = {
+        user: toolingLast.user - (toolingFirst?.user ?? 0),
+        system: toolingLast.system - (toolingFirst?.system ?? 0),
+      };
       busiest = busiestThread(threadsFirst, runtimeThreads(pids));
       nodeCpu = process.cpuUsage(nodeFirst ?? undefined);
       wallMs = performance.now() - startedMs;
@@ -200,7 +215,7 @@ function cpuProbe(events: () => number): DrainProbe & {
         `workerd runtime ${total(cpu.runtime).toFixed(2)} s CPU (${pct(total(cpu.runtime))} of one core, ${perEvent(total(cpu.runtime))}; system ${cpu.runtime.system.toFixed(2)} s)`,
         `its busiest thread ran ${busiest.run.toFixed(2)} s (${pct(busiest.run)}, ${perEvent(busiest.run)}) and waited for a core ${busiest.wait.toFixed(2)} s (${pct(busiest.wait)})`,
         `per ${SAMPLE_MS} ms: median ${q(0.5)} %, min ${q(0)} %, max ${q(1)} %`,
-        `wrangler proxy ${total(cpu.proxy).toFixed(2)} s`,
+        `wrangler proxy ${total(cpu.proxy).toFixed(2)} s and wrangler's Node ${tooling ? total(tooling).toFixed(2) : "?"} s (dev tooling, absent in production: it gets each of the runtime's outbound fetches as four DevTools events)`,
         `hosts + PLC (this process) ${node.toFixed(2)} s (${pct(node)})`,
       ].join("; ");
     },

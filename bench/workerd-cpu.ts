@@ -51,6 +51,30 @@ export function workerdCpu(groupPid: number, proxyPort: number): WorkerdCpu {
   return out;
 }
 
+/**
+ * CPU seconds of the group's other processes: wrangler's own Node process (and esbuild). Its
+ * inspector proxy forwards every DevTools event of the runtime to that Node process as an HTTP
+ * request, four per outbound fetch (Network.requestWillBeSent … loadingFinished), whatever the
+ * log level: dev tooling that competes for the cores and that production does not run.
+ */
+export function wranglerToolingCpu(groupPid: number): CpuSeconds {
+  const out: CpuSeconds = { user: 0, system: 0 };
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) !== groupPid || command.startsWith("workerd")) continue;
+      out.user += Number(fields[11]) / TICKS_PER_SECOND;
+      out.system += Number(fields[12]) / TICKS_PER_SECOND;
+    } catch {
+      // the process ended while we read it
+    }
+  }
+  return out;
+}
+
 /** The pid of the group's runtime workerd (not wrangler's proxy), for perf and strace. */
 export function runtimePid(groupPid: number, proxyPort: number): number {
   const pid = workerdPids(groupPid).find((p) => !isProxy(p, proxyPort));
