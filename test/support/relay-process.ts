@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
+const QUIET_DEV = join(ROOT, "test", "support", "quiet-dev.ts");
 
 export type RelayOptions = {
   /** PLC_URL of the relay (a bench worker of its own needs none). */
@@ -27,6 +28,12 @@ export type RelayOptions = {
   echo?: boolean;
   /** wrangler's log level; "log" shows the relay's own JSON log lines. */
   logLevel?: "error" | "warn" | "info" | "log" | "debug";
+  /**
+   * false: run the relay through wrangler's API without the inspector (test/support/quiet-dev.ts)
+   * instead of `wrangler dev`, whose DevTools relay costs CPU per outbound fetch of the runtime
+   * (docs/benchmarks.md, "Without wrangler's DevTools"). Default true: `wrangler dev`.
+   */
+  devTools?: boolean;
 };
 
 export type RelayProcess = {
@@ -35,7 +42,10 @@ export type RelayProcess = {
   port: number;
   persistDir: string;
   output: () => string;
-  /** Process id of `wrangler dev`, leader of its own process group (workerd is in it). */
+  /**
+   * Process id of `wrangler dev` (or of quiet-dev.ts), leader of its own process group (workerd
+   * is in it).
+   */
   pid: number;
   stop(): Promise<void>;
   /**
@@ -59,6 +69,51 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** What the relay is launched with (quiet-dev.ts takes it as one JSON argument). */
+export type LaunchArgs = {
+  config?: string;
+  entry?: string;
+  port: number;
+  persistDir: string;
+  vars: Record<string, string>;
+  logLevel: NonNullable<RelayOptions["logLevel"]>;
+};
+
+/** `wrangler dev`, or quiet-dev.ts (no inspector): detached, so each leads its process group. */
+async function spawnLauncher(quiet: boolean, launch: LaunchArgs): Promise<ChildProcess> {
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" };
+  const spawnOptions = {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe"] as ("ignore" | "pipe")[],
+    detached: true,
+  };
+  if (quiet)
+    return spawn(
+      process.execPath,
+      ["--import", "tsx", QUIET_DEV, JSON.stringify(launch)],
+      spawnOptions,
+    );
+  const args = [
+    "dev",
+    ...(launch.entry ? [launch.entry] : []),
+    ...(launch.config ? ["--config", launch.config] : []),
+    "--port",
+    String(launch.port),
+    "--ip",
+    "127.0.0.1",
+    "--inspector-port",
+    String(await freePort()),
+    "--persist-to",
+    launch.persistDir,
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    launch.logLevel,
+  ];
+  for (const [k, v] of Object.entries(launch.vars)) args.push("--var", `${k}:${v}`);
+  return spawn(WRANGLER, args, spawnOptions);
+}
+
 export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
   const port = options.port ?? (await freePort());
   const persistDir = options.persistDir ?? mkdtempSync(join(tmpdir(), "freehose-"));
@@ -69,29 +124,16 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
     ...(options.plcUrl ? { PLC_URL: options.plcUrl } : {}),
     ...options.vars,
   };
-  const args = [
-    "dev",
-    ...(options.entry ? [options.entry] : []),
-    ...(options.config ? ["--config", options.config] : []),
-    "--port",
-    String(port),
-    "--ip",
-    "127.0.0.1",
-    "--inspector-port",
-    String(await freePort()),
-    "--persist-to",
+  const logLevel = options.logLevel ?? "warn";
+  const child = await spawnLauncher(options.devTools === false, {
+    ...(options.config ? { config: options.config } : {}),
+    ...(options.entry ? { entry: options.entry } : {}),
+    port,
     persistDir,
-    "--show-interactive-dev-session=false",
-    "--log-level",
-    options.logLevel ?? "warn",
-  ];
-  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-  const child: ChildProcess = spawn(WRANGLER, args, {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
+    vars,
+    logLevel,
   });
+  const launcher = options.devTools === false ? "quiet-dev.ts" : "wrangler dev";
   let output = "";
   const collect = (chunk: Buffer) => {
     output += chunk.toString();
@@ -138,11 +180,11 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
   const deadline = Date.now() + 90_000;
   for (;;) {
     if (child.exitCode !== null)
-      throw new Error(`wrangler dev exited (${child.exitCode}):\n${output.slice(-3000)}`);
+      throw new Error(`${launcher} exited (${child.exitCode}):\n${output.slice(-3000)}`);
     if (await ready(url)) break;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`wrangler dev did not become healthy:\n${output.slice(-3000)}`);
+      throw new Error(`${launcher} did not become healthy:\n${output.slice(-3000)}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
