@@ -29,6 +29,13 @@ const PLC_DELAY_MS = Number(process.env.BACKLOG_PLC_DELAY_MS ?? 0);
 const SAMPLE_MS = 250;
 /** BACKLOG_PROFILE=<file>: V8's CPU profile of the relay's isolate over the drain, for DevTools. */
 const PROFILE_FILE = process.env.BACKLOG_PROFILE;
+/**
+ * The relay runs without wrangler's inspector (test/support/quiet-dev.ts) unless BACKLOG_DEVTOOLS=1
+ * or a profile is asked for (it needs the inspector): under `wrangler dev` each outbound fetch
+ * of the runtime costs four DevTools POSTs to wrangler's Node process, CPU that production does
+ * not spend and that takes a core from the relay's thread on this machine.
+ */
+const DEVTOOLS = process.env.BACKLOG_DEVTOOLS === "1" || PROFILE_FILE !== undefined;
 
 type Inspector = { call<T>(method: string, params?: object): Promise<T>; close(): void };
 
@@ -215,7 +222,7 @@ function cpuProbe(events: () => number): DrainProbe & {
         `workerd runtime ${total(cpu.runtime).toFixed(2)} s CPU (${pct(total(cpu.runtime))} of one core, ${perEvent(total(cpu.runtime))}; system ${cpu.runtime.system.toFixed(2)} s)`,
         `its busiest thread ran ${busiest.run.toFixed(2)} s (${pct(busiest.run)}, ${perEvent(busiest.run)}) and waited for a core ${busiest.wait.toFixed(2)} s (${pct(busiest.wait)})`,
         `per ${SAMPLE_MS} ms: median ${q(0.5)} %, min ${q(0)} %, max ${q(1)} %`,
-        `wrangler proxy ${total(cpu.proxy).toFixed(2)} s and wrangler's Node ${tooling ? total(tooling).toFixed(2) : "?"} s (dev tooling, absent in production: it gets each of the runtime's outbound fetches as four DevTools events)`,
+        `wrangler proxy ${total(cpu.proxy).toFixed(2)} s and wrangler's Node ${tooling ? total(tooling).toFixed(2) : "?"} s (dev tooling, absent in production${DEVTOOLS ? ": wrangler dev's inspector gets each of the runtime's outbound fetches as four DevTools events" : "; no inspector"})`,
         `hosts + PLC (this process) ${node.toFixed(2)} s (${pct(node)})`,
       ].join("; ");
     },
@@ -314,7 +321,9 @@ type Drained = { outcome: BacklogOutcome; drain: DrainCpu; validation: BacklogVa
 async function drainOnce(hostCount: number, totalEvents: number): Promise<Drained | null> {
   const perHost = Math.ceil(totalEvents / hostCount);
   const probe = cpuProbe(() => hostCount * perHost);
-  const outcome = await runBacklog(hostCount, totalEvents, TOTAL_ACCOUNTS, probe, PLC_DELAY_MS);
+  const outcome = await runBacklog(hostCount, totalEvents, TOTAL_ACCOUNTS, probe, PLC_DELAY_MS, {
+    devTools: DEVTOOLS,
+  });
   console.log(
     `backlog: ${hostCount} hosts × ${perHost} events: ${Math.round(outcome.rate)} events/s, ${outcome.reconnects} reconnects, lost ${outcome.lost}, duplicated ${outcome.duplicated}${outcome.complete ? "" : " (INCOMPLETE)"}`,
   );
@@ -327,6 +336,9 @@ async function drainOnce(hostCount: number, totalEvents: number): Promise<Draine
 }
 
 export default async function main(): Promise<void> {
+  console.log(
+    `backlog: relay under ${DEVTOOLS ? "wrangler dev (with its inspector)" : "wrangler's API without the inspector (BACKLOG_DEVTOOLS=1: wrangler dev)"}`,
+  );
   let oneHostRate: number | null = null;
   for (const hostCount of HOST_COUNTS) {
     const drained = await drainOnce(hostCount, TOTAL_EVENTS);

@@ -52,10 +52,12 @@ export function workerdCpu(groupPid: number, proxyPort: number): WorkerdCpu {
 }
 
 /**
- * CPU seconds of the group's other processes: wrangler's own Node process (and esbuild). Its
- * inspector proxy forwards every DevTools event of the runtime to that Node process as an HTTP
- * request, four per outbound fetch (Network.requestWillBeSent … loadingFinished), whatever the
- * log level: dev tooling that competes for the cores and that production does not run.
+ * CPU seconds of the group's other processes: wrangler's own Node process (and esbuild). Under
+ * `wrangler dev` its inspector proxy forwards every DevTools event of the runtime to that Node
+ * process as an HTTP request, four per outbound fetch (Network.requestWillBeSent …
+ * loadingFinished), whatever the log level: dev tooling that competes for the cores and that
+ * production does not run. Under test/support/quiet-dev.ts (no inspector) the Node process is
+ * that script's, and the proxy workerd is still there.
  */
 export function wranglerToolingCpu(groupPid: number): CpuSeconds {
   const out: CpuSeconds = { user: 0, system: 0 };

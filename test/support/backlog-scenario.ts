@@ -1,14 +1,15 @@
 import WebSocket from "ws";
 import { decodeFrame } from "../../src/protocol/frame";
-import { type RelayProcess, requestCrawl, startRelay } from "./relay-process";
+import { type RelayOptions, type RelayProcess, requestCrawl, startRelay } from "./relay-process";
 import { ScriptedPds, ScriptedPlc } from "./scripted-pds";
 import { waitUntil } from "./wait";
 
 // Catch-up after a restart: every host wrote while the relay was down, and all of them send
 // their backlog at once when it comes back. Hosts are scripted (real signed commits, real
 // WebSockets, many accounts each, so keys are cold and every account's DID is resolved once);
-// the relay is `wrangler dev`, stopped and started again on the same state. Used by the backlog
-// benchmark (rates) and the catch-up integration test (correctness).
+// the relay is `wrangler dev` (or, with devTools: false, the same without wrangler's inspector),
+// stopped and started again on the same state. Used by the backlog benchmark (rates) and the
+// catch-up integration test (correctness).
 
 export type BacklogOutcome = {
   /** Events sequenced per second, from the relay answering again to the last one. */
@@ -40,6 +41,7 @@ export async function runBacklog(
   totalAccounts: number,
   probe?: DrainProbe,
   plcDelayMs = 0,
+  launch: Pick<RelayOptions, "devTools"> = {},
 ): Promise<BacklogOutcome> {
   const plc = new ScriptedPlc(plcDelayMs);
   await plc.start();
@@ -66,6 +68,7 @@ export async function runBacklog(
     NEW_HOST_MAX_ACCOUNTS: "1000000",
   };
   let relay = await startRelay({
+    ...launch,
     plcUrl: plc.url,
     logLevel: process.env.FREEHOSE_BENCH_LOG === "1" ? "log" : "warn",
     vars,
@@ -86,6 +89,7 @@ export async function runBacklog(
     let reconnects = 0;
     for (const host of hosts) host.server.on("upgrade", () => reconnects++);
     relay = await startRelay({
+      ...launch,
       plcUrl: plc.url,
       logLevel: process.env.FREEHOSE_BENCH_LOG === "1" ? "log" : "warn",
       vars,
