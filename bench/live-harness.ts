@@ -37,6 +37,9 @@ export async function startLive(
   }
   const relay = await startRelay({
     plcUrl: plc.url,
+    // LIVE_DEVTOOLS=0: without wrangler's inspector (test/support/quiet-dev.ts), whose DevTools
+    // traffic shares the cores with the relay (docs/benchmarks.md, "Without wrangler's DevTools")
+    devTools: process.env.LIVE_DEVTOOLS !== "0",
     logLevel: process.env.FREEHOSE_BENCH_LOG === "1" ? "log" : "warn",
     vars: {
       NEW_HOST_EVENTS_PER_SECOND: "1000000",
