@@ -11,21 +11,35 @@ export type WorkerdCpu = { runtime: CpuSeconds; proxy: CpuSeconds };
 
 const TICKS_PER_SECOND = 100;
 
-function workerdPids(groupPid: number): number[] {
-  const pids: number[] = [];
+type GroupProcess = { pid: number; command: string; cpu: CpuSeconds };
+
+/** The processes of a process group, with their CPU seconds so far (/proc/<pid>/stat). */
+function groupProcesses(groupPid: number): GroupProcess[] {
+  const out: GroupProcess[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      // fields after the command: state, ppid, pgrp, …; utime and stime are the 12th and 13th
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // fields after the command: state, ppid, pgrp, ...
-      if (Number(fields[2]) === groupPid && command.startsWith("workerd")) pids.push(Number(entry));
+      if (Number(fields[2]) !== groupPid) continue;
+      const cpu = {
+        user: Number(fields[11]) / TICKS_PER_SECOND,
+        system: Number(fields[12]) / TICKS_PER_SECOND,
+      };
+      out.push({ pid: Number(entry), command, cpu });
     } catch {
       // the process ended while we read it
     }
   }
-  return pids;
+  return out;
+}
+
+function workerdPids(groupPid: number): number[] {
+  return groupProcesses(groupPid)
+    .filter((p) => p.command.startsWith("workerd"))
+    .map((p) => p.pid);
 }
 
 function isProxy(pid: number, proxyPort: number): boolean {
@@ -36,17 +50,17 @@ function isProxy(pid: number, proxyPort: number): boolean {
 /** CPU seconds of the group's workerd processes, runtime and wrangler's proxy apart. */
 export function workerdCpu(groupPid: number, proxyPort: number): WorkerdCpu {
   const out: WorkerdCpu = { runtime: { user: 0, system: 0 }, proxy: { user: 0, system: 0 } };
-  for (const pid of workerdPids(groupPid)) {
+  for (const p of groupProcesses(groupPid)) {
+    if (!p.command.startsWith("workerd")) continue;
+    let proxy: boolean;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const into = isProxy(pid, proxyPort) ? out.proxy : out.runtime;
-      // utime and stime are the 12th and 13th fields after the command
-      into.user += Number(fields[11]) / TICKS_PER_SECOND;
-      into.system += Number(fields[12]) / TICKS_PER_SECOND;
+      proxy = isProxy(p.pid, proxyPort);
     } catch {
-      // the process ended while we read it
+      continue; // the process ended while we read it
     }
+    const into = proxy ? out.proxy : out.runtime;
+    into.user += p.cpu.user;
+    into.system += p.cpu.system;
   }
   return out;
 }
@@ -61,18 +75,10 @@ export function workerdCpu(groupPid: number, proxyPort: number): WorkerdCpu {
  */
 export function wranglerToolingCpu(groupPid: number): CpuSeconds {
   const out: CpuSeconds = { user: 0, system: 0 };
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[2]) !== groupPid || command.startsWith("workerd")) continue;
-      out.user += Number(fields[11]) / TICKS_PER_SECOND;
-      out.system += Number(fields[12]) / TICKS_PER_SECOND;
-    } catch {
-      // the process ended while we read it
-    }
+  for (const p of groupProcesses(groupPid)) {
+    if (p.command.startsWith("workerd")) continue;
+    out.user += p.cpu.user;
+    out.system += p.cpu.system;
   }
   return out;
 }
