@@ -1,9 +1,9 @@
-import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { encodeFrame } from "../../src/protocol/frame";
 import type { IngestEvent } from "../../src/sequence/hot-log";
 import { sequencerStub } from "../../src/stubs";
-import { RELAY } from "./support";
+import { subscribeJetstream } from "./support";
 
 // Jetstream's time_us is the time the Sequencer sequenced the event (log/time-anchors.ts): one
 // time per event, the same live, replayed from the hot log and replayed from a sealed segment,
@@ -39,34 +39,21 @@ async function restartSequencer(): Promise<void> {
 type Timed = { seq: number; timeUs: number };
 
 async function subscribe(query: string) {
-  const res = await SELF.fetch(`${RELAY}/subscribe?${query}`, {
-    headers: { Upgrade: "websocket" },
-  });
-  const ws = res.webSocket;
-  if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
-  ws.accept();
-  const received: Timed[] = [];
-  ws.addEventListener("message", (e) => {
-    const message = JSON.parse(e.data as string) as {
+  const consumer = await subscribeJetstream(query, (m): Timed => {
+    const message = m as {
       time_us: number;
       identity?: { seq: number };
       account?: { seq: number };
     };
-    const seq = (message.identity ?? message.account)?.seq as number;
-    received.push({ seq, timeUs: message.time_us });
+    return { seq: (message.identity ?? message.account)?.seq as number, timeUs: message.time_us };
   });
   /** Waits for `count` messages, then a little longer, so any extra one is seen too. */
   const waitFor = async (count: number) => {
-    const deadline = Date.now() + 15_000;
-    while (received.length < count) {
-      if (Date.now() > deadline)
-        throw new Error(`timed out; received ${received.length} of ${count}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await consumer.waitFor((r) => r.length >= count);
     await new Promise((r) => setTimeout(r, 300));
-    return received;
+    return consumer.received;
   };
-  return { ws, received, waitFor };
+  return { ws: consumer.ws, received: consumer.received, waitFor };
 }
 
 function expectStrictlyIncreasing(events: Timed[]): void {

@@ -12,7 +12,7 @@ import { CID, cidForDagCbor } from "../../src/protocol/cid";
 import { encodeFrame } from "../../src/protocol/frame";
 import type { IngestEvent } from "../../src/sequence/hot-log";
 import { sequencerStub } from "../../src/stubs";
-import { RELAY } from "./support";
+import { RELAY, subscribeJetstream } from "./support";
 
 // Jetstream's /subscribe served from the log: real commit frames (records in CAR blocks) are
 // appended through the Sequencer as an ingester would, and consumers connect through the Worker.
@@ -117,33 +117,7 @@ type Message = Record<string, unknown> & {
   commit?: Record<string, unknown>;
 };
 
-async function subscribe(query: string) {
-  const res = await SELF.fetch(`${RELAY}/subscribe?${query}`, {
-    headers: { Upgrade: "websocket" },
-  });
-  const ws = res.webSocket;
-  if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
-  ws.accept();
-  const received: Message[] = [];
-  ws.addEventListener("message", (e) => {
-    if (typeof e.data !== "string") throw new Error("Jetstream messages are text");
-    received.push(JSON.parse(e.data) as Message);
-  });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason }));
-  });
-  const waitFor = async (predicate: (r: Message[]) => boolean, timeoutMs = 15_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate(received)) {
-      if (Date.now() > deadline)
-        throw new Error(
-          `timed out; received ${received.length}: ${JSON.stringify(received.slice(-3))}`,
-        );
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  return { ws, received, closed, waitFor };
-}
+const subscribe = (query: string) => subscribeJetstream(query, (m) => m as Message);
 
 const opsOf = (messages: Message[]) =>
   messages.map((m) =>

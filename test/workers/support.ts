@@ -141,3 +141,35 @@ export function expectContiguous(values: number[], from: number, to: number): vo
 export function recordSeqs(records: Uint8Array): number[] {
   return [...iterateRecords(records)].map((r) => r.seq);
 }
+
+/**
+ * A Jetstream consumer (`GET /subscribe`) inside the pool: every text message parsed as JSON and
+ * turned into a `T` by `parse`, in arrival order.
+ */
+export async function subscribeJetstream<T>(query: string, parse: (message: unknown) => T) {
+  const res = await SELF.fetch(`${RELAY}/subscribe?${query}`, {
+    headers: { Upgrade: "websocket" },
+  });
+  const ws = res.webSocket;
+  if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
+  ws.accept();
+  const received: T[] = [];
+  ws.addEventListener("message", (e) => {
+    if (typeof e.data !== "string") throw new Error("Jetstream messages are text");
+    received.push(parse(JSON.parse(e.data)));
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason }));
+  });
+  const waitFor = async (predicate: (r: T[]) => boolean, timeoutMs = 15_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(received)) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out; received ${received.length}: ${JSON.stringify(received.slice(-3))}`,
+        );
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { ws, received, closed, waitFor };
+}
