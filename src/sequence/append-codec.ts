@@ -62,8 +62,7 @@ export type AppendFrame =
   | { kind: "delivery"; delivery: RelayedDelivery }
   | { kind: "relayRefused"; fanout: string };
 
-/** A Fanout delivery relayed by an ingester (Fanout.deliver's argument, and the Fanouts it is
- * for). */
+/** A Fanout delivery relayed by an ingester: Fanout.deliver's argument and the Fanouts it is for. */
 export type RelayedDelivery = Delivery & { fanouts: string[] };
 
 const BATCH = 1;
@@ -135,7 +134,7 @@ class Writer {
   }
 
   done(): Uint8Array {
-    // sized exactly (encodeBatch's estimate): the buffer itself, not a copy of it
+    // sized exactly (encodeBatch's and encodeDelivery's estimate): the buffer, not a copy of it
     return this.#at === this.#bytes.byteLength ? this.#bytes : this.#bytes.slice(0, this.#at);
   }
 }
@@ -266,14 +265,18 @@ export function encodeError(id: number, message: string): Uint8Array {
 }
 
 export function encodeDelivery(d: RelayedDelivery): Uint8Array {
-  const w = new Writer();
+  const anchors = encodeAnchors(d.anchors);
+  // sized up front as a batch is (batchBytes): a delivery carries tens of KB of records at the
+  // network's rate, and Fanout names are ASCII
+  let bytes = 1 + 4 + 2 + 8 + 8 + 4 + anchors.byteLength + d.records.byteLength;
+  for (const fanout of d.fanouts) bytes += 2 + fanout.length;
+  const w = new Writer(bytes);
   w.u8(DELIVERY);
   w.u32(0);
   w.u16(d.fanouts.length);
   for (const fanout of d.fanouts) w.str(fanout);
   w.f64(d.firstSeq);
   w.f64(d.lastSeq);
-  const anchors = encodeAnchors(d.anchors);
   w.u32(anchors.byteLength);
   w.raw(anchors);
   w.raw(d.records);
