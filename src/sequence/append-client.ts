@@ -7,32 +7,6 @@ import { MAX_APPEND_MESSAGE_BYTES } from "./append-limits";
 import { APPEND_SOCKET_PATH } from "./append-socket";
 import type { AppendResult } from "./hot-log";
 
-/**
- * An ingester's way to the Sequencer: one WebSocket (append-socket.ts), each batch one binary
- * message answered by one message once it is durable. The Sequencer accepts the socket with
- * the hibernation API, so it may sleep between batches, and each batch is billed 1/20 of a
- * request (plus, conservatively, 1/20 for the answer the ingester receives: docs/cost.md),
- * where an RPC call is one request and an RPC session keeps the Sequencer awake. The ingester
- * holds its upstream sockets, so it is awake anyway; the socket is closed after `idleCloseMs`
- * without a batch so that an ingester whose hosts went quiet can hibernate too.
- *
- * One batch at a time, in order: the next is sent once the previous is answered (the ingester
- * flushes one batch at a time anyway). A batch whose socket closes, errs or stays unanswered for
- * `replyTimeoutMs` is sent once more on a new socket, and if that fails too (or no socket opens,
- * or the batch is too big for one message) as a plain `appendBatch` RPC call. That cannot
- * duplicate an event: the Sequencer either committed the batch or not (appendEvents writes it
- * in one transaction), and if it did, its per-host cursor, written in that same transaction, is
- * at or past every upstream seq of the batch, so the batch sent again counts each of them as a
- * duplicate (hot-log.ts) and assigns no seq. Nor can it lose one: no later batch is sent before
- * this one is answered, so no later batch can move a host's cursor past events of this one that
- * were not committed. Events without a host (relay-made, host "") are not deduplicated that way
- * and must not be sent through here; the ingester sends none. A batch the Sequencer answers
- * with an error (its commit failed) is not retried here: the caller keeps it and retries.
- *
- * The Sequencer may also send Fanout deliveries on the socket for this ingester to relay
- * (fanout/delivery-relay.ts); they are passed on as they come, and the relay sockets are closed
- * with this one.
- */
 export type AppendClientOptions = {
   /** Close the socket once no batch has been sent on it for this long. */
   idleCloseMs: number;
@@ -65,6 +39,32 @@ type Exchange = {
   reject: (error: unknown) => void;
 };
 
+/**
+ * An ingester's way to the Sequencer: one WebSocket (append-socket.ts), each batch one binary
+ * message answered by one message once it is durable. The Sequencer accepts the socket with
+ * the hibernation API, so it may sleep between batches, and each batch is billed 1/20 of a
+ * request (plus, conservatively, 1/20 for the answer the ingester receives: docs/cost.md),
+ * where an RPC call is one request and an RPC session keeps the Sequencer awake. The ingester
+ * holds its upstream sockets, so it is awake anyway; the socket is closed after `idleCloseMs`
+ * without a batch so that an ingester whose hosts went quiet can hibernate too.
+ *
+ * One batch at a time, in order: the next is sent once the previous is answered (the ingester
+ * flushes one batch at a time anyway). A batch whose socket closes, errs or stays unanswered for
+ * `replyTimeoutMs` is sent once more on a new socket, and if that fails too (or no socket opens,
+ * or the batch is too big for one message) as a plain `appendBatch` RPC call. That cannot
+ * duplicate an event: the Sequencer either committed the batch or not (appendEvents writes it
+ * in one transaction), and if it did, its per-host cursor, written in that same transaction, is
+ * at or past every upstream seq of the batch, so the batch sent again counts each of them as a
+ * duplicate (hot-log.ts) and assigns no seq. Nor can it lose one: no later batch is sent before
+ * this one is answered, so no later batch can move a host's cursor past events of this one that
+ * were not committed. Events without a host (relay-made, host "") are not deduplicated that way
+ * and must not be sent through here; the ingester sends none. A batch the Sequencer answers
+ * with an error (its commit failed) is not retried here: the caller keeps it and retries.
+ *
+ * The Sequencer may also send Fanout deliveries on the socket for this ingester to relay
+ * (fanout/delivery-relay.ts); they are passed on as they come, and the relay sockets are closed
+ * with this one.
+ */
 export class AppendClient {
   readonly #env: Env;
   readonly #options: AppendClientOptions;

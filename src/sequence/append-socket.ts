@@ -46,8 +46,9 @@ export function isAppendSocket(ctx: DurableObjectState, ws: WebSocket): boolean 
 /**
  * Answers one message of an append socket: appends its batch (`append`, with the socket's
  * appender) and sends the result, or an error frame if the append failed or the message is
- * not a batch; an ingester's word that it could not relay to a Fanout goes to `relayRefused`. A socket the ingester has closed meanwhile gets nothing: it sends the batch again
- * on another (appends are idempotent per host cursor, append-client.ts).
+ * not a batch; an ingester's word that it could not relay to a Fanout goes to `relayRefused`.
+ * A socket the ingester has closed meanwhile gets nothing: it sends the batch again on another
+ * (appends are idempotent per host cursor, append-client.ts).
  */
 export async function answerAppendMessage(
   ws: WebSocket,
