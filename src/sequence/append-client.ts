@@ -252,10 +252,12 @@ export class AppendClient {
   #onMessage(data: unknown): void {
     meterSocketReply(this.#options.meterAs);
     const exchange = this.#exchange;
+    let bytes: Uint8Array;
     let frame: ReturnType<typeof decodeFrame>;
     try {
       if (!(data instanceof ArrayBuffer)) throw new RangeError("append answers are binary");
-      frame = decodeFrame(new Uint8Array(data));
+      bytes = new Uint8Array(data);
+      frame = decodeFrame(bytes);
     } catch (err) {
       this.#exchange = null;
       exchange?.reject(err);
@@ -264,7 +266,6 @@ export class AppendClient {
     if (frame.kind === "delivery") {
       // the same bytes to each Fanout named: each reads the delivery and ignores the names
       this.#relayMessages++;
-      const bytes = new Uint8Array(data as ArrayBuffer);
       for (const fanout of frame.delivery.fanouts) {
         this.#relayed++;
         this.#relay.forward(fanout, bytes);
