@@ -15,7 +15,7 @@ import type { LaunchArgs } from "./relay-process";
 const args = JSON.parse(process.argv[2] ?? "{}") as LaunchArgs;
 
 const worker = await unstable_startWorker({
-  ...(args.config ? { config: args.config } : { config: "wrangler.toml" }),
+  config: args.config ?? "wrangler.toml",
   ...(args.entry ? { entrypoint: args.entry } : {}),
   build: {
     // what `wrangler dev` passes (its validateNodeCompatMode: miniflare's reading of the

@@ -125,7 +125,8 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
     ...options.vars,
   };
   const logLevel = options.logLevel ?? "warn";
-  const child = await spawnLauncher(options.devTools === false, {
+  const quiet = options.devTools === false;
+  const child = await spawnLauncher(quiet, {
     ...(options.config ? { config: options.config } : {}),
     ...(options.entry ? { entry: options.entry } : {}),
     port,
@@ -133,7 +134,7 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
     vars,
     logLevel,
   });
-  const launcher = options.devTools === false ? "quiet-dev.ts" : "wrangler dev";
+  const launcher = quiet ? "quiet-dev.ts" : "wrangler dev";
   let output = "";
   const collect = (chunk: Buffer) => {
     output += chunk.toString();
