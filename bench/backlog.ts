@@ -3,14 +3,15 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import WebSocket from "ws";
 import { type BacklogOutcome, type DrainProbe, runBacklog } from "../test/support/backlog-scenario";
 import type { RelayProcess } from "../test/support/relay-process";
 import type { BacklogInput, BacklogValidation, Pass } from "./backlog-validation";
+import { type Inspector, openInspector } from "./inspector";
 import { reportRatio } from "./report";
 import {
   type CpuSeconds,
   cpuSince,
+  runtimePids,
   total,
   type WorkerdCpu,
   workerdCpu,
@@ -37,54 +38,7 @@ const PROFILE_FILE = process.env.BACKLOG_PROFILE;
  */
 const DEVTOOLS = process.env.BACKLOG_DEVTOOLS === "1" || PROFILE_FILE !== undefined;
 
-type Inspector = { call<T>(method: string, params?: object): Promise<T>; close(): void };
-
-/** wrangler dev's inspector (the relay's isolate), as fanout-profile.ts reaches it. */
-async function openInspector(relay: RelayProcess): Promise<Inspector> {
-  const cmdline = readFileSync(`/proc/${relay.pid}/cmdline`, "utf8").split("\0");
-  const inspectorPort = cmdline[cmdline.indexOf("--inspector-port") + 1];
-  const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as {
-    webSocketDebuggerUrl: string;
-  }[];
-  const ws = new WebSocket(targets[0]?.webSocketDebuggerUrl as string);
-  await new Promise((resolve) => ws.once("open", resolve));
-  let id = 0;
-  const pending = new Map<number, (result: unknown) => void>();
-  ws.on("message", (data) => {
-    const message = JSON.parse(String(data)) as { id?: number; result?: unknown };
-    if (message.id !== undefined) pending.get(message.id)?.(message.result);
-  });
-  return {
-    call: <T>(method: string, params = {}) =>
-      new Promise<T>((resolve) => {
-        pending.set(++id, resolve as (result: unknown) => void);
-        ws.send(JSON.stringify({ id, method, params }));
-      }),
-    close: () => ws.close(),
-  };
-}
-
 type ThreadTimes = Map<string, { run: number; wait: number }>;
-
-/** The relay's runtime processes (wrangler's proxy left out). */
-function runtimePids(relay: RelayProcess): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const group = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      if (group !== relay.pid || !command.startsWith("workerd")) continue;
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (cmdline.includes(`entry=127.0.0.1:${relay.port}\0`)) continue; // wrangler's proxy
-      pids.push(Number(entry));
-    } catch {
-      // the process ended while we read it
-    }
-  }
-  return pids;
-}
 
 /**
  * Per thread of the relay's runtime, seconds on a core and seconds runnable but waiting for one
@@ -165,13 +119,13 @@ function cpuProbe(events: () => number): DrainProbe & {
   return {
     async start(relay) {
       if (PROFILE_FILE) {
-        inspector = await openInspector(relay);
+        inspector = await openInspector(relay.pid);
         await inspector.call("Profiler.enable");
         await inspector.call("Profiler.setSamplingInterval", { interval: 200 });
         await inspector.call("Profiler.start");
       }
       relayAt = relay;
-      pids = runtimePids(relay);
+      pids = runtimePids(relay.pid, relay.port);
       first = read(relay);
       toolingFirst = wranglerToolingCpu(relay.pid);
       threadsFirst = runtimeThreads(pids);

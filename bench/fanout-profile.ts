@@ -1,5 +1,4 @@
-import { readFileSync } from "node:fs";
-import WebSocket from "ws";
+import { openInspector } from "./inspector";
 import { emit, type LiveConsumer, liveConsumer, startLive, waitUntil } from "./live-harness";
 import { reportFigure } from "./report";
 import { runtimeWorkerPort } from "./workerd-cpu";
@@ -19,11 +18,6 @@ export default async function main(): Promise<void> {
   const setup = await startLive(2, 500);
   const consumers: LiveConsumer[] = [];
   try {
-    const cmdline = readFileSync(`/proc/${setup.relay.pid}/cmdline`, "utf8").split("\0");
-    const inspectorPort = cmdline[cmdline.indexOf("--inspector-port") + 1];
-    const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as {
-      webSocketDebuggerUrl: string;
-    }[];
     const port = await runtimeWorkerPort(setup.relay.pid, setup.relay.port, "/xrpc/_health");
     const sentAt = new Map<string, number>();
     for (let i = 0; i < CONSUMERS; i++)
@@ -31,25 +25,13 @@ export default async function main(): Promise<void> {
         liveConsumer(`ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos`, sentAt),
       );
     await Promise.all(consumers.map((c) => c.ready));
-    const inspector = new WebSocket(targets[0]?.webSocketDebuggerUrl as string);
-    await new Promise((resolve) => inspector.once("open", resolve));
-    let id = 0;
-    const pending = new Map<number, (result: unknown) => void>();
-    inspector.on("message", (data) => {
-      const message = JSON.parse(String(data)) as { id?: number; result?: unknown };
-      if (message.id !== undefined) pending.get(message.id)?.(message.result);
-    });
-    const call = <T>(method: string, params = {}) =>
-      new Promise<T>((resolve) => {
-        pending.set(++id, resolve as (result: unknown) => void);
-        inspector.send(JSON.stringify({ id, method, params }));
-      });
-    await call("Profiler.enable");
-    await call("Profiler.setSamplingInterval", { interval: 100 });
-    await call("Profiler.start");
+    const inspector = await openInspector(setup.relay.pid);
+    await inspector.call("Profiler.enable");
+    await inspector.call("Profiler.setSamplingInterval", { interval: 100 });
+    await inspector.call("Profiler.start");
     const emitted = await emit(setup, 250, sentAt);
     await waitUntil(() => consumers.every((c) => c.received >= emitted), 120_000);
-    const { profile } = await call<{ profile: Profile }>("Profiler.stop");
+    const { profile } = await inspector.call<{ profile: Profile }>("Profiler.stop");
     inspector.close();
 
     const selfUs = new Map<number, number>();

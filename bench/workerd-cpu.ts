@@ -83,9 +83,20 @@ export function wranglerToolingCpu(groupPid: number): CpuSeconds {
   return out;
 }
 
+/** The pids of the group's runtime workerd processes (wrangler's proxy left out). */
+export function runtimePids(groupPid: number, proxyPort: number): number[] {
+  return workerdPids(groupPid).filter((pid) => {
+    try {
+      return !isProxy(pid, proxyPort);
+    } catch {
+      return false; // the process ended while we read it
+    }
+  });
+}
+
 /** The pid of the group's runtime workerd (not wrangler's proxy), for perf and strace. */
 export function runtimePid(groupPid: number, proxyPort: number): number {
-  const pid = workerdPids(groupPid).find((p) => !isProxy(p, proxyPort));
+  const pid = runtimePids(groupPid, proxyPort)[0];
   if (pid === undefined) throw new Error(`no runtime workerd in process group ${groupPid}`);
   return pid;
 }
