@@ -68,9 +68,6 @@ export type Settings = {
   fanoutDeliveryIntervalMs: number;
   fanoutShards: number;
   segmentMaxBytes: number;
-  /** Full-firehose consumers one Fanout object serves at 400 events/s, at half a core
-   * (0.5 / (400 × fanoutCpuSecondsPerMessage)). */
-  consumersPerFanout: number;
   /** workerd CPU a Fanout spends per message it sends a consumer (`npm run bench --
    * fanout-cost`): a relayed Fanout's billed duration is this per message sent. */
   fanoutCpuSecondsPerMessage: number;
@@ -78,6 +75,11 @@ export type Settings = {
   groupCommitMs: number;
   repoIndexShards: number;
 };
+
+/** Full-firehose consumers one Fanout object serves at the network's 400 events/s at half a core. */
+export function consumersPerFanout(s: Pick<Settings, "fanoutCpuSecondsPerMessage">): number {
+  return Math.floor(0.5 / (400 * s.fanoutCpuSecondsPerMessage));
+}
 
 export type Term = { term: string; units: string; dollars: number };
 
@@ -225,7 +227,7 @@ export function monthlyUnits(c: Coefficients, load: Load, s: Settings) {
     s.groupCommitMs > 0 ? Math.min(batchesPerSecond, 1000 / s.groupCommitMs) : batchesPerSecond;
   const fanouts = Math.max(
     Math.min(load.consumers, s.fanoutShards),
-    Math.ceil(load.consumers / s.consumersPerFanout),
+    Math.ceil(load.consumers / consumersPerFanout(s)),
   );
   const deliveryCap = s.fanoutDeliveryIntervalMs > 0 ? 1000 / s.fanoutDeliveryIntervalMs : Infinity;
   const deliveriesPerFanout = Math.min(rowsGroupsPerSecond, deliveryCap);

@@ -51,9 +51,8 @@ const defaults: Settings = {
   // 9.5, against workerd's own floor for the send in the same runs 8.9–12.9 (median 10.3).
   // Consumers' sockets are not compressed (wrangler.toml's no_web_socket_compression); deflating
   // them cost 27–57 µs a message, which the earlier 37 µs had included. At half a core and 400
-  // events/s that is ~131 full-firehose consumers per Fanout, and a relayed Fanout's billed
-  // duration is 9.5 µs per message sent (docs/benchmarks.md)
-  consumersPerFanout: 131,
+  // events/s that is ~131 full-firehose consumers per Fanout (consumersPerFanout), and a relayed
+  // Fanout's billed duration is 9.5 µs per message sent (docs/benchmarks.md)
   fanoutCpuSecondsPerMessage: 9.5e-6,
   groupCommitMs: 80,
   repoIndexShards: 4,
