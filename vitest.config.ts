@@ -33,6 +33,10 @@ export default defineConfig({
                 // more index shards than the default, so paging across shards is exercised
                 REPO_INDEX_SHARDS: "8",
                 HOST_STALL_AFTER_SECONDS: "2",
+                // an ingester's queue over all its hosts: small, so that a few hosts fill it
+                // (test/workers/ingest-queue.test.ts), but above one oversized frame (5 MB) and
+                // one host's 500-frame flood, which meet their own limits first
+                INGEST_QUEUE_MAX_BYTES: "6000000",
                 // the shard counts these tests were written with (more than the defaults), so
                 // hosts and consumers still spread over several objects
                 INGEST_SHARDS: "4",

@@ -15,6 +15,7 @@ const BENCHMARKS = [
   "latency",
   "append-round-trip",
   "backlog",
+  "ingester-memory",
   "http-replay",
   "jetstream",
 ] as const;

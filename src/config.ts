@@ -1,6 +1,7 @@
 import type { Env } from "./env";
 import { parseRegions, type Region } from "./fanout/regions";
 import { PLC_BACKOFF, type PlcBackoff, parsePlcUrls } from "./identity/plc-sources";
+import { MAX_OBJECT_QUEUED_BYTES } from "./ingest/intake";
 import type { PlacementPolicy } from "./ingest/placement";
 
 /** Every setting of the relay, typed, with its default. The README's configuration table mirrors this. */
@@ -37,6 +38,8 @@ export interface Config {
   segmentMaxBytes: number;
   segmentMaxAgeMs: number;
   ingestBatchWindowMs: number;
+  /** Bytes of frames an ingester queues for validation over all its hosts (ingest/intake.ts). */
+  ingestQueueMaxBytes: number;
   /** At most one hot-log row per this many ms while appends keep arriving; 0: one per append. */
   sequencerGroupCommitMs: number;
   hostReportIntervalMs: number;
@@ -130,6 +133,10 @@ export function readConfig(env: Env): Config {
     ingestBatchWindowMs: Math.max(
       1,
       positiveInt(env.INGEST_BATCH_WINDOW_MS, 90, "INGEST_BATCH_WINDOW_MS"),
+    ),
+    ingestQueueMaxBytes: Math.max(
+      1,
+      positiveInt(env.INGEST_QUEUE_MAX_BYTES, MAX_OBJECT_QUEUED_BYTES, "INGEST_QUEUE_MAX_BYTES"),
     ),
     sequencerGroupCommitMs: positiveInt(
       env.SEQUENCER_GROUP_COMMIT_MS,

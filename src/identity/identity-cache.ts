@@ -1,3 +1,4 @@
+import { IDENTITY_MEMORY_ENTRIES, IDENTITY_MEMORY_FAILURES } from "../ingest/memory-bounds";
 import { fullBucket, refill, type TokenBucket } from "../ingest/rate-limit";
 import { type DidDocumentInfo, endpointHost } from "../protocol/did-doc";
 import { formatDidKey, parseDidKey } from "../protocol/did-key";
@@ -47,10 +48,8 @@ export const WASTED_LOOKUPS_PER_SECOND = 2;
 export const WASTED_LOOKUPS_BURST = 30;
 const RESOLVE_ATTEMPTS = 3;
 const RETRY_BASE_MS = 200;
-const MEMORY_ENTRIES = 50_000;
 /** Kept documents wait in memory at most this long before a look-up writes them. */
 export const IDENTITY_FLUSH_INTERVAL_MS = 30_000;
-const MEMORY_FAILURES = 10_000;
 
 export type Resolve = (did: string) => Promise<DidDocumentInfo>;
 
@@ -227,7 +226,7 @@ export class IdentityCache {
 
   #remember(did: string, entry: Entry): void {
     this.#memory.delete(did);
-    if (this.#memory.size >= MEMORY_ENTRIES) {
+    if (this.#memory.size >= IDENTITY_MEMORY_ENTRIES) {
       const oldest = this.#memory.entries().next().value;
       if (oldest !== undefined) {
         this.#memory.delete(oldest[0]);
@@ -259,7 +258,7 @@ export class IdentityCache {
       this.#spend(host);
       const ttl =
         err instanceof IdentityUnavailable ? FAILURE_TTL_MS.unavailable : FAILURE_TTL_MS.invalid;
-      if (this.#failures.size >= MEMORY_FAILURES) {
+      if (this.#failures.size >= IDENTITY_MEMORY_FAILURES) {
         const oldest = this.#failures.keys().next().value;
         if (oldest !== undefined) this.#failures.delete(oldest);
       }

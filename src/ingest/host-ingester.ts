@@ -36,6 +36,7 @@ import {
 } from "./host-record";
 import { isLoopbackHostname } from "./hostname";
 import { IdentityPrefetch } from "./identity-prefetch";
+import { intakeVerdict, objectHasRoom } from "./intake";
 import { ingesterObjectName, repoIndexShard } from "./partition";
 import { newRateWindow, type RateWindow, reviewPlacement } from "./placement";
 import { fullBucket, type TokenBucket, take, waitForTokens } from "./rate-limit";
@@ -50,12 +51,6 @@ import { type IdentityMoves, validateEvent } from "./validate";
 // evictions, notices stalls, puts silent hosts to sleep (idle) and wakes them for a sweep.
 
 const BATCH_MAX_BYTES = 1_000_000;
-/** Frames waiting for validation per host before the socket is dropped (resume by cursor). */
-const MAX_QUEUED_FRAMES = 500;
-/** ...and their bytes: frames may be up to 5 MB each, an object has ~128 MB. */
-const MAX_QUEUED_BYTES = 8_000_000;
-/** Unacknowledged accepted bytes before sockets stop being read (the Sequencer is behind). */
-const MAX_PENDING_BYTES = 8_000_000;
 const WATCHDOG_INTERVAL_MS = 30_000;
 /** How often an idle host is woken to catch up by cursor, in case its requestCrawl ping is lost. */
 const IDLE_SWEEP_INTERVAL_MS = 30 * 60 * 1000;
@@ -84,6 +79,15 @@ const MAX_INHERIT_CHECKED = 100_000;
 const SUBSCRIPTION_SKEW_MS = 60_000;
 /** How long to wait before asking the Sequencer again for a host's cursor after a failure. */
 const CURSOR_RETRY_MS = 5_000;
+
+export type IngesterQueueStats = {
+  queuedBytes: number;
+  highWaterBytes: number;
+  /** INGEST_QUEUE_MAX_BYTES: the limit past which hosts stop being read. */
+  maxBytes: number;
+  /** Hosts stopped because the queue was full, waiting for room. */
+  waitingForRoom: number;
+};
 
 export type CrawlOptions = {
   pinned: boolean;
@@ -131,6 +135,12 @@ export class HostIngester extends DurableObject<Env> {
   #repos!: RepoStateStore;
   #pending: PendingEvent[] = [];
   #pendingBytes = 0;
+  /** Bytes of frames waiting for validation, all hosts together (ingest/intake.ts). */
+  #queuedBytes = 0;
+  /** The most #queuedBytes has been since this object was loaded. */
+  #queuedBytesHighWater = 0;
+  /** Hosts stopped because the object's queue was full: read again once it has room. */
+  readonly #waitingForRoom = new Set<string>();
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
   #flushing: Promise<void> | null = null;
   #lastReportMs = 0;
@@ -333,6 +343,16 @@ export class HostIngester extends DurableObject<Env> {
     return [...this.#hosts.values()].map((h) => this.#report(h));
   }
 
+  /** Frames waiting for validation over all hosts, now and at most since the object was loaded. */
+  async queueStats(): Promise<IngesterQueueStats> {
+    return {
+      queuedBytes: this.#queuedBytes,
+      highWaterBytes: this.#queuedBytesHighWater,
+      maxBytes: this.#config.ingestQueueMaxBytes,
+      waitingForRoom: this.#waitingForRoom.size,
+    };
+  }
+
   /** Sends whatever is pending to the Sequencer now (tests and shutdown). */
   async flush(): Promise<void> {
     await this.#flush();
@@ -499,15 +519,22 @@ export class HostIngester extends DurableObject<Env> {
     this.#notePosition(hostname, bytes);
     // Slowing a host down never throws work away: a frame is either kept (queued, and then
     // always processed) or not taken at all; the host is read again from the last frame kept.
-    if (this.#pendingBytes > MAX_PENDING_BYTES) {
-      this.#stopTaking(hostname, session, "the Sequencer is behind", PENDING_FULL_PAUSE_MS);
-      return;
-    }
-    if (
-      session.queued >= MAX_QUEUED_FRAMES ||
-      (session.queuedBytes > 0 && session.queuedBytes + bytes.byteLength > MAX_QUEUED_BYTES)
-    ) {
-      this.#stopTaking(hostname, session, "validation is behind", 0);
+    const intake = intakeVerdict(bytes.byteLength, {
+      hostFrames: session.queued,
+      hostBytes: session.queuedBytes,
+      objectBytes: this.#queuedBytes,
+      objectMaxBytes: this.#config.ingestQueueMaxBytes,
+      pendingBytes: this.#pendingBytes,
+    });
+    if (!intake.take) {
+      if (intake.full === "sequencer")
+        this.#stopTaking(hostname, session, "the Sequencer is behind", PENDING_FULL_PAUSE_MS);
+      else if (intake.full === "host")
+        this.#stopTaking(hostname, session, "validation is behind", 0);
+      else {
+        this.#waitingForRoom.add(hostname);
+        this.#stopTaking(hostname, session, "the ingester's queue is full", 0);
+      }
       return;
     }
     const now = Date.now();
@@ -536,6 +563,8 @@ export class HostIngester extends DurableObject<Env> {
     if (session.queued > 0) this.#prefetchIdentity(hostname, bytes);
     session.queued++;
     session.queuedBytes += bytes.byteLength;
+    this.#queuedBytes += bytes.byteLength;
+    this.#queuedBytesHighWater = Math.max(this.#queuedBytesHighWater, this.#queuedBytes);
     session.chain = session.chain
       .then(() => this.#handleFrame(hostname, session, bytes))
       .catch((err: unknown) => {
@@ -547,7 +576,9 @@ export class HostIngester extends DurableObject<Env> {
       .finally(() => {
         session.queued--;
         session.queuedBytes -= bytes.byteLength;
+        this.#queuedBytes -= bytes.byteLength;
         if (session.draining && session.queued === 0) this.#drained(hostname, session);
+        if (this.#waitingForRoom.size > 0 && this.#hasRoom()) this.#resumeWaitingForRoom();
       });
   }
 
@@ -581,14 +612,36 @@ export class HostIngester extends DurableObject<Env> {
     const at = Math.max(Date.now(), host.nextAttemptMs ?? 0);
     void this.#ensureAlarm(Math.max(at, Date.now() + 1_000));
     // quick resumption without waiting for the watchdog (the alarm above is the safety net)
-    setTimeout(
-      () => {
-        if (host.status !== "throttled" || this.#hosts.get(hostname) !== host) return;
-        this.#setStatus(host, "active", "throttle over");
-        void this.#connect(host);
-      },
-      Math.max(0, at - Date.now()),
-    );
+    setTimeout(() => this.#resumeThrottled(hostname, host), Math.max(0, at - Date.now()));
+  }
+
+  /** Reads a throttled host again, unless it waits for room in the object's queue. */
+  #resumeThrottled(hostname: string, host: HostRecord): void {
+    if (this.#waitingForRoom.has(hostname)) {
+      if (!this.#hasRoom()) return; // #resumeWaitingForRoom reads it once there is room
+      this.#waitingForRoom.delete(hostname);
+    }
+    if (host.status !== "throttled" || this.#hosts.get(hostname) !== host) return;
+    if (this.#sessions.has(hostname)) return;
+    this.#setStatus(host, "active", "throttle over");
+    void this.#connect(host);
+  }
+
+  #hasRoom(): boolean {
+    return objectHasRoom(this.#queuedBytes, this.#config.ingestQueueMaxBytes);
+  }
+
+  /** The object's queue has room again: hosts stopped for it, whose own queue drained, resume. */
+  #resumeWaitingForRoom(): void {
+    for (const hostname of [...this.#waitingForRoom]) {
+      const host = this.#hosts.get(hostname);
+      if (!host) {
+        this.#waitingForRoom.delete(hostname);
+        continue;
+      }
+      // a host still processing its own queue resumes from #drained
+      if (!this.#sessions.has(hostname)) this.#resumeThrottled(hostname, host);
+    }
   }
 
   /**
@@ -916,6 +969,7 @@ export class HostIngester extends DurableObject<Env> {
       if (host.status === "banned" || host.stopped) continue;
       if (host.status === "offline") continue;
       const due = host.nextAttemptMs === null || host.nextAttemptMs <= now;
+      if (this.#waitingForRoom.has(host.hostname) && !this.#hasRoom()) continue;
       if (
         due &&
         (host.status === "active" || host.status === "throttled" || host.status === "idle")

@@ -1,5 +1,6 @@
 import { PackedStore, type PackedStoreOptions } from "../storage/packed-store";
 import { type HostRecord, hostSnapshot } from "./host-record";
+import { REPO_STATE_MEMORY_ENTRIES, REPO_STATE_RUN_CACHE_ENTRIES } from "./memory-bounds";
 
 // The state an ingester keeps per account of its hosts: the last rev, commit and MST root seen
 // (for rev ordering and sync 1.1 continuity) and the upstream status.
@@ -104,7 +105,6 @@ type DeltaExtra = {
 };
 
 const STORE_NAME = "account_state";
-const MEMORY_ENTRIES = 100_000;
 
 function toStored(s: RepoState): Stored {
   return [s.host, s.rev, s.head, s.data, s.active, s.status, s.flag];
@@ -142,7 +142,10 @@ export class RepoStateStore {
   ) {
     const sql = storage.sql;
     sql.exec(COUNTS_SCHEMA);
-    this.#store = new PackedStore<Stored>(storage, STORE_NAME, options);
+    this.#store = new PackedStore<Stored>(storage, STORE_NAME, {
+      cacheEntries: REPO_STATE_RUN_CACHE_ENTRIES,
+      ...options,
+    });
     this.#migrateRows();
     for (const row of sql.exec<{ host: string; n: number }>(
       "SELECT host, n FROM repo_state_counts",
@@ -275,7 +278,7 @@ export class RepoStateStore {
   }
 
   #remember(state: RepoState): void {
-    if (this.#cache.size >= MEMORY_ENTRIES && !this.#cache.has(state.did)) {
+    if (this.#cache.size >= REPO_STATE_MEMORY_ENTRIES && !this.#cache.has(state.did)) {
       const oldest = this.#cache.keys().next().value;
       // unacknowledged and unwritten states live in their own maps: the cache may forget any
       if (oldest !== undefined) this.#cache.delete(oldest);

@@ -39,6 +39,8 @@ export class ScriptedPlc {
   readonly requestsByDid = new Map<string, number>();
   /** DIDs whose document requests are answered 503 (PLC down or rate-limiting us, for them). */
   readonly unavailableDids = new Set<string>();
+  /** Per DID, milliseconds before its document is answered (a slow directory, for them). */
+  readonly slowDids = new Map<string, number>();
   server!: Server;
   url = "";
 
@@ -47,8 +49,13 @@ export class ScriptedPlc {
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
-      if (this.answerDelayMs > 0 && !(req.url ?? "").startsWith("/_")) {
-        setTimeout(() => this.#answer(req, res), this.answerDelayMs);
+      const path = req.url ?? "/";
+      const delayMs = path.startsWith("/_")
+        ? 0
+        : (this.slowDids.get(decodeURIComponent(path.slice(1).split("?")[0] ?? "")) ??
+          this.answerDelayMs);
+      if (delayMs > 0) {
+        setTimeout(() => this.#answer(req, res), delayMs);
         return;
       }
       this.#answer(req, res);
@@ -82,6 +89,7 @@ export class ScriptedPlc {
    *   GET  /_stats?did=D           -> { requests }  document requests for D (all DIDs without did)
    *   POST /_unavailable?did=D&on=1|0 -> answer D's document requests 503, or stop (per DID,
    *                                      so test files running at the same time are not hit)
+   *   POST /_slow?did=D&ms=N           -> answer D's document requests after N ms (0: at once)
    */
   #control(req: IncomingMessage, res: ServerResponse, path: string): void {
     const url = new URL(req.url ?? "/", "http://x");
@@ -100,6 +108,14 @@ export class ScriptedPlc {
       if (url.searchParams.get("on") === "1") this.unavailableDids.add(did);
       else this.unavailableDids.delete(did);
       reply({ unavailable: this.unavailableDids.has(did) });
+      return;
+    }
+    if (path === "/_slow") {
+      const did = url.searchParams.get("did") ?? "";
+      const ms = Number(url.searchParams.get("ms") ?? 0);
+      if (ms > 0) this.slowDids.set(did, ms);
+      else this.slowDids.delete(did);
+      reply({ slowMs: this.slowDids.get(did) ?? 0 });
       return;
     }
     res.writeHead(404, { "Content-Type": "application/json" });
@@ -271,9 +287,10 @@ export class ScriptedPds {
       });
   }
 
-  async pushGood(account: Account, count: number): Promise<number[]> {
+  async pushGood(account: Account, count: number, blockPadding = 0): Promise<number[]> {
     const seqs: number[] = [];
-    for (let i = 0; i < count; i++) seqs.push(this.push(await this.commitFrame(account)));
+    for (let i = 0; i < count; i++)
+      seqs.push(this.push(await this.commitFrame(account, { blockPadding })));
     return seqs;
   }
 

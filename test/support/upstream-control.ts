@@ -8,7 +8,7 @@ import { ScriptedPds, type ScriptedPlc } from "./scripted-pds";
 // An HTTP control API over scripted upstreams, so tests running inside workerd can create hosts
 // and make them emit frames (workerd reaches Node servers on loopback).
 //   POST /pds                  -> { id, hostname, did }   a host with one account
-//   POST /pds/:id/good?count=N -> { seqs }                N valid commits
+//   POST /pds/:id/good?count=N[&padding=B] -> { seqs }    N valid commits (records B bytes longer)
 //   POST /pds/:id/hostile      -> { goodSeqs, drops }     the hostile script (see below)
 //   POST /pds/:id/account      -> { seq }              an #account {active: true} of its account
 //   POST /pds/:id/drop         -> cuts the subscribers' connections (the host stays up)
@@ -49,7 +49,11 @@ export async function startUpstreamControl(
         }
         if (req.method === "POST" && parts[2] === "good") {
           return reply(200, {
-            seqs: await pds.pushGood(account, Number(url.searchParams.get("count") ?? "1")),
+            seqs: await pds.pushGood(
+              account,
+              Number(url.searchParams.get("count") ?? "1"),
+              Number(url.searchParams.get("padding") ?? "0"),
+            ),
           });
         }
         if (req.method === "POST" && parts[2] === "account") {

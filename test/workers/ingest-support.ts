@@ -76,9 +76,11 @@ export async function relayedCommits(did: string): Promise<[number, string][]> {
   return out;
 }
 
-/** Makes the host emit `count` valid commits; returns their upstream seqs. */
-export async function push(host: Host, count: number): Promise<number[]> {
-  const res = await fetch(`${control}/pds/${host.id}/good?count=${count}`, { method: "POST" });
+/** Makes the host emit `count` valid commits (records `padding` bytes longer); their seqs. */
+export async function push(host: Host, count: number, padding = 0): Promise<number[]> {
+  const res = await fetch(`${control}/pds/${host.id}/good?count=${count}&padding=${padding}`, {
+    method: "POST",
+  });
   return ((await res.json()) as { seqs: number[] }).seqs;
 }
 
