@@ -1,15 +1,19 @@
 import { appendAnchors, type TimeAnchor } from "../log/time-anchors";
 import { concatBytes } from "../protocol/bytes";
 import { RpcSession, SESSION_TIMING, type SessionStub } from "../rpc-session";
+import { type Pending, redeliveryDelayMs, requeueFailed } from "./redelivery";
 
 // One queue per Fanout fed by a sender: the Sequencer feeding the Fanouts registered with it, and
 // a region's head Fanout forwarding to its region's other shards. Each Fanout has at most one
 // delivery in flight, at most one per `intervalMs`; batches pushed meanwhile are merged into its
 // next delivery, so each Fanout receives the batches in seq order. Deliveries go over one RPC
 // session per Fanout where the call rate pays (rpc-session.ts); the session is reopened when it
-// breaks (the Fanout restarted) and closed when idle. Past MAX_QUEUED_DELIVERY_BYTES a queue is
-// dropped: the Fanout notices the gap in seqs and catches up from storage, so the sender's memory
-// stays bounded. A Fanout that answers with zero consumers is dropped (`onNoConsumers`) unless it
+// breaks (the Fanout restarted) and closed when idle. A delivery that fails on the session and on
+// its retry is not dropped: it goes back in front of the queue and is sent again after a backoff
+// (redelivery.ts), so a Fanout that was briefly unreachable gets it within seconds even if no
+// later batch comes. Past MAX_QUEUED_DELIVERY_BYTES a queue is dropped: the Fanout notices the
+// gap in seqs at the next delivery and catches up from storage, so the sender's memory stays
+// bounded. A Fanout that answers with zero consumers is dropped (`onNoConsumers`) unless it
 // registered again after that delivery was sent.
 //
 // A delivery is handed to a relay where the sender has one (`relay`: an ingester passes it on
@@ -52,15 +56,13 @@ export type DeliveryRoute<S extends SessionStub> = {
   consumers?(name: string): Promise<number>;
 };
 
-type Queue<S extends SessionStub> = {
+type Queue<S extends SessionStub> = Pending & {
   session: RpcSession<S>;
-  parts: Uint8Array[];
-  anchors: TimeAnchor[];
-  bytes: number;
-  firstSeq: number;
-  lastSeq: number;
   running: boolean;
   lastSentMs: number;
+  /** Failed deliveries in a row; the next one is not sent before `retryAtMs`. */
+  failures: number;
+  retryAtMs: number;
   /** When the Fanout last told its consumer count (an answer, or a check while relayed). */
   answeredMs: number;
   checking: boolean;
@@ -101,6 +103,8 @@ export class DeliveryQueues<S extends SessionStub> {
           lastSeq,
           running: false,
           lastSentMs: 0,
+          failures: 0,
+          retryAtMs: 0,
           answeredMs: Date.now(),
           checking: false,
         };
@@ -157,8 +161,10 @@ export class DeliveryQueues<S extends SessionStub> {
     queue.running = true;
     try {
       while (queue.parts.length > 0) {
-        const wait = queue.lastSentMs + this.#intervalMs - Date.now();
+        const wait = Math.max(queue.lastSentMs + this.#intervalMs, queue.retryAtMs) - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        // removed while waiting (a backoff lasts seconds): nothing more is sent to it
+        if (this.#queues.get(name) !== queue) return;
         const { parts, anchors, firstSeq, lastSeq } = queue;
         queue.parts = [];
         queue.anchors = [];
@@ -192,13 +198,27 @@ export class DeliveryQueues<S extends SessionStub> {
             () => this.#route.direct(name, delivery),
           );
           queue.answeredMs = Date.now();
+          queue.failures = 0;
           if (answer.consumers === 0 && (this.#registrations.get(name) ?? 0) === registration) {
             this.#drop(name);
             return;
           }
         } catch (err) {
+          // sent again, with whatever was queued meanwhile: one or two requests per failure
+          queue.failures++;
+          const retryInMs = redeliveryDelayMs(queue.failures);
+          queue.retryAtMs = Date.now() + retryInMs;
+          Object.assign(queue, requeueFailed(queue, delivery, MAX_QUEUED_DELIVERY_BYTES));
           console.warn(
-            JSON.stringify({ msg: "fanout delivery failed", fanout: name, error: String(err) }),
+            JSON.stringify({
+              msg: "fanout delivery failed",
+              fanout: name,
+              firstSeq,
+              lastSeq,
+              failures: queue.failures,
+              retryInMs,
+              error: String(err),
+            }),
           );
         }
       }

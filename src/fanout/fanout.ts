@@ -41,7 +41,10 @@ import { SegmentReader } from "./segment-reader";
 // in line. A live consumer stays live: the watchdog alarm only restarts backfills lost to
 // eviction, re-registers with the Sequencer, and, when live consumers are still behind a head
 // the Sequencer reported one alarm earlier (a lost delivery that no later batch revealed, e.g.
-// on a quiet relay), reads the missing part once for the whole Fanout.
+// on a quiet relay), reads the missing part once for the whole Fanout. Two lost deliveries are
+// not left to it: a failed one is sent again by its sender (redelivery.ts), and what a Sequencer
+// had queued when it restarted is caught up when its new instance announces its head
+// (sequencerStarted).
 //
 // Regional Fanouts (regions.ts) form a two-level tree: a region's head (shard 0) registers with
 // the Sequencer and is fed by it; the region's other shards register with their head
@@ -420,6 +423,35 @@ export class Fanout extends DurableObject<Env> {
     return this.#consumerSockets().length + this.#connecting + this.#shards.size;
   }
 
+  /**
+   * The Sequencer started a new instance whose head is `headSeq` (Sequencer constructor): what
+   * its previous instance had queued for this Fanout is lost, and on a quiet relay no later
+   * delivery reveals it. Live consumers behind that head are caught up with one read for the
+   * whole Fanout, as for a gap; a region head passes the notice on to its shards, whose
+   * forwards may have been lost the same way.
+   */
+  async sequencerStarted(headSeq: number): Promise<void> {
+    for (const shard of this.#shards)
+      fanoutStub(this.env, shard)
+        .sequencerStarted(headSeq)
+        .catch(() => {
+          // the shard's watchdog remains
+        });
+    const behind = this.#liveBehind(headSeq);
+    if (behind !== null) await this.#catchUp(behind);
+  }
+
+  /** The lowest cursor of the open live consumers whose cursor is below `seq`; null if none is. */
+  #liveBehind(seq: number): number | null {
+    let lowest: number | null = null;
+    for (const ws of this.#consumerSockets()) {
+      const att = this.#attachment(ws);
+      if (!att?.live || ws.readyState !== WS_OPEN || att.cursor >= seq) continue;
+      lowest = Math.min(lowest ?? att.cursor, att.cursor);
+    }
+    return lowest;
+  }
+
   /** A batch from the Sequencer, in seq order. Returns how many consumers this Fanout holds. */
   async deliver(delivery: Delivery): Promise<{ consumers: number }> {
     return this.#deliver(delivery);
@@ -438,7 +470,8 @@ export class Fanout extends DurableObject<Env> {
     const previous = this.#deliveredThrough;
     this.#deliveredThrough = Math.max(previous ?? lastSeq, lastSeq);
     if (previous !== null && firstSeq > previous + 1) {
-      // This Fanout missed a delivery (the Sequencer dropped its queue, or a call failed): read
+      // This Fanout missed a delivery (the sender dropped its queue past 16 MB, a relayed one was
+      // lost on a socket, or the Sequencer restarted with deliveries queued): read
       // the gap once for every consumer, rather than send each to a backfill of its own (a
       // readLog each, two at a time). The Sequencer sends the next delivery after this returns.
       await this.#catchUp(previous);

@@ -113,6 +113,7 @@ export class Sequencer extends DurableObject<Env> {
       this.#hotBytes = hotLogBytes(sql);
       for (const row of sql.exec<{ name: string }>("SELECT name FROM fanouts"))
         this.#fanouts.add(row.name);
+      this.#announceStart();
       if ((await ctx.storage.getAlarm()) === null)
         await ctx.storage.setAlarm(Date.now() + MAINTENANCE_INTERVAL_MS);
     });
@@ -390,6 +391,23 @@ export class Sequencer extends DurableObject<Env> {
       }
     })();
     return this.#sealing;
+  }
+
+  /**
+   * Tells every registered Fanout this instance's head: deliveries the previous instance had
+   * queued died with it, and on a quiet relay no later delivery would reveal the gap before the
+   * Fanout's watchdog (30-60 s). One request per Fanout per start; not awaited, and a Fanout
+   * that misses it still has its watchdog.
+   */
+  #announceStart(): void {
+    for (const name of this.#fanouts)
+      fanoutStub(this.env, name)
+        .sequencerStarted(this.#headSeq)
+        .catch((err) =>
+          console.warn(
+            JSON.stringify({ msg: "fanout start notice failed", fanout: name, error: String(err) }),
+          ),
+        );
   }
 
   #unregisterFanout(name: string): void {

@@ -1,4 +1,4 @@
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { encodeRecords } from "../../src/log/records";
 import { fanoutStub, sequencerStub } from "../../src/stubs";
@@ -8,7 +8,9 @@ import {
   commitFrame,
   connectToFanout,
   expectContiguous,
+  positionAll,
   seqs,
+  waitForDelivery,
 } from "./support";
 
 // The Fanout's watchdog alarm (every 30 s) must not send live consumers back to backfill: each
@@ -19,21 +21,6 @@ import {
 
 async function head(): Promise<number> {
   return (await sequencerStub(env).getLogState()).headSeq;
-}
-
-/** Sets every consumer socket of a Fanout to `live` at `cursor` (the Fanout's own state). */
-async function positionAll(name: string, cursor: number): Promise<void> {
-  await runInDurableObject(fanoutStub(env, name), (_instance, state) => {
-    for (const ws of state.getWebSockets()) ws.serializeAttachment({ cursor, live: true });
-  });
-}
-
-async function waitForDelivery(name: string, seq: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (((await fanoutStub(env, name).stats()).deliveredThrough ?? 0) < seq) {
-    if (Date.now() > deadline) throw new Error(`seq ${seq} never reached ${name}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe("Fanout watchdog", () => {

@@ -14,19 +14,26 @@ import { subscribeJetstream } from "./support";
 
 let upstream = 1;
 
-function identities(count: number, did: string): IngestEvent[] {
+/**
+ * `count` events from `host`. Batches appended concurrently need a host each: the Sequencer
+ * takes one host's events in upstream order only, so of two batches of one host that arrive
+ * swapped, the one with the lower upstream seqs is all duplicates.
+ */
+function identities(count: number, did: string, host = "time.test"): IngestEvent[] {
   return Array.from({ length: count }, () => {
     const seq = upstream++;
     const frame = encodeFrame({
       kind: "identity",
       body: { seq, did, time: "2024-05-01T00:00:00.000Z", handle: "time.test" },
     });
-    return { host: "time.test", upstreamSeq: seq, frame, did };
+    return { host, upstreamSeq: seq, frame, did };
   });
 }
 
+/** Appends a batch; every event of it must be sequenced (the tests count on each). */
 async function append(events: IngestEvent[]): Promise<void> {
-  await sequencerStub(env).appendBatch({ events });
+  const result = await sequencerStub(env).appendBatch({ events });
+  expect(result.accepted, "events sequenced").toBe(events.length);
 }
 
 /** Restarts the Sequencer, as an eviction or a deploy would. */
@@ -47,9 +54,13 @@ async function subscribe(query: string) {
     };
     return { seq: (message.identity ?? message.account)?.seq as number, timeUs: message.time_us };
   });
-  /** Waits for `count` messages, then a little longer, so any extra one is seen too. */
+  /**
+   * Waits for `count` messages, then a little longer, so any extra one is seen too. Up to 15 s:
+   * a delivery that fails is sent again within 0.5 + 1 + 2 + 4 s while its Fanout stays
+   * unreachable (fanout/redelivery.ts, docs/behaviours.md), far below the watchdog's 30-60 s.
+   */
   const waitFor = async (count: number) => {
-    await consumer.waitFor((r) => r.length >= count);
+    await consumer.waitFor((r) => r.length >= count, 15_000);
     await new Promise((r) => setTimeout(r, 300));
     return consumer.received;
   };
@@ -78,8 +89,8 @@ describe("Jetstream time_us", () => {
       await append(identities(size, did));
       total += size;
     }
-    // batches that arrive together: one group commit (one row), or a few
-    await Promise.all([2, 4, 1].map((size) => append(identities(size, did))));
+    // batches that arrive together, in any order: one group commit (one row), or a few
+    await Promise.all([2, 4, 1].map((size, i) => append(identities(size, did, `time${i}.test`))));
     total += 7;
     await sequencerStub(env).sealNow();
     await restartSequencer();

@@ -1,4 +1,4 @@
-import { env, SELF } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { CURSOR_HEADER, FANOUT_NAME_HEADER } from "../../src/fanout/fanout";
 import { iterateRecords } from "../../src/log/records";
 import { CID } from "../../src/protocol/cid";
@@ -172,4 +172,23 @@ export async function subscribeJetstream<T>(query: string, parse: (message: unkn
     }
   };
   return { ws, received, closed, waitFor };
+}
+
+/**
+ * Sets every consumer socket of a Fanout to `live` at `cursor` (the Fanout's own state): with a
+ * delivery in between, a delivery the consumers lost for real.
+ */
+export async function positionAll(name: string, cursor: number): Promise<void> {
+  await runInDurableObject(fanoutStub(env, name), (_instance, state) => {
+    for (const ws of state.getWebSockets()) ws.serializeAttachment({ cursor, live: true });
+  });
+}
+
+/** Waits until the Fanout `name` has received a delivery through `seq`. */
+export async function waitForDelivery(name: string, seq: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (((await fanoutStub(env, name).stats()).deliveredThrough ?? 0) < seq) {
+    if (Date.now() > deadline) throw new Error(`seq ${seq} never reached ${name}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
