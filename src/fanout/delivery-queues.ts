@@ -20,7 +20,10 @@ import { type Pending, redeliveryDelayMs, requeueFailed } from "./redelivery";
 // over sockets, fanout/delivery-relay.ts), at every rate; without one it goes over the session,
 // or as a plain call below the rate at which a session pays. A relayed delivery gets no answer,
 // so while deliveries are relayed the Fanout is asked for its consumer count once per
-// RELAY_CHECK_MS (`consumers`), to drop it as above.
+// RELAY_CHECK_MS (`consumers`), to drop it as above; and when the relay reports that deliveries
+// to a Fanout may be lost (`relayLost`), the Fanout is told the last seq relayed to it (`lost`),
+// so that it reads what its live consumers miss at once rather than at the next delivery or its
+// watchdog: one request per loss reported, tried again like a delivery while it fails.
 
 /** Bytes queued for one Fanout before it is left to catch up from storage instead. */
 export const MAX_QUEUED_DELIVERY_BYTES = 16 * 1024 * 1024;
@@ -54,7 +57,13 @@ export type DeliveryRoute<S extends SessionStub> = {
   relay?(name: string, delivery: Delivery): boolean;
   /** The Fanout's consumer count (as a delivery answers it), asked while deliveries are relayed. */
   consumers?(name: string): Promise<number>;
+  /** Tells the Fanout that deliveries through `throughSeq` may not have reached it. */
+  lost?(name: string, throughSeq: number): Promise<void>;
 };
+
+/** Tries of a loss notice that fails (0.5 + 1 + 2 + 4 + 8 + 8 + 8 s): past them, the Fanout's
+ * watchdog (30-60 s) is as quick. */
+export const LOSS_NOTICE_TRIES = 8;
 
 type Queue<S extends SessionStub> = Pending & {
   session: RpcSession<S>;
@@ -66,6 +75,11 @@ type Queue<S extends SessionStub> = Pending & {
   /** When the Fanout last told its consumer count (an answer, or a check while relayed). */
   answeredMs: number;
   checking: boolean;
+  /** The last seq handed to the relay for this Fanout (0: none yet). */
+  relayedThrough: number;
+  /** A loss to tell the Fanout: deliveries through this seq may not have reached it. */
+  lostThrough: number | null;
+  noticing: boolean;
 };
 
 export class DeliveryQueues<S extends SessionStub> {
@@ -107,6 +121,9 @@ export class DeliveryQueues<S extends SessionStub> {
           retryAtMs: 0,
           answeredMs: Date.now(),
           checking: false,
+          relayedThrough: 0,
+          lostThrough: null,
+          noticing: false,
         };
         this.#queues.set(name, queue);
       }
@@ -122,6 +139,19 @@ export class DeliveryQueues<S extends SessionStub> {
       queue.lastSeq = lastSeq;
       if (!queue.running) void this.#drain(name, queue);
     }
+  }
+
+  /**
+   * The relay reports that deliveries to `name` may be lost (fanout/delivery-relay.ts): the
+   * Fanout is told the last seq relayed to it, and reads what its live consumers miss. Nothing
+   * relayed to it by this sender: nothing to tell (what an earlier instance of the sender
+   * relayed, its start announced).
+   */
+  relayLost(name: string): void {
+    const queue = this.#queues.get(name);
+    if (!queue || queue.relayedThrough === 0 || !this.#route.lost) return;
+    queue.lostThrough = Math.max(queue.lostThrough ?? 0, queue.relayedThrough);
+    if (!queue.noticing) void this.#tellLost(name, queue);
   }
 
   /** Stops feeding `name` and closes its session. */
@@ -157,6 +187,40 @@ export class DeliveryQueues<S extends SessionStub> {
       });
   }
 
+  /** Sends the loss notices of one Fanout, one at a time, each tried up to LOSS_NOTICE_TRIES. */
+  async #tellLost(name: string, queue: Queue<S>): Promise<void> {
+    const lost = this.#route.lost;
+    if (!lost) return;
+    queue.noticing = true;
+    try {
+      let failures = 0;
+      while (queue.lostThrough !== null && this.#queues.get(name) === queue) {
+        const through = queue.lostThrough;
+        queue.lostThrough = null;
+        try {
+          await lost(name, through);
+          failures = 0;
+        } catch (err) {
+          failures++;
+          console.warn(
+            JSON.stringify({
+              msg: "fanout loss notice failed",
+              fanout: name,
+              through,
+              failures,
+              error: String(err),
+            }),
+          );
+          if (failures >= LOSS_NOTICE_TRIES) continue; // the Fanout's watchdog remains
+          queue.lostThrough = Math.max(queue.lostThrough ?? 0, through);
+          await new Promise((r) => setTimeout(r, redeliveryDelayMs(failures)));
+        }
+      }
+    } finally {
+      queue.noticing = false;
+    }
+  }
+
   async #drain(name: string, queue: Queue<S>): Promise<void> {
     queue.running = true;
     try {
@@ -184,6 +248,7 @@ export class DeliveryQueues<S extends SessionStub> {
         // opened while no relay could take deliveries is closed (the one in flight, if any, was
         // awaited above, so this delivery cannot overtake it).
         if (this.#route.relay?.(name, delivery)) {
+          queue.relayedThrough = lastSeq;
           if (queue.session.isOpen) queue.session.close();
           this.#checkWhileRelayed(name, queue);
           continue;

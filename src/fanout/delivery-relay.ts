@@ -7,11 +7,14 @@ import { fanoutStub } from "../stubs";
 // call (one request): the Sequencer sends a delivery on the append socket of one connected
 // ingester (hibernatable on the Sequencer's side), the ingester, awake anyway for its upstream
 // sockets, forwards the same bytes on a socket of its own to the Fanout, which accepts it with
-// the hibernation API, tagged apart from its consumers. Sockets keep order; a delivery lost on
-// the way (a socket that breaks, a Fanout that restarted) is a lost delivery like any other:
-// the Fanout sees the gap at the next one and reads it from storage, or its watchdog finds it
-// (docs/behaviours.md, Consumers). The Sequencer falls back to RPC deliveries whenever no
-// ingester can relay (delivery-queues.ts).
+// the hibernation API, tagged apart from its consumers. Sockets keep order but answer nothing,
+// so a delivery lost on the way is not seen by its sender; whoever sees the loss tells the
+// Sequencer, which tells the Fanout (Fanout.deliveriesLost, delivery-queues.ts), so that its live
+// consumers are caught up at once even when no later delivery reveals the gap: the ingester
+// reports a Fanout it cannot reach (`onRefused`) and a socket to a Fanout that broke (`onLost`),
+// and the Sequencer sees the ingester's append socket close (an ingester that restarted takes
+// the deliveries it held with it; append-socket.ts RelayChoice). The Sequencer falls back to RPC
+// deliveries whenever no ingester can relay (delivery-queues.ts).
 
 /** The Fanout's path for a relay socket. */
 export const RELAY_SOCKET_PATH = "/relay-socket";
@@ -52,16 +55,20 @@ type RelaySocket = { ready: Promise<WebSocket> };
  * The ingester's end: one socket per Fanout it relays to, opened at the first delivery for it.
  * Deliveries are sent in the order given (each waits for its socket like the ones before it).
  * A Fanout it cannot reach is reported through `onRefused` (the Sequencer then delivers to it
- * by RPC for a while) and its socket dropped; the next delivery for it tries a new one.
+ * by RPC for a while) and its socket dropped; a socket that closes or fails without this end
+ * closing it is reported through `onLost` (what was sent on it may not have arrived). Either
+ * way the next delivery for that Fanout tries a new socket.
  */
 export class DeliveryRelay {
   readonly #env: Env;
   readonly #onRefused: (fanout: string) => void;
+  readonly #onLost: (fanout: string) => void;
   readonly #sockets = new Map<string, RelaySocket>();
 
-  constructor(env: Env, onRefused: (fanout: string) => void) {
+  constructor(env: Env, onRefused: (fanout: string) => void, onLost: (fanout: string) => void) {
     this.#env = env;
     this.#onRefused = onRefused;
+    this.#onLost = onLost;
   }
 
   /** Sends `frame` (a delivery frame, passed on as it came) to the Fanout `fanout`. */
@@ -122,9 +129,16 @@ export class DeliveryRelay {
     const ws = response.webSocket;
     if (response.status !== 101 || !ws) throw new Error(`relay socket refused: ${response.status}`);
     ws.accept();
+    // reported once, and only while it is this Fanout's socket: closeAll forgets its sockets
+    // before closing them
     const gone = () => {
       const socket = this.#sockets.get(fanout);
-      if (socket) void socket.ready.then((open) => open === ws && this.#sockets.delete(fanout));
+      if (socket)
+        void socket.ready.then((open) => {
+          if (open !== ws || this.#sockets.get(fanout) !== socket) return;
+          this.#sockets.delete(fanout);
+          this.#onLost(fanout);
+        });
     };
     ws.addEventListener("close", gone);
     ws.addEventListener("error", gone);

@@ -41,10 +41,10 @@ import { SegmentReader } from "./segment-reader";
 // in line. A live consumer stays live: the watchdog alarm only restarts backfills lost to
 // eviction, re-registers with the Sequencer, and, when live consumers are still behind a head
 // the Sequencer reported one alarm earlier (a lost delivery that no later batch revealed, e.g.
-// on a quiet relay), reads the missing part once for the whole Fanout. Two lost deliveries are
-// not left to it: a failed one is sent again by its sender (redelivery.ts), and what a Sequencer
-// had queued when it restarted is caught up when its new instance announces its head
-// (sequencerStarted).
+// on a quiet relay), reads the missing part once for the whole Fanout. Lost deliveries are
+// rarely left to it: a failed one is sent again by its sender (redelivery.ts), and what a
+// Sequencer had queued when it restarted, or a relay lost, is caught up when the Sequencer tells
+// this Fanout so (deliveriesLost).
 //
 // Regional Fanouts (regions.ts) form a two-level tree: a region's head (shard 0) registers with
 // the Sequencer and is fed by it; the region's other shards register with their head
@@ -147,7 +147,8 @@ export class Fanout extends DurableObject<Env> {
   readonly #replaySlots: ReplaySlots;
   /** Consumers between the start of their upgrade and the accepted socket. */
   #connecting = 0;
-  #catchingUp = false;
+  /** The catch-up running (#catchUp), if any. */
+  #catchingUp: Promise<void> | null = null;
   #logReads = 0;
   #deliveredThrough: number | null = null;
   /** In-memory copy of WATCHDOG_HEAD_KEY (undefined: not read since the object was loaded). */
@@ -424,20 +425,23 @@ export class Fanout extends DurableObject<Env> {
   }
 
   /**
-   * The Sequencer started a new instance whose head is `headSeq` (Sequencer constructor): what
-   * its previous instance had queued for this Fanout is lost, and on a quiet relay no later
-   * delivery reveals it. Live consumers behind that head are caught up with one read for the
-   * whole Fanout, as for a gap; a region head passes the notice on to its shards, whose
+   * Deliveries through `throughSeq` may not have reached this Fanout, and on a quiet relay no
+   * later delivery would reveal it: the Sequencer started a new instance with this head (what
+   * its previous one had queued died with it), or a relay lost deliveries (delivery-relay.ts,
+   * delivery-queues.ts relayLost). Live consumers behind it are caught up with one read for
+   * the whole Fanout, as for a gap; a region head passes the notice on to its shards, whose
    * forwards may have been lost the same way.
    */
-  async sequencerStarted(headSeq: number): Promise<void> {
+  async deliveriesLost(throughSeq: number): Promise<void> {
     for (const shard of this.#shards)
       fanoutStub(this.env, shard)
-        .sequencerStarted(headSeq)
+        .deliveriesLost(throughSeq)
         .catch(() => {
           // the shard's watchdog remains
         });
-    const behind = this.#liveBehind(headSeq);
+    // a catch-up already running may have read the log before these seqs were sequenced
+    while (this.#catchingUp) await this.#catchingUp;
+    const behind = this.#liveBehind(throughSeq);
     if (behind !== null) await this.#catchUp(behind);
   }
 
@@ -789,9 +793,16 @@ export class Fanout extends DurableObject<Env> {
    * sends one with an older cursor to its own backfill). Used only for lost deliveries: one
    * revealed by the next delivery, or one the watchdog found on a quiet relay.
    */
-  async #catchUp(afterSeq: number): Promise<void> {
-    if (this.#catchingUp) return;
-    this.#catchingUp = true;
+  #catchUp(afterSeq: number): Promise<void> {
+    if (this.#catchingUp) return this.#catchingUp;
+    const running = this.#readGap(afterSeq).finally(() => {
+      this.#catchingUp = null;
+    });
+    this.#catchingUp = running;
+    return running;
+  }
+
+  async #readGap(afterSeq: number): Promise<void> {
     try {
       const sequencer = this.#sequencer();
       let cursor = afterSeq;
@@ -833,8 +844,6 @@ export class Fanout extends DurableObject<Env> {
     } catch (err) {
       // the next alarm tries again
       console.error(JSON.stringify({ msg: "fanout catch-up failed", error: String(err) }));
-    } finally {
-      this.#catchingUp = false;
     }
   }
 }

@@ -2,7 +2,13 @@ import type { Env } from "../env";
 import { DeliveryRelay } from "../fanout/delivery-relay";
 import { meterSocketReply } from "../metering/meter";
 import { sequencerStub } from "../stubs";
-import { type AppendBatch, decodeFrame, encodeBatch, encodeRelayRefused } from "./append-codec";
+import {
+  type AppendBatch,
+  decodeFrame,
+  encodeBatch,
+  encodeRelayLost,
+  encodeRelayRefused,
+} from "./append-codec";
 import { MAX_APPEND_MESSAGE_BYTES } from "./append-limits";
 import { APPEND_SOCKET_PATH } from "./append-socket";
 import type { AppendResult } from "./hot-log";
@@ -83,7 +89,11 @@ export class AppendClient {
   constructor(env: Env, options: Partial<AppendClientOptions> = {}) {
     this.#env = env;
     this.#options = { ...APPEND_CLIENT_DEFAULTS, ...options };
-    this.#relay = new DeliveryRelay(env, (fanout) => this.#refuseRelay(fanout));
+    this.#relay = new DeliveryRelay(
+      env,
+      (fanout) => this.#tellSequencer(encodeRelayRefused(fanout)),
+      (fanout) => this.#tellSequencer(encodeRelayLost(fanout)),
+    );
   }
 
   /** Fanout deliveries relayed so far (one per Fanout). */
@@ -273,7 +283,7 @@ export class AppendClient {
       return;
     }
     if (!exchange) return; // the answer to a batch given up on (sent again since)
-    if (frame.kind === "relayRefused") return;
+    if (frame.kind === "relayRefused" || frame.kind === "relayLost") return;
     if (frame.id !== exchange.id) return; // an answer to a batch given up on
     this.#exchange = null;
     if (frame.kind === "result") exchange.resolve(frame.result);
@@ -281,12 +291,16 @@ export class AppendClient {
     else exchange.reject(new Error("the Sequencer sent a batch frame"));
   }
 
-  /** Tells the Sequencer this ingester could not reach `fanout` (it delivers by RPC a while). */
-  #refuseRelay(fanout: string): void {
+  /**
+   * Tells the Sequencer that deliveries relayed to a Fanout may be lost: this ingester could not
+   * reach it (relayRefused: the Sequencer delivers to it by RPC a while) or its socket to it
+   * broke (relayLost). Either way the Sequencer tells the Fanout (delivery-queues.ts).
+   */
+  #tellSequencer(notice: Uint8Array): void {
     void this.#socket
-      ?.then((ws) => ws.send(encodeRelayRefused(fanout)))
+      ?.then((ws) => ws.send(notice))
       .catch(() => {
-        // the socket is gone too: the Sequencer delivers by RPC until another one relays
+        // the append socket is gone too: its close tells the Sequencer as much (RelayChoice)
       });
   }
 

@@ -12,11 +12,13 @@
 //   delivery:      u8 4 | u32 0 | u16 fanouts, each str | f64 firstSeq | f64 lastSeq | u32 len,
 //                  time anchors (log/time-anchors.ts packed form) | records (the rest)
 //   relayRefused:  u8 5 | u32 0 | str fanout
+//   relayLost:     u8 6 | u32 0 | str fanout
 //
 // A delivery is a batch of sequenced records the Sequencer asks the ingester to relay to each of
 // the Fanouts `fanouts` (fanout/delivery-relay.ts), which receive the same bytes: one message
 // received by the ingester for every Fanout the same delivery goes to; relayRefused is the
-// ingester's word that it could not reach one Fanout.
+// ingester's word that it could not reach one Fanout, relayLost that its socket to one Fanout
+// broke (deliveries sent on it may not have arrived).
 //
 // where str is u16 length + UTF-8. Seqs are f64: exact up to 2^53, as everywhere in the relay.
 
@@ -60,7 +62,8 @@ export type AppendFrame =
   | { kind: "result"; id: number; result: AppendResult }
   | { kind: "error"; id: number; message: string }
   | { kind: "delivery"; delivery: RelayedDelivery }
-  | { kind: "relayRefused"; fanout: string };
+  | { kind: "relayRefused"; fanout: string }
+  | { kind: "relayLost"; fanout: string };
 
 /** A Fanout delivery relayed by an ingester: Fanout.deliver's argument and the Fanouts it is for. */
 export type RelayedDelivery = Delivery & { fanouts: string[] };
@@ -70,6 +73,7 @@ const RESULT = 2;
 const ERROR = 3;
 const DELIVERY = 4;
 const RELAY_REFUSED = 5;
+const RELAY_LOST = 6;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -284,8 +288,16 @@ export function encodeDelivery(d: RelayedDelivery): Uint8Array {
 }
 
 export function encodeRelayRefused(fanout: string): Uint8Array {
+  return encodeRelayNotice(RELAY_REFUSED, fanout);
+}
+
+export function encodeRelayLost(fanout: string): Uint8Array {
+  return encodeRelayNotice(RELAY_LOST, fanout);
+}
+
+function encodeRelayNotice(kind: number, fanout: string): Uint8Array {
   const w = new Writer();
-  w.u8(RELAY_REFUSED);
+  w.u8(kind);
   w.u32(0);
   w.str(fanout);
   return w.done();
@@ -353,10 +365,10 @@ export function decodeFrame(bytes: Uint8Array): AppendFrame {
       delivery: { fanouts, firstSeq, lastSeq, anchors, records: r.rest() },
     };
   }
-  if (kind === RELAY_REFUSED) {
+  if (kind === RELAY_REFUSED || kind === RELAY_LOST) {
     const fanout = r.str();
     r.end();
-    return { kind: "relayRefused", fanout };
+    return { kind: kind === RELAY_REFUSED ? "relayRefused" : "relayLost", fanout };
   }
   if (kind === ERROR) {
     const message = r.str();

@@ -46,15 +46,15 @@ export function isAppendSocket(ctx: DurableObjectState, ws: WebSocket): boolean 
 /**
  * Answers one message of an append socket: appends its batch (`append`, with the socket's
  * appender) and sends the result, or an error frame if the append failed or the message is
- * not a batch; an ingester's word that it could not relay to a Fanout goes to `relayRefused`.
- * A socket the ingester has closed meanwhile gets nothing: it sends the batch again on another
- * (appends are idempotent per host cursor, append-client.ts).
+ * not a batch; an ingester's word that it could not relay to a Fanout, or lost its socket to
+ * one, goes to `relays`. A socket the ingester has closed meanwhile gets nothing: it sends the
+ * batch again on another (appends are idempotent per host cursor, append-client.ts).
  */
 export async function answerAppendMessage(
   ws: WebSocket,
   message: string | ArrayBuffer,
   append: (batch: AppendBatch, appender: string) => Promise<AppendResult>,
-  relayRefused: (fanout: string) => void,
+  relays: Pick<RelayChoice, "refused" | "lost">,
 ): Promise<void> {
   let reply: Uint8Array;
   let id = 0;
@@ -62,7 +62,11 @@ export async function answerAppendMessage(
     if (typeof message === "string") throw new RangeError("append frames are binary");
     const frame = decodeFrame(new Uint8Array(message));
     if (frame.kind === "relayRefused") {
-      relayRefused(frame.fanout);
+      relays.refused(frame.fanout);
+      return;
+    }
+    if (frame.kind === "relayLost") {
+      relays.lost([frame.fanout]);
       return;
     }
     if (frame.kind !== "batch") throw new RangeError(`unexpected ${frame.kind} frame`);
@@ -95,28 +99,36 @@ type FanoutDelivery = Delivery & { fanout: string };
  * Which append socket relays the Sequencer's Fanout deliveries (fanout/delivery-relay.ts): one
  * at a time, kept while it is open, so deliveries to a Fanout follow one ordered path; another
  * is chosen only when it closes. A Fanout an ingester could not reach is left to RPC deliveries
- * for RELAY_REFUSED_MS. Deliveries of the same seqs handed over in the same turn go as one
- * message naming all their Fanouts: the ingester receives one message per delivery, not one per
- * Fanout. They are handed over in one turn whenever batches come further apart than
- * FANOUT_DELIVERY_INTERVAL_MS (a batch is then delivered to every Fanout at once, from the
- * append that brought it: the full network's 11 batches/s against 25 ms); faster, each Fanout's
- * queue waits out its interval on a timer of its own, and their deliveries go one by one.
+ * for RELAY_REFUSED_MS. Relayed deliveries get no answer, so every sign that some may be lost
+ * is passed to `onLost` with the Fanouts concerned (the Sequencer then tells them:
+ * delivery-queues.ts relayLost): an ingester's refusal of or lost socket to a Fanout, a delivery
+ * that could not be sent, and the relaying socket closing (an ingester that restarts or goes
+ * idle takes what it held with it), for every Fanout relayed on it. Deliveries of the same seqs
+ * handed over in the same turn go as one message naming all their Fanouts: the ingester receives
+ * one message per delivery, not one per Fanout. They are handed over in one turn whenever
+ * batches come further apart than FANOUT_DELIVERY_INTERVAL_MS (a batch is then delivered to
+ * every Fanout at once, from the append that brought it: the full network's 11 batches/s
+ * against 25 ms); faster, each Fanout's queue waits out its interval on a timer of its own, and
+ * their deliveries go one by one.
  */
 export class RelayChoice {
   readonly #ctx: DurableObjectState;
+  readonly #onLost: (fanouts: Iterable<string>) => void;
   #socket: WebSocket | null = null;
+  /** The Fanouts deliveries were sent to on `#socket` (in memory: see `closed`). */
+  #relayedOn = new Set<string>();
   readonly #refusedUntil = new Map<string, number>();
   /** Deliveries taken this turn, sent at its end (a microtask), grouped by their records. */
   #pending: RelayedDelivery[] = [];
 
-  constructor(ctx: DurableObjectState) {
+  constructor(ctx: DurableObjectState, onLost: (fanouts: Iterable<string>) => void) {
     this.#ctx = ctx;
+    this.#onLost = onLost;
   }
 
   /**
    * Takes `delivery` to be relayed; false when no ingester can take it (deliver by RPC). Sent at
-   * the end of this turn: a socket that fails then loses it, and the Fanout reads it back as any
-   * lost delivery (docs/behaviours.md, Consumers).
+   * the end of this turn: a socket that fails then loses it, and its Fanout is told (`onLost`).
    */
   send(delivery: FanoutDelivery): boolean {
     const until = this.#refusedUntil.get(delivery.fanout);
@@ -149,26 +161,52 @@ export class RelayChoice {
   #flush(): void {
     const pending = this.#pending;
     this.#pending = [];
-    const ws = this.#relay();
     for (const delivery of pending) {
+      const ws = this.#relay();
       try {
-        ws?.send(encodeDelivery(delivery));
+        if (!ws) throw new Error("no relay");
+        ws.send(encodeDelivery(delivery));
+        for (const fanout of delivery.fanouts) this.#relayedOn.add(fanout);
       } catch {
-        this.#socket = null;
+        if (ws) this.#lose(ws);
+        this.#onLost(delivery.fanouts);
       }
     }
   }
 
+  /** An ingester could not reach `fanout`: what it was relayed is lost, and RPC takes over. */
   refused(fanout: string): void {
     this.#refusedUntil.set(fanout, Date.now() + RELAY_REFUSED_MS);
+    this.#onLost([fanout]);
   }
 
+  /** An ingester's socket to each of `fanouts` broke: what was relayed on it may be lost. */
+  lost(fanouts: Iterable<string>): void {
+    this.#onLost(fanouts);
+  }
+
+  /**
+   * An append socket closed. The relaying one takes with it what it had not passed on yet, for
+   * any Fanout relayed on it. Kept in memory only: a Sequencer that hibernated and wakes to this
+   * close relayed nothing since it woke, and its start told every Fanout its head.
+   */
   closed(ws: WebSocket): void {
-    if (this.#socket === ws) this.#socket = null;
+    if (this.#socket === ws) this.#lose(ws);
+  }
+
+  /** Leaves the relaying socket `ws`, telling the Fanouts relayed on it. */
+  #lose(ws: WebSocket): void {
+    if (this.#socket !== ws) return;
+    this.#socket = null;
+    const fanouts = this.#relayedOn;
+    this.#relayedOn = new Set();
+    if (fanouts.size > 0) this.#onLost(fanouts);
   }
 
   #relay(): WebSocket | null {
     if (this.#socket?.readyState === WS_OPEN) return this.#socket;
+    // no longer open, though its close may not have come yet
+    if (this.#socket) this.#lose(this.#socket);
     this.#socket =
       this.#ctx.getWebSockets(APPEND_SOCKET_TAG).find((ws) => ws.readyState === WS_OPEN) ?? null;
     return this.#socket;

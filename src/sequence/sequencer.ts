@@ -87,7 +87,9 @@ export class Sequencer extends DurableObject<Env> {
     super(ctx, env);
     meterObject(this, ctx, env, "Sequencer");
     this.#config = readConfig(env);
-    this.#relays = new RelayChoice(ctx);
+    this.#relays = new RelayChoice(ctx, (fanouts) => {
+      for (const name of fanouts) this.#deliveries.relayLost(name);
+    });
     this.#deliveries = new DeliveryQueues(
       {
         open: (name) => fanoutStub(env, name).openDeliverySession(),
@@ -95,6 +97,7 @@ export class Sequencer extends DurableObject<Env> {
         direct: (name, delivery) => fanoutStub(env, name).deliver(delivery),
         relay: (name, delivery) => this.#relays.send({ fanout: name, ...delivery }),
         consumers: (name) => fanoutStub(env, name).consumerCount(),
+        lost: (name, throughSeq) => fanoutStub(env, name).deliveriesLost(throughSeq),
       },
       this.#config.fanoutDeliveryIntervalMs,
       (name) => this.#unregisterFanout(name),
@@ -144,7 +147,7 @@ export class Sequencer extends DurableObject<Env> {
       ws,
       message,
       (batch, appender) => this.#appendBatch(batch, appender),
-      (fanout) => this.#relays.refused(fanout),
+      this.#relays,
     );
   }
 
@@ -402,7 +405,7 @@ export class Sequencer extends DurableObject<Env> {
   #announceStart(): void {
     for (const name of this.#fanouts)
       fanoutStub(this.env, name)
-        .sequencerStarted(this.#headSeq)
+        .deliveriesLost(this.#headSeq)
         .catch((err) =>
           console.warn(
             JSON.stringify({ msg: "fanout start notice failed", fanout: name, error: String(err) }),

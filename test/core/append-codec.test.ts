@@ -5,6 +5,7 @@ import {
   encodeBatch,
   encodeDelivery,
   encodeError,
+  encodeRelayLost,
   encodeRelayRefused,
   encodeResult,
 } from "../../src/sequence/append-codec";
@@ -100,6 +101,10 @@ describe("append codec", () => {
     expect(decodeFrame(encodeRelayRefused("fanout-0"))).toEqual({
       kind: "relayRefused",
       fanout: "fanout-0",
+    });
+    expect(decodeFrame(encodeRelayLost("fanout-1"))).toEqual({
+      kind: "relayLost",
+      fanout: "fanout-1",
     });
   });
 

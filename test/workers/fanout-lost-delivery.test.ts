@@ -27,7 +27,7 @@ import {
 // fails while it is.
 //
 // Sequencer restart: deliveries queued in its memory die with it; its new instance tells each
-// registered Fanout its head (Fanout.sequencerStarted), and the Fanout reads what it missed.
+// registered Fanout its head (Fanout.deliveriesLost), and the Fanout reads what it missed.
 
 async function head(): Promise<number> {
   return (await sequencerStub(env).getLogState()).headSeq;
