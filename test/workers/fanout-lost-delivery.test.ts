@@ -28,6 +28,10 @@ import {
 //
 // Sequencer restart: deliveries queued in its memory die with it; its new instance tells each
 // registered Fanout its head (Fanout.deliveriesLost), and the Fanout reads what it missed.
+//
+// Relay loss notice: a relayed delivery gets no answer; when the relay reports it may be lost,
+// the sender tells the Fanout (DeliveryQueues.relayLost), and tries again while that fails.
+// The whole path, with a real ingester, is in relay-lost-delivery.test.ts.
 
 async function head(): Promise<number> {
   return (await sequencerStub(env).getLogState()).headSeq;
@@ -160,5 +164,54 @@ describe("Sequencer restart", () => {
     expect(after.logReads - before.logReads).toBe(2);
     expect(after.live).toBe(2);
     for (const c of consumers) c.ws.close();
+  });
+});
+
+describe("relay loss notice", () => {
+  it("a notice of a relayed delivery lost that fails is tried again, and the consumer gets the delivery then, with nothing after it", async () => {
+    const name = "fanout-loss-notice-retry";
+    const consumer = await connectToFanout(`${name}-alias`, undefined, fanoutStub(env, name));
+    const fanout = fanoutStub(env, name);
+    // A sender whose relay takes every delivery and passes none on (an ingester that died with
+    // them), and whose notices fail while the Fanout is unreachable.
+    const state = { reachable: false, failed: 0, told: 0 };
+    const queues = new DeliveryQueues(
+      {
+        open: () => fanout.openDeliverySession(),
+        onSession: (session, delivery) => session.deliver(delivery),
+        direct: (_name, delivery) => fanout.deliver(delivery),
+        relay: () => true,
+        lost: (_name, throughSeq) => {
+          if (!state.reachable) {
+            state.failed++;
+            return Promise.reject(new Error("Fanout unreachable (test)"));
+          }
+          state.told++;
+          return fanout.deliveriesLost(throughSeq);
+        },
+      },
+      25,
+      () => {},
+    );
+    const h = await head();
+    await appendEvents(2);
+    queues.push([name], await deliveryAfter(h));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(consumer.received).toHaveLength(0);
+
+    // the relay reports the loss; the first notice fails, the Fanout is back right after
+    const lostMs = Date.now();
+    queues.relayLost(name);
+    while (state.failed < 1) await new Promise((r) => setTimeout(r, 5));
+    state.reachable = true;
+
+    await consumer.waitFor((r) => r.length >= 2, REDELIVERY_FIRST_DELAY_MS + 2_500);
+    expect(Date.now() - lostMs).toBeGreaterThanOrEqual(REDELIVERY_FIRST_DELAY_MS - 50);
+    await new Promise((r) => setTimeout(r, 300));
+    expectContiguous(seqs(consumer.received), h + 1, h + 2);
+    expect(state).toMatchObject({ failed: 1, told: 1 });
+    // the gap and "caught up": one read for the Fanout
+    expect((await fanout.stats()).logReads).toBe(2);
+    consumer.ws.close();
   });
 });
