@@ -14,6 +14,7 @@ import {
   frameDid,
   isSequencedFrame,
 } from "../protocol/frame";
+import { peekEventDid } from "../protocol/frame-did";
 import { readFrameSeq } from "../protocol/seq-rewrite";
 import { isValidDid } from "../protocol/syntax";
 import { AppendClient } from "../sequence/append-client";
@@ -613,20 +614,14 @@ export class HostIngester extends DurableObject<Env> {
   }
 
   /**
-   * Starts the look-up of a queued frame's account (identity-prefetch.ts). The frame is decoded
-   * for its DID and decoded again when its turn comes: a decoded frame is ~4 KB of objects, more
-   * than twice a typical frame's bytes, and up to 500 frames per host wait in the queue.
+   * Starts the look-up of a queued frame's account (identity-prefetch.ts). The DID is read from
+   * the frame's CBOR headers (protocol/frame-did.ts) without decoding it: the frame is decoded
+   * once, when its turn comes, and a decoded frame (~4 KB of objects, more than twice a typical
+   * frame's bytes) is not kept while up to 500 frames per host wait in the queue.
    */
   #prefetchIdentity(hostname: string, bytes: Uint8Array): void {
-    let frame: Frame;
-    try {
-      frame = decodeFrame(bytes);
-    } catch {
-      return; // dropped when its turn comes
-    }
-    if (!isSequencedFrame(frame)) return;
-    const did = frameDid(frame);
-    if (isValidDid(did)) this.#prefetch.want(did, hostname);
+    const did = peekEventDid(bytes);
+    if (did !== null && isValidDid(did)) this.#prefetch.want(did, hostname);
   }
 
   async #handleFrame(hostname: string, session: Session, bytes: Uint8Array): Promise<void> {
