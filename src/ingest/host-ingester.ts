@@ -95,6 +95,18 @@ export type CrawlOptions = {
   autoPinned?: boolean;
 };
 
+/** What requestCrawl sets on a host record: a crawl that changes none of it writes no row. */
+function crawlSettings(host: HostRecord): string {
+  return JSON.stringify([
+    host.status,
+    host.limits,
+    host.pinned,
+    host.stopped,
+    host.failures,
+    host.nextAttemptMs,
+  ]);
+}
+
 export class HostIngester extends DurableObject<Env> {
   readonly #config: Config;
   #hosts = new Map<string, HostRecord>();
@@ -185,6 +197,7 @@ export class HostIngester extends DurableObject<Env> {
   async crawl(objectName: string, hostname: string, options: CrawlOptions): Promise<HostReport> {
     await this.#rememberName(objectName);
     let host = this.#hosts.get(hostname);
+    const before = host ? crawlSettings(host) : null;
     if (!host) {
       const handOver = options.handOver;
       host = handOver?.record
@@ -210,7 +223,9 @@ export class HostIngester extends DurableObject<Env> {
     host.failures = 0;
     if (host.status !== "throttled") this.#setStatus(host, "active", "requestCrawl");
     host.nextAttemptMs = null;
-    saveHosts(this.ctx.storage, [host]);
+    // a new host's row at once; a known one's only when the crawl changed it (a PDS pings
+    // requestCrawl often, and a host already active with the same limits has nothing new)
+    if (before === null || before !== crawlSettings(host)) saveHosts(this.ctx.storage, [host]);
     if (!this.#sessions.has(hostname) && host.status === "active") await this.#connect(host);
     await this.#ensureAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
     return this.#report(host);
@@ -393,10 +408,17 @@ export class HostIngester extends DurableObject<Env> {
     this.#sessions.set(host.hostname, session);
     host.connectedSinceMs = Date.now();
     // live from now: if no frame arrives before a crash, this is where the host is owed from
-    if (cursor === null) host.subscribedAtMs ??= Date.now();
+    const subscribedNow = cursor === null && host.subscribedAtMs == null;
+    if (subscribedNow) host.subscribedAtMs = Date.now();
     host.lastEventMs = Date.now();
+    const wasActive = host.status === "active";
     if (host.status !== "banned") this.#setStatus(host, "active", "connected");
-    saveHosts(this.ctx.storage, [host]);
+    // Written at once when a restart must know it: where a live host is owed from, and a host
+    // that was not active before (an idle or offline row would not be reconnected soon after a
+    // crash). Otherwise the connection times ride in the next report's delta row: a restart
+    // opens a new socket and sets them afresh, so nothing reads them from the row.
+    if (subscribedNow || !wasActive) saveHosts(this.ctx.storage, [host]);
+    else this.#dirtyHosts.add(host.hostname);
     this.#log("connected", { hostname: host.hostname, cursor });
     ws.addEventListener("message", (event) => this.#onMessage(host.hostname, session, event.data));
     ws.addEventListener("close", (event) =>
