@@ -278,6 +278,15 @@ export class HostDirectory extends DurableObject<Env> {
     for (const r of reports) this.#reportedSinceWake.add(r.ingester);
   }
 
+  /**
+   * requestCrawl started or resumed a host: its ingester's report, and the answer the caller
+   * gets, kept for the host's page (crawl-answer-log.ts). One call, where it took two.
+   */
+  async reportCrawled(report: HostReport, answer: CrawlAnswer): Promise<void> {
+    await this.reportHosts([report]);
+    saveCrawlAnswer(this.ctx.storage.sql, report.hostname, answer);
+  }
+
   #applyReports(reports: HostReport[]): void {
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {

@@ -264,7 +264,7 @@ describe("cost counters", () => {
     expect(many).toEqual(one);
   });
 
-  it("a requestCrawl of a host already active writes no host row", async () => {
+  it("a requestCrawl of a host already active costs three directory calls and no host row", async () => {
     const host = await newHost();
     resetMeter();
     expect((await crawl(host.hostname)).status).toBe(200);
@@ -282,6 +282,12 @@ describe("cost counters", () => {
       await settled();
       const units = meterSnapshot();
       expect(byPrefix(units.statements, HOST_ROW).rowsWritten).toBe(0);
+      // the ban and per-IP limit, the registration (ban and daily cap again, after the
+      // describeServer probe), and the ingester's answer with the crawl's answer for its page
+      expect(units.calls["HostDirectory.admitCrawl"]).toBe(1);
+      expect(units.calls["HostDirectory.registerHost"]).toBe(1);
+      expect(units.calls["HostDirectory.reportCrawled"]).toBe(1);
+      expect(units.calls["HostDirectory.noteCrawlAnswer"]).toBeUndefined();
     };
     await again();
     // ...and after a restart of the relay (eviction, deploy): the socket is opened again from
