@@ -284,7 +284,18 @@ export class HostDirectory extends DurableObject<Env> {
    */
   async reportCrawled(report: HostReport, answer: CrawlAnswer): Promise<void> {
     await this.reportHosts([report]);
-    saveCrawlAnswer(this.ctx.storage.sql, report.hostname, answer);
+    try {
+      saveCrawlAnswer(this.ctx.storage.sql, report.hostname, answer);
+    } catch (err) {
+      // the caller's answer matters more than the page's copy of it
+      console.error(
+        JSON.stringify({
+          msg: "crawl answer not kept",
+          hostname: report.hostname,
+          error: String(err),
+        }),
+      );
+    }
   }
 
   #applyReports(reports: HostReport[]): void {
