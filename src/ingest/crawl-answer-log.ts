@@ -13,6 +13,8 @@ CREATE TABLE IF NOT EXISTS crawl_answers (
 ) WITHOUT ROWID;`;
 
 export function saveCrawlAnswer(sql: SqlStorage, hostname: string, answer: CrawlAnswer): void {
+  const known =
+    sql.exec("SELECT 1 FROM crawl_answers WHERE hostname = ?", hostname).toArray().length > 0;
   sql.exec(
     `INSERT INTO crawl_answers (hostname, at_ms, answer) VALUES (?, ?, ?)
      ON CONFLICT(hostname) DO UPDATE SET at_ms = excluded.at_ms, answer = excluded.answer`,
@@ -20,6 +22,9 @@ export function saveCrawlAnswer(sql: SqlStorage, hostname: string, answer: Crawl
     answer.atMs,
     JSON.stringify(answer),
   );
+  // only a new name can take the table past its bound: a known one's answer (a host pinging
+  // requestCrawl again) reads one row, not the whole table
+  if (known) return;
   // reads the (bounded) table; writes nothing unless it grew past the bound
   sql.exec(
     `DELETE FROM crawl_answers WHERE hostname NOT IN

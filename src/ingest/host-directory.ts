@@ -278,6 +278,26 @@ export class HostDirectory extends DurableObject<Env> {
     for (const r of reports) this.#reportedSinceWake.add(r.ingester);
   }
 
+  /**
+   * requestCrawl started or resumed a host: its ingester's report, and the answer the caller
+   * gets, kept for the host's page (crawl-answer-log.ts). One call, where it took two.
+   */
+  async reportCrawled(report: HostReport, answer: CrawlAnswer): Promise<void> {
+    await this.reportHosts([report]);
+    try {
+      saveCrawlAnswer(this.ctx.storage.sql, report.hostname, answer);
+    } catch (err) {
+      // the caller's answer matters more than the page's copy of it
+      console.error(
+        JSON.stringify({
+          msg: "crawl answer not kept",
+          hostname: report.hostname,
+          error: String(err),
+        }),
+      );
+    }
+  }
+
   #applyReports(reports: HostReport[]): void {
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {

@@ -14,6 +14,7 @@ import {
   frameDid,
   isSequencedFrame,
 } from "../protocol/frame";
+import { peekEventDid } from "../protocol/frame-did";
 import { readFrameSeq } from "../protocol/seq-rewrite";
 import { isValidDid } from "../protocol/syntax";
 import { AppendClient } from "../sequence/append-client";
@@ -97,6 +98,18 @@ export type CrawlOptions = {
   /** Placed on its own object by automatic placement (which may move it back), not an admin. */
   autoPinned?: boolean;
 };
+
+/** What requestCrawl sets on a host record: a crawl that changes none of it writes no row. */
+function crawlSettings(host: HostRecord): string {
+  return JSON.stringify([
+    host.status,
+    host.limits,
+    host.pinned,
+    host.stopped,
+    host.failures,
+    host.nextAttemptMs,
+  ]);
+}
 
 export class HostIngester extends DurableObject<Env> {
   readonly #config: Config;
@@ -194,6 +207,7 @@ export class HostIngester extends DurableObject<Env> {
   async crawl(objectName: string, hostname: string, options: CrawlOptions): Promise<HostReport> {
     await this.#rememberName(objectName);
     let host = this.#hosts.get(hostname);
+    const before = host ? crawlSettings(host) : null;
     if (!host) {
       const handOver = options.handOver;
       host = handOver?.record
@@ -219,7 +233,9 @@ export class HostIngester extends DurableObject<Env> {
     host.failures = 0;
     if (host.status !== "throttled") this.#setStatus(host, "active", "requestCrawl");
     host.nextAttemptMs = null;
-    saveHosts(this.ctx.storage, [host]);
+    // a new host's row at once; a known one's only when the crawl changed it (a PDS pings
+    // requestCrawl often, and a host already active with the same limits has nothing new)
+    if (before === null || before !== crawlSettings(host)) saveHosts(this.ctx.storage, [host]);
     if (!this.#sessions.has(hostname) && host.status === "active") await this.#connect(host);
     await this.#ensureAlarm(Date.now() + WATCHDOG_INTERVAL_MS);
     return this.#report(host);
@@ -412,10 +428,17 @@ export class HostIngester extends DurableObject<Env> {
     this.#sessions.set(host.hostname, session);
     host.connectedSinceMs = Date.now();
     // live from now: if no frame arrives before a crash, this is where the host is owed from
-    if (cursor === null) host.subscribedAtMs ??= Date.now();
+    const subscribedNow = cursor === null && host.subscribedAtMs == null;
+    if (subscribedNow) host.subscribedAtMs = Date.now();
     host.lastEventMs = Date.now();
+    const wasActive = host.status === "active";
     if (host.status !== "banned") this.#setStatus(host, "active", "connected");
-    saveHosts(this.ctx.storage, [host]);
+    // Written at once when a restart must know it: where a live host is owed from, and a host
+    // that was not active before (an idle or offline row would not be reconnected soon after a
+    // crash). Otherwise the connection times ride in the next report's delta row: a restart
+    // opens a new socket and sets them afresh, so nothing reads them from the row.
+    if (subscribedNow || !wasActive) saveHosts(this.ctx.storage, [host]);
+    else this.#dirtyHosts.add(host.hostname);
     this.#log("connected", { hostname: host.hostname, cursor });
     ws.addEventListener("message", (event) => this.#onMessage(host.hostname, session, event.data));
     ws.addEventListener("close", (event) =>
@@ -666,20 +689,14 @@ export class HostIngester extends DurableObject<Env> {
   }
 
   /**
-   * Starts the look-up of a queued frame's account (identity-prefetch.ts). The frame is decoded
-   * for its DID and decoded again when its turn comes: a decoded frame is ~4 KB of objects, more
-   * than twice a typical frame's bytes, and up to 500 frames per host wait in the queue.
+   * Starts the look-up of a queued frame's account (identity-prefetch.ts). The DID is read from
+   * the frame's CBOR headers (protocol/frame-did.ts) without decoding it: the frame is decoded
+   * once, when its turn comes, and a decoded frame (~4 KB of objects, more than twice a typical
+   * frame's bytes) is not kept while up to 500 frames per host wait in the queue.
    */
   #prefetchIdentity(hostname: string, bytes: Uint8Array): void {
-    let frame: Frame;
-    try {
-      frame = decodeFrame(bytes);
-    } catch {
-      return; // dropped when its turn comes
-    }
-    if (!isSequencedFrame(frame)) return;
-    const did = frameDid(frame);
-    if (isValidDid(did)) this.#prefetch.want(did, hostname);
+    const did = peekEventDid(bytes);
+    if (did !== null && isValidDid(did)) this.#prefetch.want(did, hostname);
   }
 
   async #handleFrame(hostname: string, session: Session, bytes: Uint8Array): Promise<void> {

@@ -1,3 +1,4 @@
+import { isTextKey, readHead, skipItem, textKey } from "./cbor-scan";
 import { ProtocolError } from "./errors";
 
 // The relay gives every event its own seq, and this is the only change it makes to a frame.
@@ -6,65 +7,7 @@ import { ProtocolError } from "./errors";
 // length headers (skipping `blocks` in O(1)), finds the `seq` value and splices in the new
 // integer. Map key order depends on keys only, so the result is still canonical DAG-CBOR.
 
-const SEQ_KEY = [0x63, 0x73, 0x65, 0x71]; // text(3) "seq"
-
-interface Head {
-  major: number;
-  /** Integer value, or length/count for strings, arrays and maps. */
-  value: number;
-  headerLength: number;
-}
-
-function readHead(buf: Uint8Array, pos: number): Head {
-  const first = buf[pos];
-  if (first === undefined) throw new ProtocolError("InvalidFrame", "truncated CBOR");
-  const major = first >> 5;
-  const info = first & 31;
-  if (info < 24) return { major, value: info, headerLength: 1 };
-  const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0;
-  if (size === 0) throw new ProtocolError("InvalidFrame", "indefinite or reserved CBOR length");
-  if (pos + 1 + size > buf.length) throw new ProtocolError("InvalidFrame", "truncated CBOR");
-  let value = 0;
-  for (let i = 1; i <= size; i++) value = value * 256 + (buf[pos + i] as number);
-  return { major, value, headerLength: 1 + size };
-}
-
-/** Returns the offset just past the CBOR item starting at `pos`. */
-function skipItem(buf: Uint8Array, pos: number, depth: number): number {
-  if (depth > 64) throw new ProtocolError("InvalidFrame", "CBOR nested too deeply");
-  const head = readHead(buf, pos);
-  let next = pos + head.headerLength;
-  switch (head.major) {
-    case 0:
-    case 1:
-    case 7:
-      return next;
-    case 2:
-    case 3:
-      next += head.value;
-      break;
-    case 4:
-      for (let i = 0; i < head.value; i++) next = skipItem(buf, next, depth + 1);
-      break;
-    case 5:
-      for (let i = 0; i < head.value * 2; i++) next = skipItem(buf, next, depth + 1);
-      break;
-    case 6:
-      next = skipItem(buf, next, depth + 1);
-      break;
-  }
-  if (next > buf.length) throw new ProtocolError("InvalidFrame", "truncated CBOR");
-  return next;
-}
-
-function isSeqKey(buf: Uint8Array, pos: number): boolean {
-  return (
-    buf[pos] === SEQ_KEY[0] &&
-    buf[pos + 1] === SEQ_KEY[1] &&
-    buf[pos + 2] === SEQ_KEY[2] &&
-    buf[pos + 3] === SEQ_KEY[3]
-  );
-}
+const SEQ_KEY = textKey("seq");
 
 /** Locates the byte range of the body's top-level `seq` value, or null if there is none. */
 function findSeqValue(frame: Uint8Array): { start: number; end: number; value: number } | null {
@@ -75,7 +18,7 @@ function findSeqValue(frame: Uint8Array): { start: number; end: number; value: n
   for (let i = 0; i < map.value; i++) {
     const keyStart = pos;
     pos = skipItem(frame, pos, 1);
-    if (pos - keyStart === 4 && isSeqKey(frame, keyStart)) {
+    if (pos - keyStart === 4 && isTextKey(frame, keyStart, SEQ_KEY)) {
       const head = readHead(frame, pos);
       if (head.major !== 0)
         throw new ProtocolError("InvalidFrame", "seq is not an unsigned integer");

@@ -5,6 +5,7 @@ import type { HostEntry } from "../ingest/host-directory";
 import { hostLimitsFor } from "../ingest/host-limits";
 import type { HostLimits, HostRecord, HostReport } from "../ingest/host-record";
 import { ingesterObjectName, isIngesterObjectName } from "../ingest/partition";
+import type { CrawlAnswer } from "../status/summary";
 import { hostDirectoryStub, hostIngesterStub } from "../stubs";
 
 // How the Worker reaches a host's HostIngester: the partition rule (ingest/partition.ts) applied
@@ -53,13 +54,14 @@ export function ingesterOf(
  * the ingester's answer in the directory at once: the caller sees the host's new status in
  * getHostStatus now, not at the ingester's next reporting tick. A host whose holder is not the
  * object the rule names now (INGEST_SHARDS changed) is released there and handed over, as a
- * pin moves it: never started afresh beside the old socket.
+ * pin moves it: never started afresh beside the old socket. A requestCrawl's answer
+ * (`crawlAnswer`, for the host's page) is kept by the same directory call.
  */
 export async function startIngesting(
   env: Env,
   config: Config,
   entry: HostEntry,
-  options: { handOver?: HandOver; autoPinned?: boolean } = {},
+  options: { handOver?: HandOver; autoPinned?: boolean; crawlAnswer?: CrawlAnswer } = {},
 ): Promise<HostReport> {
   const objectName = ingesterObjectName(entry.hostname, entry.pinned, config.ingestShards);
   let handOver = options.handOver;
@@ -73,7 +75,9 @@ export async function startIngesting(
     ...(handOver ? { handOver } : {}),
     ...(options.autoPinned !== undefined ? { autoPinned: options.autoPinned } : {}),
   });
-  await hostDirectoryStub(env).reportHosts([report]);
+  const directory = hostDirectoryStub(env);
+  if (options.crawlAnswer) await directory.reportCrawled(report, options.crawlAnswer);
+  else await directory.reportHosts([report]);
   return report;
 }
 

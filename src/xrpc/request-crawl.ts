@@ -4,6 +4,7 @@ import { checkHostname, hostBaseUrl } from "../ingest/hostname";
 import { opsLog } from "../ops-log";
 import { hostDirectoryStub } from "../stubs";
 import { carriesAdminToken } from "./admin";
+import { CRAWL_ACCEPTED, rememberRefusal } from "./crawl-answers";
 import { isRelayServerHeader, json, XrpcError } from "./errors";
 import { startIngesting } from "./ingesters";
 import { readJsonObject, requireMethod, stringField, type XrpcHandler } from "./params";
@@ -102,6 +103,8 @@ export const handleRequestCrawl: XrpcHandler = async (request, env, config) => {
         caller,
         admin,
       });
+    // kept for the host's page (a name that fails the hostname policy is no host: not kept)
+    if (hostname !== null) await rememberRefusal(env, hostname, err);
     throw err;
   }
 };
@@ -161,7 +164,9 @@ async function crawlHost(
         `this relay admits at most ${outcome.maxNewHostsPerDay} new hosts a day; try tomorrow`,
       );
     case "registered": {
-      const report = await startIngesting(env, config, outcome.entry);
+      const report = await startIngesting(env, config, outcome.entry, {
+        crawlAnswer: { atMs: Date.now(), ...CRAWL_ACCEPTED },
+      });
       opsLog("crawl_requested", {
         hostname,
         created: outcome.created,

@@ -2,7 +2,6 @@ import { type Config, readConfig } from "../config";
 import type { Env } from "../env";
 import { ADMIN_ROUTES, authorizeAdmin } from "./admin";
 import { withPublicCors } from "./cors";
-import { rememberingCrawlAnswers } from "./crawl-answers";
 import { SERVER_HEADER, XrpcError, xrpcError } from "./errors";
 import { handleGetHostStatus } from "./get-host-status";
 import { handleGetLatestCommit } from "./get-latest-commit";
@@ -26,7 +25,7 @@ import { handleSubscribeRepos } from "./subscribe-repos";
 const ROUTES: Record<string, XrpcHandler> = {
   "/xrpc/_health": (_request, env) => handleHealth(env),
   "/xrpc/com.atproto.sync.subscribeRepos": handleSubscribeRepos,
-  "/xrpc/com.atproto.sync.requestCrawl": rememberingCrawlAnswers(handleRequestCrawl),
+  "/xrpc/com.atproto.sync.requestCrawl": handleRequestCrawl,
   "/xrpc/com.atproto.sync.listHosts": handleListHosts,
   "/xrpc/com.atproto.sync.getHostStatus": handleGetHostStatus,
   "/xrpc/com.atproto.sync.listRepos": handleListRepos,

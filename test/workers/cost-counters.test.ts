@@ -16,6 +16,7 @@ import { appendEvents, connectToFanout, ingestEvents } from "./support";
 type Statements = Record<string, { execs: number; rowsWritten: number }>;
 const INSERT = "Sequencer: INSERT INTO hot_log ";
 const REUSE = "Sequencer: UPDATE hot_log SET first_seq = ?";
+const HOST_ROW = "HostIngester: INSERT INTO host_records";
 
 /** Executions and rows written by the statements that start with `prefix`. */
 function byPrefix(statements: Statements, prefix: string): { execs: number; rowsWritten: number } {
@@ -261,6 +262,41 @@ describe("cost counters", () => {
     const many = await rowsFor(200);
     expect(one).toEqual({ ingester: 1, index: 1 });
     expect(many).toEqual(one);
+  });
+
+  it("a requestCrawl of a host already active costs three directory calls and no host row", async () => {
+    const host = await newHost();
+    resetMeter();
+    expect((await crawl(host.hostname)).status).toBe(200);
+    await settled();
+    // a new host's record is written at once (the resume point of a crash right after)
+    expect(byPrefix(meterSnapshot().statements, HOST_ROW).rowsWritten).toBeGreaterThan(0);
+    const seqs = await push(host, 2);
+    await sequencedThrough(host.hostname, seqs.at(-1)!);
+
+    // a PDS pinging requestCrawl while connected: nothing of the host's record changes
+    const again = async () => {
+      await settled();
+      resetMeter();
+      expect((await crawl(host.hostname)).status).toBe(200);
+      await settled();
+      const units = meterSnapshot();
+      expect(byPrefix(units.statements, HOST_ROW).rowsWritten).toBe(0);
+      // the ban and per-IP limit, the registration (ban and daily cap again, after the
+      // describeServer probe), and the ingester's answer with the crawl's answer for its page
+      expect(units.calls["HostDirectory.admitCrawl"]).toBe(1);
+      expect(units.calls["HostDirectory.registerHost"]).toBe(1);
+      expect(units.calls["HostDirectory.reportCrawled"]).toBe(1);
+      expect(units.calls["HostDirectory.noteCrawlAnswer"]).toBeUndefined();
+    };
+    await again();
+    // ...and after a restart of the relay (eviction, deploy): the socket is opened again from
+    // the cursor, and the connection's times ride in the next report's delta row
+    await abortAllDurableObjects();
+    await again();
+    expect((await ingester(host.hostname).getHost(host.hostname))!.status).toBe("active");
+    const more = await push(host, 1);
+    await sequencedThrough(host.hostname, more.at(-1)!);
   });
 
   it("a host report that changes nothing an operator reads writes no row", async () => {

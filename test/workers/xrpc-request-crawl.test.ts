@@ -1,9 +1,11 @@
 import { env } from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
 import {
+  ADMIN_HEADERS,
   expectXrpcError,
   get,
   newScriptedHost,
+  post,
   postRaw,
   productionConfig,
   requestCrawl,
@@ -117,6 +119,23 @@ describe("requestCrawl in DEV_MODE", () => {
       hosts: { hostname: string }[];
     };
     expect(listed.hosts.filter((h) => h.hostname === host.hostname)).toHaveLength(1);
+  });
+
+  it("keeps its last answer, accepted or refused, for the host's page", async () => {
+    const host = await newScriptedHost();
+    const page = async () =>
+      (await (await get(`/hosts/${host.hostname}`, { Accept: "text/html" })).text()).match(
+        /<p id="crawl-answer"[^>]*>(.*?)<\/p>/s,
+      )?.[1];
+    expect((await requestCrawl(host.hostname)).status).toBe(200);
+    expect(await page()).toContain("HTTP 200 (accepted)");
+    const ban = await post("/admin/hosts/ban", { hostname: host.hostname }, ADMIN_HEADERS);
+    expect(ban.status).toBe(200);
+    await expectXrpcError(await requestCrawl(host.hostname), 400, "HostBanned");
+    expect(await page()).toContain("HTTP 400 <b>HostBanned</b>");
+    await post("/admin/hosts/unban", { hostname: host.hostname }, ADMIN_HEADERS);
+    expect((await requestCrawl(host.hostname)).status).toBe(200);
+    expect(await page()).toContain("HTTP 200 (accepted)");
   });
 });
 
