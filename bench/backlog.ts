@@ -94,6 +94,8 @@ function busiestThread(before: ThreadTimes, after: ThreadTimes): { run: number; 
  * `_health` answers wait for them.)
  */
 const STEADY = process.env.BACKLOG_STEADY === "1";
+/** BACKLOG_ROUNDS: drains of each host count, alternated (1, 8, 32, 1, 8, 32, ...). */
+const ROUNDS = Math.max(1, Number(process.env.BACKLOG_ROUNDS ?? 3));
 
 type DrainCpu = {
   events: number;
@@ -251,7 +253,7 @@ function reportEfficiency(
   outcome: BacklogOutcome,
   drain: DrainCpu,
   validation: BacklogValidation,
-): void {
+): Efficiency {
   const { cold } = validation;
   const warm = warmPass(validation);
   const events = cold.events;
@@ -264,6 +266,18 @@ function reportEfficiency(
   console.log(
     `${label}: relay thread ${micros(drain.threadRun, events)} µs CPU/event; validation cold ${micros(cold.cpuSeconds, events)} µs, warm ${micros(warm.cpuSeconds, warm.events)} µs; outside validation ${micros(drain.threadRun - cold.cpuSeconds, events)} µs/event against cold, ${micros(drain.threadRun - warm.cpuSeconds, events)} against warm`,
   );
+  return { cold: outcome.rate / coldRate, warm: outcome.rate / warmRate };
+}
+
+/** A drain's rate against the validation of its frames, cold and warm (per wall second). */
+type Efficiency = { cold: number; warm: number };
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 /**
@@ -281,7 +295,12 @@ function reportSteady(hostCount: number, first: Drained, second: Drained): void 
   );
 }
 
-type Drained = { outcome: BacklogOutcome; drain: DrainCpu; validation: BacklogValidation };
+type Drained = {
+  outcome: BacklogOutcome;
+  drain: DrainCpu;
+  validation: BacklogValidation;
+  efficiency: Efficiency;
+};
 
 async function drainOnce(
   hostCount: number,
@@ -300,8 +319,8 @@ async function drainOnce(
   const drain = probe.figures();
   if (!drain || drain.threadRun <= 0) return null;
   const validation = validateBacklog(outcome);
-  reportEfficiency(hostCount, outcome, drain, validation);
-  return { outcome, drain, validation };
+  const efficiency = reportEfficiency(hostCount, outcome, drain, validation);
+  return { outcome, drain, validation, efficiency };
 }
 
 export default async function main(): Promise<void> {
@@ -310,22 +329,45 @@ export default async function main(): Promise<void> {
   );
   for (const events of TOTAL_EVENTS) {
     const accounts = accountsFor(events);
-    let oneHostRate: number | null = null;
-    for (const hostCount of HOST_COUNTS) {
-      const drained = await drainOnce(hostCount, events, accounts);
-      if (drained && STEADY) {
-        const twice = await drainOnce(hostCount, 2 * events, accounts);
-        if (twice) reportSteady(hostCount, drained, twice);
+    const drains = new Map<number, Drained[]>(HOST_COUNTS.map((h) => [h, []]));
+    // host counts alternated round by round: this machine's speed drifts by tens of per cent
+    // over minutes, more than what separates the host counts
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const hostCount of HOST_COUNTS) {
+        const drained = await drainOnce(hostCount, events, accounts);
+        if (drained && STEADY) {
+          const twice = await drainOnce(hostCount, 2 * events, accounts);
+          if (twice) reportSteady(hostCount, drained, twice);
+        }
+        if (drained) drains.get(hostCount)?.push(drained);
       }
-      if (!drained) continue;
-      if (hostCount === 1) oneHostRate = drained.outcome.rate;
-      else if (oneHostRate !== null)
-        reportRatio(
-          `backlog drain of ${events.toLocaleString("en-US")} events, ${hostCount} hosts vs 1 host`,
-          drained.outcome.rate,
-          oneHostRate,
-          "events/s",
-        );
     }
+    reportRounds(events, drains);
+  }
+}
+
+/** Medians over the rounds: each host count's drain rate and efficiency, and the ratio to one host. */
+function reportRounds(events: number, drains: Map<number, Drained[]>): void {
+  const label = `backlog drain of ${events.toLocaleString("en-US")} events`;
+  const oneHost = (drains.get(1) ?? []).map((d) => d.outcome.rate);
+  for (const [hostCount, runs] of drains) {
+    if (runs.length === 0) continue;
+    const rates = runs.map((d) => d.outcome.rate);
+    const failed = runs.filter(
+      ({ outcome: o }) => o.lost + o.duplicated + o.outOfOrder + o.seqGaps > 0 || !o.complete,
+    ).length;
+    console.log(
+      `${label}, ${hostCount} host${hostCount === 1 ? "" : "s"}, ${runs.length} rounds: median ${Math.round(median(rates))} events/s (${rates.map(Math.round).join(", ")}); pipeline efficiency median ${pct(median(runs.map((d) => d.efficiency.cold)))} against cold validation, ${pct(median(runs.map((d) => d.efficiency.warm)))} against warm; ${failed} rounds with a loss, duplicate, reordering, gap or an unfinished drain`,
+    );
+    if (hostCount === 1 || oneHost.length === 0) continue;
+    const byRound = rates.map((r, i) =>
+      oneHost[i] ? (r / (oneHost[i] as number)).toFixed(2) : "—",
+    );
+    reportRatio(
+      `${label}, ${hostCount} hosts vs 1 host (medians of ${runs.length} alternated rounds; by round ${byRound.join(", ")})`,
+      median(rates),
+      median(oneHost),
+      "events/s",
+    );
   }
 }
