@@ -11,6 +11,7 @@ import {
   appendEvents,
   connectToFanout,
   expectContiguous,
+  logHead,
   positionAll,
   seqs,
   waitForDelivery,
@@ -32,10 +33,6 @@ import {
 // Relay loss notice: a relayed delivery gets no answer; when the relay reports it may be lost,
 // the sender tells the Fanout (DeliveryQueues.relayLost), and tries again while that fails.
 // The whole path, with a real ingester, is in relay-lost-delivery.test.ts.
-
-async function head(): Promise<number> {
-  return (await sequencerStub(env).getLogState()).headSeq;
-}
 
 /** The log after `afterSeq`, as the Sequencer would deliver it (one hot read). */
 async function deliveryAfter(afterSeq: number): Promise<Delivery> {
@@ -78,7 +75,7 @@ describe("Fanout redelivery", () => {
     const name = "fanout-redelivery-once";
     const consumer = await connectToFanout(`${name}-alias`, undefined, fanoutStub(env, name));
     const { queues, state } = sender(name);
-    const h = await head();
+    const h = await logHead();
     await appendEvents(2);
     const delivery = await deliveryAfter(h);
 
@@ -105,7 +102,7 @@ describe("Fanout redelivery", () => {
     const name = "fanout-redelivery-long";
     const consumer = await connectToFanout(`${name}-alias`, undefined, fanoutStub(env, name));
     const { queues, state } = sender(name);
-    const h = await head();
+    const h = await logHead();
 
     state.reachable = false;
     await appendEvents(2);
@@ -137,7 +134,7 @@ describe("Sequencer restart", () => {
     const name = "fanout-restart-notice";
     const fanout = fanoutStub(env, name);
     const consumers = [await connectToFanout(name), await connectToFanout(name)];
-    const h = await head();
+    const h = await logHead();
     // Lose a delivery for real, as the watchdog test does: the consumers are held past h + 2
     // while h+1..h+2 are delivered (so nothing is sent), then put back at h, live. This is
     // where a delivery queued in a Sequencer that restarts leaves them.
@@ -151,7 +148,7 @@ describe("Sequencer restart", () => {
       state.abort("restarted by the test");
     }).catch(() => {});
     const restartedMs = Date.now();
-    await head(); // the new instance starts
+    await logHead(); // the new instance starts
 
     for (const c of consumers) {
       await c.waitFor((r) => r.length >= 2, 3_000);
@@ -193,7 +190,7 @@ describe("relay loss notice", () => {
       25,
       () => {},
     );
-    const h = await head();
+    const h = await logHead();
     await appendEvents(2);
     queues.push([name], await deliveryAfter(h));
     await new Promise((r) => setTimeout(r, 50));

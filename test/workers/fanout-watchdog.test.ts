@@ -8,6 +8,7 @@ import {
   commitFrame,
   connectToFanout,
   expectContiguous,
+  logHead,
   positionAll,
   seqs,
   waitForDelivery,
@@ -19,16 +20,12 @@ import {
 // previous alarm saw lost a delivery, and the Fanout then reads the gap once for all of them.
 // Storage is isolated per test file; each test uses a Fanout of its own.
 
-async function head(): Promise<number> {
-  return (await sequencerStub(env).getLogState()).headSeq;
-}
-
 describe("Fanout watchdog", () => {
   it("keeps live consumers live, and fills a delivery lost on a quiet relay with one read for the Fanout", async () => {
     const name = "fanout-watchdog-quiet";
     const fanout = fanoutStub(env, name);
     await appendEvents(3);
-    const h = await head();
+    const h = await logHead();
     const consumers: Consumer[] = [await connectToFanout(name), await connectToFanout(name)];
     expect(await runDurableObjectAlarm(fanout)).toBe(true); // remembers head h
 
@@ -68,7 +65,7 @@ describe("Fanout watchdog", () => {
   it("a live consumer that stays current costs the Sequencer no reads at any alarm", async () => {
     const name = "fanout-watchdog-busy";
     const fanout = fanoutStub(env, name);
-    const h = await head();
+    const h = await logHead();
     const consumer = await connectToFanout(name);
     for (let round = 1; round <= 3; round++) {
       await appendEvents(2);
@@ -90,7 +87,7 @@ describe("Fanout registration", () => {
     const name = "fanout-registration";
     const fanout = fanoutStub(env, name);
     await appendEvents(1);
-    const h = await head();
+    const h = await logHead();
     // same stub: the upgrade reaches the Fanout first and is awaiting the Sequencer when the
     // delivery runs
     const connecting = connectToFanout(name, undefined, fanout);
@@ -133,7 +130,7 @@ describe("Fanout gap", () => {
         anchors: read.anchors,
       });
     };
-    const h = await head();
+    const h = await logHead();
     const consumers: Consumer[] = [];
     for (let i = 0; i < 3; i++)
       consumers.push(await connectToFanout("fanout-gap-alias", undefined, fanout));

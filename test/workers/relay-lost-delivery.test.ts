@@ -5,7 +5,7 @@ import { meterSnapshot, resetMeter } from "../../src/metering/meter";
 import { APPEND_SOCKET_TAG } from "../../src/sequence/append-socket";
 import { fanoutStub, sequencerStub } from "../../src/stubs";
 import { crawl, ingester, newHost, push, sequencedThrough, until } from "./ingest-support";
-import { appendEvents, connectToFanout, expectContiguous, seqs } from "./support";
+import { appendEvents, connectToFanout, expectContiguous, logHead, seqs } from "./support";
 
 // A relayed delivery (fanout/delivery-relay.ts) gets no answer: when it is lost on the way, the
 // Fanout learns of it at the next delivery, and on a quiet relay there is none. The Sequencer
@@ -43,7 +43,7 @@ describe("relayed delivery lost", () => {
     const name = "relay-lost-ingester-abort";
     const fanout = fanoutStub(env, name);
     const consumer = await connectToFanout(name);
-    const h = (await sequencerStub(env).getLogState()).headSeq;
+    const h = await logHead();
 
     // The Fanout is busy for a while (its input gate closed), so the ingester's relay socket to
     // it, opened by the first delivery, is still opening when the ingester is aborted: the

@@ -2,14 +2,10 @@ import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { expireSegments } from "../../src/sequence/seal";
 import { sequencerStub } from "../../src/stubs";
-import { appendEvents, connect, expectContiguous, RELAY, seqs } from "./support";
+import { appendEvents, connect, expectContiguous, logHead, RELAY, seqs } from "./support";
 
 // Storage is isolated per test file, and tests in this file share it: each test reads the head
 // first and reasons from there.
-
-async function head(): Promise<number> {
-  return (await sequencerStub(env).getLogState()).headSeq;
-}
 
 describe("subscribeRepos cursor rules", () => {
   it.each(["abc", "-1", "1.5", "99999999999999999999"])(
@@ -28,7 +24,7 @@ describe("subscribeRepos cursor rules", () => {
 
   it("cursor=0 replays everything from the oldest event, then goes live", async () => {
     await appendEvents(20);
-    const h = await head();
+    const h = await logHead();
     const consumer = await connect(0);
     await consumer.waitFor((r) => r.length >= h);
     await appendEvents(5);
@@ -39,7 +35,7 @@ describe("subscribeRepos cursor rules", () => {
 
   it("cursor = current seq sends nothing old, then every new event", async () => {
     await appendEvents(3);
-    const h = await head();
+    const h = await logHead();
     const consumer = await connect(h);
     await new Promise((r) => setTimeout(r, 200));
     expect(consumer.received.length).toBe(0);
@@ -51,7 +47,7 @@ describe("subscribeRepos cursor rules", () => {
 
   it("no cursor means live only", async () => {
     await appendEvents(3);
-    const h = await head();
+    const h = await logHead();
     const consumer = await connect();
     await appendEvents(2);
     await consumer.waitFor((r) => r.length >= 2);
@@ -60,7 +56,7 @@ describe("subscribeRepos cursor rules", () => {
   });
 
   it("cursor = current + 1 gets a FutureCursor error frame and close 1008", async () => {
-    const consumer = await connect((await head()) + 1);
+    const consumer = await connect((await logHead()) + 1);
     const closed = await consumer.closed;
     expect(closed).toEqual({ code: 1008, reason: "FutureCursor" });
     expect(consumer.received.map((r) => r.frame)).toEqual([
@@ -80,7 +76,7 @@ describe("subscribeRepos cursor rules", () => {
         .toArray(),
     );
     expect(segments.length).toBeGreaterThanOrEqual(3);
-    const h = await head();
+    const h = await logHead();
     const inside = segments[1]!.first_seq + 7;
     const boundary = segments[1]!.last_seq; // the next event is the first of the next segment
     for (const cursor of [inside, boundary]) {
@@ -92,10 +88,10 @@ describe("subscribeRepos cursor rules", () => {
   });
 
   it("a consumer replaying from an old cursor while events keep arriving gets every seq once, in order", async () => {
-    const start = await head();
+    const start = await logHead();
     const consumer = await connect(1);
     for (let i = 0; i < 15; i++) await appendEvents(20);
-    const end = await head();
+    const end = await logHead();
     await consumer.waitFor((r) => (r.at(-1)?.seq ?? 0) >= end, 30_000);
     expectContiguous(seqs(consumer.received), 2, end);
     expect(end - start).toBe(300);
@@ -112,7 +108,7 @@ describe("subscribeRepos cursor rules", () => {
     const state = await sequencerStub(env).getLogState();
     expect(state.trimmedThrough).toBeGreaterThan(0);
     await appendEvents(3);
-    const h = await head();
+    const h = await logHead();
     const consumer = await connect(1);
     await consumer.waitFor((r) => r.length >= 1 + (h - state.trimmedThrough));
     expect(consumer.received[0]!.frame).toMatchObject({

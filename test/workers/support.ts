@@ -174,6 +174,11 @@ export async function subscribeJetstream<T>(query: string, parse: (message: unkn
   return { ws, received, closed, waitFor };
 }
 
+/** The Sequencer's head seq. */
+export async function logHead(): Promise<number> {
+  return (await sequencerStub(env).getLogState()).headSeq;
+}
+
 /**
  * Sets every consumer socket of a Fanout to `live` at `cursor` (the Fanout's own state): with a
  * delivery in between, a delivery the consumers lost for real.
