@@ -2,12 +2,14 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { IdentityUnavailable } from "../src/identity/resolver";
+import { FrameQueue } from "../src/ingest/frame-queue";
 import { PREFETCH_MAX_WAITING } from "../src/ingest/identity-prefetch";
 import {
   MAX_OBJECT_QUEUED_BYTES,
   MAX_PENDING_BYTES,
   MAX_QUEUED_BYTES,
   MAX_QUEUED_FRAMES,
+  QUEUED_FRAME_OVERHEAD_BYTES,
 } from "../src/ingest/intake";
 import {
   IDENTITY_MEMORY_ENTRIES,
@@ -173,11 +175,25 @@ export default async function run(): Promise<void> {
     return null;
   });
   for (const map of hostMaps) map.clear();
+  // a queued frame besides its bytes (which are off the V8 heap, in its ArrayBuffer's store): the
+  // ArrayBuffer and Uint8Array objects a WebSocket message becomes, and its slot in the queue
+  const frames = new FrameQueue();
+  const frameEntry = heapPerEntry(() => {
+    frames.push(new Uint8Array(new ArrayBuffer(1_500)));
+    return null;
+  });
+  while (frames.shift()) {}
+  reportFigure(
+    "ingester-memory: a queued frame besides its bytes",
+    Math.round(frameEntry),
+    "B",
+    `measured; counted as ${QUEUED_FRAME_OVERHEAD_BYTES} B with its bytes against the queue limits${frameEntry > QUEUED_FRAME_OVERHEAD_BYTES ? " (MORE THAN COUNTED)" : ""}`,
+  );
   const packedEntries =
     REPO_STATE_RUN_CACHE_ENTRIES + DEFAULT_PACKED_STORE_OPTIONS.compactAtEntries;
   const rows: [string, number, string][] = [
     [
-      "frames waiting for validation, all hosts (INGEST_QUEUE_MAX_BYTES, + one frame)",
+      "frames waiting for validation, all hosts, with their objects (INGEST_QUEUE_MAX_BYTES, + one frame)",
       MAX_OBJECT_QUEUED_BYTES + MAX_FRAME_BYTES,
       `${MAX_QUEUED_FRAMES} frames or ${mb(MAX_QUEUED_BYTES)} MB per host`,
     ],

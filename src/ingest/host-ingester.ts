@@ -24,6 +24,7 @@ import { RECENT_MINUTES } from "../status/summary";
 import { hostDirectoryStub, hostIngesterStub, repoIndexStub, sequencerStub } from "../stubs";
 import { moveHost } from "../xrpc/ingesters";
 import { reconnectDelayMs } from "./backoff";
+import { FrameQueue } from "./frame-queue";
 import { adoptedRecord, type HandOver, newestState, previousIngesters } from "./hand-over";
 import {
   applyNewerHosts,
@@ -37,7 +38,7 @@ import {
 } from "./host-record";
 import { isLoopbackHostname } from "./hostname";
 import { IdentityPrefetch } from "./identity-prefetch";
-import { intakeVerdict, objectHasRoom } from "./intake";
+import { intakeVerdict, objectHasRoom, queuedCost } from "./intake";
 import { ingesterObjectName, repoIndexShard } from "./partition";
 import { newRateWindow, type RateWindow, reviewPlacement } from "./placement";
 import { fullBucket, type TokenBucket, take, waitForTokens } from "./rate-limit";
@@ -58,11 +59,18 @@ const IDLE_SWEEP_INTERVAL_MS = 30 * 60 * 1000;
 const RATE_BURST_SECONDS = 2;
 /** How long a host waits when the Sequencer is behind, before it is read again. */
 const PENDING_FULL_PAUSE_MS = 1_000;
+/** Frames a host's queue is processed for before the event loop gets a turn (#pump). */
+const PUMP_YIELD_EVERY = 64;
 
 type Session = {
   ws: WebSocket;
-  chain: Promise<void>;
+  /** Frames taken and not yet processed, oldest first (the one being processed is not in it). */
+  frames: FrameQueue;
+  /** Whether #pump is working through `frames`. */
+  pumping: boolean;
+  /** Frames taken and not yet finished (those in `frames` and the one being processed). */
   queued: number;
+  /** Their cost against the queue limits (intake.ts queuedCost). */
   queuedBytes: number;
   lastSeqOnSocket: number;
   /** Abandoned (ban, release, reset, stall): queued frames are not processed. */
@@ -417,7 +425,8 @@ export class HostIngester extends DurableObject<Env> {
     }
     const session: Session = {
       ws,
-      chain: Promise.resolve(),
+      frames: new FrameQueue(),
+      pumping: false,
       queued: 0,
       queuedBytes: 0,
       lastSeqOnSocket: cursor ?? -1,
@@ -542,7 +551,8 @@ export class HostIngester extends DurableObject<Env> {
     this.#notePosition(hostname, bytes);
     // Slowing a host down never throws work away: a frame is either kept (queued, and then
     // always processed) or not taken at all; the host is read again from the last frame kept.
-    const intake = intakeVerdict(bytes.byteLength, {
+    const cost = queuedCost(bytes.byteLength);
+    const intake = intakeVerdict(cost, {
       hostFrames: session.queued,
       hostBytes: session.queuedBytes,
       objectBytes: this.#queuedBytes,
@@ -585,24 +595,49 @@ export class HostIngester extends DurableObject<Env> {
     // a frame that waits behind others: its account's document is looked up meanwhile
     if (session.queued > 0) this.#prefetchIdentity(hostname, bytes);
     session.queued++;
-    session.queuedBytes += bytes.byteLength;
-    this.#queuedBytes += bytes.byteLength;
+    session.queuedBytes += cost;
+    this.#queuedBytes += cost;
     this.#queuedBytesHighWater = Math.max(this.#queuedBytesHighWater, this.#queuedBytes);
-    session.chain = session.chain
-      .then(() => this.#handleFrame(hostname, session, bytes))
-      .catch((err: unknown) => {
-        // never skip a frame because something failed on our side: stop and read it again
-        this.#log("frame handling failed", { hostname, error: String(err) });
-        if (this.#sessions.get(hostname) === session && !session.closing)
-          this.#stall(hostname, `frame handling failed: ${String(err).slice(0, 120)}`);
-      })
-      .finally(() => {
-        session.queued--;
-        session.queuedBytes -= bytes.byteLength;
-        this.#queuedBytes -= bytes.byteLength;
-        if (session.draining && session.queued === 0) this.#drained(hostname, session);
-        if (this.#waitingForRoom.size > 0 && this.#hasRoom()) this.#resumeWaitingForRoom();
-      });
+    session.frames.push(bytes);
+    if (!session.pumping) void this.#pump(hostname, session);
+  }
+
+  /**
+   * Processes a host's queued frames one at a time, in order, until none is left. Every
+   * PUMP_YIELD_EVERY frames it lets the event loop turn: frames whose identity is known are
+   * validated without awaiting anything, and without a turn the object would answer nothing
+   * else (the Sequencer's acknowledgements, RPCs, alarms) until the whole queue was done.
+   */
+  async #pump(hostname: string, session: Session): Promise<void> {
+    session.pumping = true;
+    try {
+      let sinceTurn = 0;
+      for (let bytes = session.frames.shift(); bytes; bytes = session.frames.shift()) {
+        try {
+          await this.#handleFrame(hostname, session, bytes);
+        } catch (err) {
+          // never skip a frame because something failed on our side: stop and read it again
+          this.#log("frame handling failed", { hostname, error: String(err) });
+          if (this.#sessions.get(hostname) === session && !session.closing)
+            this.#stall(hostname, `frame handling failed: ${String(err).slice(0, 120)}`);
+        }
+        this.#frameDone(hostname, session, queuedCost(bytes.byteLength));
+        if (++sinceTurn >= PUMP_YIELD_EVERY && session.frames.length > 0) {
+          sinceTurn = 0;
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+      }
+    } finally {
+      session.pumping = false;
+    }
+  }
+
+  #frameDone(hostname: string, session: Session, cost: number): void {
+    session.queued--;
+    session.queuedBytes -= cost;
+    this.#queuedBytes -= cost;
+    if (session.draining && session.queued === 0) this.#drained(hostname, session);
+    if (this.#waitingForRoom.size > 0 && this.#hasRoom()) this.#resumeWaitingForRoom();
   }
 
   /**
@@ -692,7 +727,7 @@ export class HostIngester extends DurableObject<Env> {
    * Starts the look-up of a queued frame's account (identity-prefetch.ts). The DID is read from
    * the frame's CBOR headers (protocol/frame-did.ts) without decoding it: the frame is decoded
    * once, when its turn comes, and a decoded frame (~4 KB of objects, more than twice a typical
-   * frame's bytes) is not kept while up to 500 frames per host wait in the queue.
+   * frame's bytes) is not kept while up to 5,000 frames per host wait in the queue.
    */
   #prefetchIdentity(hostname: string, bytes: Uint8Array): void {
     const did = peekEventDid(bytes);

@@ -4,10 +4,23 @@
 // is read again from the last frame kept. These limits are what keeps an ingester's memory
 // bounded at any backlog, however many hosts it carries (docs/behaviours.md, "Memory").
 
-/** Frames waiting for validation per host before the host stops being read. */
-export const MAX_QUEUED_FRAMES = 500;
+/**
+ * Frames waiting for validation per host before the host stops being read. Each stop costs a
+ * reconnect, and workerd reads a socket as fast as it can dispatch its messages, so every frame
+ * the host had already sent past the limit is received and not taken, then sent again after the
+ * reconnect: ~30 µs of the ingester's thread each (docs/benchmarks.md). At 500, a big host's
+ * backlog of 1.5 KB commits stopped every 0.75 MB and up to ten frames were received for each one
+ * kept; memory is bounded by bytes (below), so the count only keeps tiny frames from piling up.
+ */
+export const MAX_QUEUED_FRAMES = 5_000;
 /** ...and their bytes: frames may be up to 5 MB each, an object has ~128 MB. */
 export const MAX_QUEUED_BYTES = 8_000_000;
+/**
+ * What a queued frame holds in the heap besides its bytes (its Uint8Array and ArrayBuffer objects
+ * and the queue's slot; bench/ingester-memory.ts measures it), counted with its bytes against the
+ * limits, so that many small frames cannot hold more memory than the limits say.
+ */
+export const QUEUED_FRAME_OVERHEAD_BYTES = 256;
 /**
  * Bytes of frames waiting for validation in the whole object, over all its hosts: a shard of
  * hundreds of small hosts that all send a backlog at once must not queue 8 MB each. 16 MB is
@@ -16,6 +29,11 @@ export const MAX_QUEUED_BYTES = 8_000_000;
 export const MAX_OBJECT_QUEUED_BYTES = 16_000_000;
 /** Unacknowledged accepted bytes before sockets stop being read (the Sequencer is behind). */
 export const MAX_PENDING_BYTES = 8_000_000;
+
+/** What a frame of `byteLength` bytes counts against the queue limits while it waits. */
+export function queuedCost(byteLength: number): number {
+  return byteLength + QUEUED_FRAME_OVERHEAD_BYTES;
+}
 
 /** What waits in the object when a frame of `frameBytes` arrives from a host. */
 export type IntakeState = {

@@ -7,6 +7,8 @@ import {
   MAX_QUEUED_BYTES,
   MAX_QUEUED_FRAMES,
   objectHasRoom,
+  QUEUED_FRAME_OVERHEAD_BYTES,
+  queuedCost,
 } from "../../src/ingest/intake";
 
 const empty: IntakeState = {
@@ -79,5 +81,20 @@ describe("objectHasRoom", () => {
     expect(objectHasRoom(0, 1_000)).toBe(true);
     expect(objectHasRoom(500, 1_000)).toBe(true);
     expect(objectHasRoom(501, 1_000)).toBe(false);
+  });
+});
+
+describe("queuedCost", () => {
+  it("counts a frame's objects with its bytes, so small frames cannot outgrow the limits", () => {
+    expect(queuedCost(1_500)).toBe(1_500 + QUEUED_FRAME_OVERHEAD_BYTES);
+    // 40-byte frames (an #identity event can be that small): the object's limit is reached by
+    // their cost, not by their bytes alone
+    const cost = queuedCost(40);
+    const room = MAX_OBJECT_QUEUED_BYTES - cost + 1;
+    expect(intakeVerdict(cost, { ...empty, objectBytes: room })).toEqual({
+      take: false,
+      full: "object",
+    });
+    expect(intakeVerdict(40, { ...empty, objectBytes: room })).toEqual({ take: true });
   });
 });

@@ -160,6 +160,8 @@ export class ScriptedPds {
 
   /** When set, subscribeRepos upgrades are answered `302` to this host (redirect test). */
   redirectUpgradeTo: string | null = null;
+  /** subscribeRepos sockets opened so far (a relay that stopped reading a host reconnects). */
+  subscriptions = 0;
 
   constructor(private readonly plc: ScriptedPlc) {}
 
@@ -177,6 +179,7 @@ export class ScriptedPds {
         return;
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
+        this.subscriptions++;
         const cursor = url.searchParams.get("cursor");
         // a new subscriber without cursor starts at the current offset, as a PDS does
         const from = cursor === null ? this.frames.length : Number(cursor);

@@ -14,7 +14,7 @@ import { ScriptedPds, type ScriptedPlc } from "./scripted-pds";
 //   POST /pds/:id/drop         -> cuts the subscribers' connections (the host stays up)
 //   POST /pds/:id/repeat?seq=N -> { seq }              frame N sent again under a new seq
 //   POST /pds/:id/reset        -> the host forgets its frames (its seq restarts at 1)
-//   GET  /pds/:id              -> { frames, subscribers }
+//   GET  /pds/:id              -> { frames, subscribers, subscriptions }
 
 export async function startUpstreamControl(
   plc: ScriptedPlc,
@@ -45,7 +45,11 @@ export async function startUpstreamControl(
         if (!pds) return reply(404, { error: "no such pds" });
         const account = pds.accounts[0]!;
         if (req.method === "GET" && parts.length === 2) {
-          return reply(200, { frames: pds.frames.length, subscribers: pds.sockets.size });
+          return reply(200, {
+            frames: pds.frames.length,
+            subscribers: pds.sockets.size,
+            subscriptions: pds.subscriptions,
+          });
         }
         if (req.method === "POST" && parts[2] === "good") {
           return reply(200, {

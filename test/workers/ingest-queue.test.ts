@@ -61,7 +61,7 @@ describe("HostIngester queue over all its hosts", () => {
     await runDurableObjectAlarm(shard);
     for (const host of hosts) expect(await upstreamState(host)).toMatchObject({ subscribers: 0 });
 
-    // while nobody reads them, each host writes a backlog that fits its own queue (500 frames,
+    // while nobody reads them, each host writes a backlog that fits its own queue (5,000 frames,
     // 8 MB): 200 frames of ~16 KB; together ~16 MB, more than twice what the shard may hold. Their
     // pings wake them all at once, as after a restart. Frames queue while validation waits (with
     // a known identity it keeps up frame by frame): each account's document is looked up again,

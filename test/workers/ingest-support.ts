@@ -101,10 +101,14 @@ export async function dropConnections(host: Host): Promise<void> {
   await fetch(`${control}/pds/${host.id}/drop`, { method: "POST" });
 }
 
-export async function upstreamState(host: Host): Promise<{ frames: number; subscribers: number }> {
+export async function upstreamState(
+  host: Host,
+): Promise<{ frames: number; subscribers: number; subscriptions: number }> {
   return (await (await fetch(`${control}/pds/${host.id}`)).json()) as {
     frames: number;
     subscribers: number;
+    /** subscribeRepos sockets the host accepted so far */
+    subscriptions: number;
   };
 }
 

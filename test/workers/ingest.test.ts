@@ -9,6 +9,7 @@ import {
   relayedCommits,
   sequencedThrough,
   until,
+  upstreamState,
 } from "./ingest-support";
 import { RELAY } from "./support";
 
@@ -70,12 +71,15 @@ describe("HostIngester", () => {
       eventsPerSecond: 1_000_000,
       maxAccounts: 10,
     });
-    // more frames at once than an ingester queues (500): it stops reading before processing any
-    const seqs = await push(host, 800);
+    // more at once than an ingester queues (here the shard's 6 MB): 800 frames of ~16 KB. It
+    // stops reading before it has processed any, so the host has no cursor yet
+    const seqs = await push(host, 800, 16_000);
     await sequencedThrough(host.hostname, Math.max(...seqs), 60_000);
     const commits = await relayedCommits(host.did);
     expect(commits.length).toBe(800);
     expect(new Set(commits.map(([, rev]) => rev)).size).toBe(800);
+    // it was stopped and read again: a subscription after the crawl's
+    expect((await upstreamState(host)).subscriptions).toBeGreaterThanOrEqual(2);
   });
 
   it("resumes from its persisted cursor after being aborted mid-stream: no loss, no duplicate", async () => {
