@@ -1,11 +1,12 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BacklogOutcome, type DrainProbe, runBacklog } from "../test/support/backlog-scenario";
 import type { RelayProcess } from "../test/support/relay-process";
 import type { BacklogInput, BacklogValidation, Pass } from "./backlog-validation";
+import { groupPids, onMeasuredCpu, pinBench, pinRelay, verifySpeedByCpu } from "./cpu-placement";
 import { type Inspector, openInspector } from "./inspector";
 import { reportRatio } from "./report";
 import {
@@ -139,6 +140,7 @@ function cpuProbe(events: () => number): DrainProbe & {
       }
       relayAt = relay;
       pids = runtimePids(relay.pid, relay.port);
+      if (pids[0] !== undefined) pinRelay(groupPids(relay.pid), pids[0]);
       first = read(relay);
       toolingFirst = wranglerToolingCpu(relay.pid);
       threadsFirst = runtimeThreads(pids);
@@ -197,7 +199,6 @@ function cpuProbe(events: () => number): DrainProbe & {
 }
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const TASKSET = "/usr/bin/taskset";
 
 /**
  * The same backlog validated by the relay's validation code in a fresh Node process on one core
@@ -216,10 +217,9 @@ function validateBacklog(outcome: BacklogOutcome): BacklogValidation {
     };
     writeFileSync(file, JSON.stringify(input));
     const script = join(BENCH_DIR, "backlog-validation.ts");
-    // `taskset` keeps the reference on one core, as the relay's JavaScript is on one thread
+    // on the relay thread's core (cpu-placement.ts), as the relay's JavaScript is on one thread
     // (Node's WebCrypto would otherwise verify P-256 on its thread pool, on the other core)
-    const node = [process.execPath, ...process.execArgv, script, file];
-    const [command, ...args] = existsSync(TASKSET) ? [TASKSET, "-c", "0", ...node] : node;
+    const [command, ...args] = onMeasuredCpu([process.execPath, ...process.execArgv, script, file]);
     const out = execFileSync(command as string, args, {
       encoding: "utf8",
       maxBuffer: 16 * 1024 * 1024,
@@ -327,6 +327,8 @@ export default async function main(): Promise<void> {
   console.log(
     `backlog: relay under ${DEVTOOLS ? "wrangler dev (with its inspector)" : "wrangler's API without the inspector (BACKLOG_DEVTOOLS=1: wrangler dev)"}`,
   );
+  console.log(`backlog: cores: ${verifySpeedByCpu()} (BACKLOG_CPU, BACKLOG_PIN=0 to not pin)`);
+  pinBench();
   for (const events of TOTAL_EVENTS) {
     const accounts = accountsFor(events);
     const drains = new Map<number, Drained[]>(HOST_COUNTS.map((h) => [h, []]));

@@ -1,0 +1,88 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+// Where the backlog bench's processes run. This VM's two vCPUs are not alike: the same
+// libsecp256k1 verify loop ran at ~310 µs per verify pinned to CPU 0 and ~220 µs pinned to CPU 1
+// (2026-11-29 18:20, idle machine), while a plain arithmetic loop ran at the same speed on both
+// (whatever shares vCPU 0's physical core evicts the verify's tables). Unpinned, each process
+// landed on one or the other, so one-host drains of the same backlog and the validation
+// reference each came out in two speeds ~40 % apart. The bench therefore gives the relay's
+// JavaScript thread and the validation reference the same core, and puts everything else (the
+// hosts, the PLC, wrangler's Node and proxy, the runtime's other threads) on the other one:
+// "one core" for both sides of the pipeline-efficiency ratio.
+
+const TASKSET = "/usr/bin/taskset";
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+
+/** BACKLOG_CPU: the core of the relay's JavaScript thread and of the reference. */
+export const MEASURED_CPU = Number(process.env.BACKLOG_CPU ?? 1);
+/** Everything else. */
+export const OTHER_CPU = MEASURED_CPU === 0 ? 1 : 0;
+
+export function canPin(): boolean {
+  return existsSync(TASKSET) && process.env.BACKLOG_PIN !== "0";
+}
+
+function pin(args: string[]): void {
+  try {
+    execFileSync(TASKSET, args, { stdio: "ignore" });
+  } catch {
+    // the process or thread ended meanwhile
+  }
+}
+
+/** This process (the bench: scripted hosts and PLC), every thread, on the other core. */
+export function pinBench(): void {
+  if (canPin()) pin(["-a", "-p", "-c", String(OTHER_CPU), String(process.pid)]);
+}
+
+/**
+ * The relay's process group on the other core, then its runtime's main thread (the one that
+ * runs every object's JavaScript under `wrangler dev`) alone on the measured core.
+ */
+export function pinRelay(groupPids: number[], runtimePid: number): void {
+  if (!canPin()) return;
+  for (const pid of groupPids) pin(["-a", "-p", "-c", String(OTHER_CPU), String(pid)]);
+  pin(["-p", "-c", String(MEASURED_CPU), String(runtimePid)]);
+}
+
+/** The pids of a process group (/proc/<pid>/stat's fifth field). */
+export function groupPids(groupPid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) === groupPid) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+/** `command` prefixed to run on the measured core (unchanged where taskset is missing). */
+export function onMeasuredCpu(command: string[]): string[] {
+  return canPin() ? [TASKSET, "-c", String(MEASURED_CPU), ...command] : command;
+}
+
+/**
+ * µs per libsecp256k1 verify in a fresh process pinned to each core: printed with the results,
+ * because it is what decides how fast either side of the ratio runs on this VM.
+ */
+export function verifySpeedByCpu(): string {
+  if (!canPin()) return "not pinned (no taskset)";
+  const script = join(BENCH_DIR, "verify-speed.ts");
+  const speeds = [0, 1].map((cpu) => {
+    const out = execFileSync(
+      TASKSET,
+      ["-c", String(cpu), process.execPath, ...process.execArgv, script],
+      { encoding: "utf8" },
+    );
+    return `CPU ${cpu} ${out.trim()} µs`;
+  });
+  return `one secp256k1 verify, fresh process: ${speeds.join(", ")}; relay thread and reference on CPU ${MEASURED_CPU}, the rest on CPU ${OTHER_CPU}`;
+}

@@ -1,0 +1,11 @@
+import { createHash } from "node:crypto";
+const tiny = await import("tiny-secp256k1");
+const priv = new Uint8Array(32).fill(7);
+const pub = tiny.pointFromScalar(priv, true);
+const hash = createHash("sha256").update("hello").digest();
+const sig = tiny.sign(hash, priv);
+const n = 3000;
+for (let i = 0; i < 500; i++) tiny.verify(hash, pub, sig, true);
+const t = performance.now();
+for (let i = 0; i < n; i++) tiny.verify(hash, pub, sig, true);
+console.log(((performance.now() - t) * 1000 / n).toFixed(0));
