@@ -40,6 +40,8 @@ export type { AppendBatch, AppendResult, IngestEvent, LogRead, SegmentPage };
 
 export type LogState = {
   headSeq: number;
+  /** The relay's time of the newest event, in µs (its Jetstream time_us); 0 on an empty log. */
+  headTimeUs: number;
   oldestSeq: number | null;
   /**
    * Nothing at or below this seq is retained: deleted by retention, or before FIRST_SEQ (a
@@ -247,6 +249,7 @@ export class Sequencer extends DurableObject<Env> {
     const oldest = seg?.first ?? hot?.first ?? null;
     return {
       headSeq: this.#headSeq,
+      headTimeUs: this.#lastTimeUs,
       oldestSeq: oldest,
       trimmedThrough: retainedFloor(sql, this.#config.firstSeq),
       hotRows: hot?.n ?? 0,

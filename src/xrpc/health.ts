@@ -2,13 +2,17 @@ import type { Env } from "../env";
 import { sequencerStub } from "../stubs";
 import { json, xrpcError } from "./errors";
 
-/** `/xrpc/_health`: 200 with the current seq when the log is writable, 503 otherwise. */
+/**
+ * `/xrpc/_health`: 200 with the current seq and when its event was sequenced (the relay's clock,
+ * µs) when the log is writable, 503 otherwise.
+ */
 export async function handleHealth(env: Env): Promise<Response> {
   try {
     const state = await sequencerStub(env).getLogState();
     return json({
       version: "freehose",
       seq: state.headSeq,
+      headTimeUs: state.headTimeUs,
       oldestSeq: state.oldestSeq,
       writable: state.writable,
       segments: state.segments,
