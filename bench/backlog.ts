@@ -6,12 +6,13 @@ import { fileURLToPath } from "node:url";
 import { type BacklogOutcome, type DrainProbe, runBacklog } from "../test/support/backlog-scenario";
 import type { RelayProcess } from "../test/support/relay-process";
 import type { BacklogInput, BacklogValidation, Pass } from "./backlog-validation";
-import { groupPids, onMeasuredCpu, pinBench, pinRelay, verifySpeedByCpu } from "./cpu-placement";
+import { onMeasuredCpu, pinBench, pinRelay, verifySpeedByCpu } from "./cpu-placement";
 import { type Inspector, openInspector } from "./inspector";
 import { reportRatio } from "./report";
 import {
   type CpuSeconds,
   cpuSince,
+  groupPids,
   runtimePids,
   total,
   type WorkerdCpu,

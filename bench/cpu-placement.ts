@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,22 +46,6 @@ export function pinRelay(groupPids: number[], runtimePid: number): void {
   if (!canPin()) return;
   for (const pid of groupPids) pin(["-a", "-p", "-c", String(OTHER_CPU), String(pid)]);
   pin(["-p", "-c", String(MEASURED_CPU), String(runtimePid)]);
-}
-
-/** The pids of a process group (/proc/<pid>/stat's fifth field). */
-export function groupPids(groupPid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[2]) === groupPid) pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
 }
 
 /** `command` prefixed to run on the measured core (unchanged where taskset is missing). */

@@ -36,6 +36,11 @@ function groupProcesses(groupPid: number): GroupProcess[] {
   return out;
 }
 
+/** The pids of a process group (bench/cpu-placement.ts pins them). */
+export function groupPids(groupPid: number): number[] {
+  return groupProcesses(groupPid).map((p) => p.pid);
+}
+
 function workerdPids(groupPid: number): number[] {
   return groupProcesses(groupPid)
     .filter((p) => p.command.startsWith("workerd"))

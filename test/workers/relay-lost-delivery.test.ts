@@ -4,7 +4,15 @@ import { RELAY_SOCKET_TAG } from "../../src/fanout/delivery-relay";
 import { meterSnapshot, resetMeter } from "../../src/metering/meter";
 import { APPEND_SOCKET_TAG } from "../../src/sequence/append-socket";
 import { fanoutStub, sequencerStub } from "../../src/stubs";
-import { crawl, ingester, newHost, push, sequencedThrough, until } from "./ingest-support";
+import {
+  crawl,
+  type Host,
+  ingester,
+  newHost,
+  push,
+  sequencedThrough,
+  until,
+} from "./ingest-support";
 import { appendEvents, connectToFanout, expectContiguous, logHead, seqs } from "./support";
 
 // A relayed delivery (fanout/delivery-relay.ts) gets no answer: when it is lost on the way, the
@@ -31,14 +39,21 @@ async function relaySockets(name: string): Promise<number> {
   );
 }
 
+/**
+ * A real ingester with a real host that has sequenced one event: its append socket is the
+ * Sequencer's only one, so it relays every delivery.
+ */
+async function relayingHost(): Promise<Host> {
+  const host = await newHost();
+  expect((await crawl(host.hostname)).status).toBe(200);
+  await sequencedThrough(host.hostname, Math.max(...(await push(host, 1))));
+  expect(await appendSockets()).toBe(1);
+  return host;
+}
+
 describe("relayed delivery lost", () => {
   it("an ingester aborted with a relayed delivery in flight: the live consumer gets it within seconds, with nothing after it", async () => {
-    // a real ingester with a real host: its append socket is the Sequencer's only one, so it
-    // relays every delivery
-    const host = await newHost();
-    expect((await crawl(host.hostname)).status).toBe(200);
-    await sequencedThrough(host.hostname, Math.max(...(await push(host, 1))));
-    expect(await appendSockets()).toBe(1);
+    const host = await relayingHost();
 
     const name = "relay-lost-ingester-abort";
     const fanout = fanoutStub(env, name);
@@ -78,10 +93,7 @@ describe("relayed delivery lost", () => {
   });
 
   it("an ingester's socket to the Fanout that breaks is reported: the Fanout is told once, and the consumer gets every event once", async () => {
-    const host = await newHost();
-    expect((await crawl(host.hostname)).status).toBe(200);
-    await sequencedThrough(host.hostname, Math.max(...(await push(host, 1))));
-    expect(await appendSockets()).toBe(1);
+    const host = await relayingHost();
 
     const name = "relay-lost-socket-broken";
     const fanout = fanoutStub(env, name);
