@@ -50,6 +50,11 @@ const PROFILE_FILE = process.env.BACKLOG_PROFILE;
  * not spend and that takes a core from the relay's thread on this machine.
  */
 const DEVTOOLS = process.env.BACKLOG_DEVTOOLS === "1" || PROFILE_FILE !== undefined;
+/**
+ * Without the inspector, the relay's outbound fetches also skip the Worker miniflare puts in front
+ * of them (test/support/quiet-dev.ts), unless BACKLOG_OUTBOUND_WORKER=1: production has neither.
+ */
+const OUTBOUND_WORKER = DEVTOOLS || process.env.BACKLOG_OUTBOUND_WORKER === "1";
 
 type ThreadTimes = Map<string, { run: number; wait: number }>;
 
@@ -312,6 +317,7 @@ async function drainOnce(
   const probe = cpuProbe(() => hostCount * perHost);
   const outcome = await runBacklog(hostCount, totalEvents, accounts, probe, PLC_DELAY_MS, {
     devTools: DEVTOOLS,
+    outboundWorker: OUTBOUND_WORKER,
   });
   console.log(
     `backlog: ${hostCount} hosts × ${perHost} events (${accounts} accounts): ${Math.round(outcome.rate)} events/s, ${outcome.reconnects} reconnects, lost ${outcome.lost}, duplicated ${outcome.duplicated}${outcome.complete ? "" : " (INCOMPLETE)"}`,
@@ -326,7 +332,7 @@ async function drainOnce(
 
 export default async function main(): Promise<void> {
   console.log(
-    `backlog: relay under ${DEVTOOLS ? "wrangler dev (with its inspector)" : "wrangler's API without the inspector (BACKLOG_DEVTOOLS=1: wrangler dev)"}`,
+    `backlog: relay under ${DEVTOOLS ? "wrangler dev (with its inspector and miniflare's outbound Worker)" : `wrangler's API without the inspector (BACKLOG_DEVTOOLS=1: wrangler dev), ${OUTBOUND_WORKER ? "outbound fetches through miniflare's outbound Worker" : "outbound fetches straight to the network (BACKLOG_OUTBOUND_WORKER=1: through miniflare's Worker)"}`}`,
   );
   console.log(`backlog: cores: ${verifySpeedByCpu()} (BACKLOG_CPU, BACKLOG_PIN=0 to not pin)`);
   pinBench();

@@ -41,7 +41,7 @@ export async function runBacklog(
   totalAccounts: number,
   probe?: DrainProbe,
   plcDelayMs = 0,
-  launch: Pick<RelayOptions, "devTools"> = {},
+  launch: Pick<RelayOptions, "devTools" | "outboundWorker"> = {},
 ): Promise<BacklogOutcome> {
   const plc = new ScriptedPlc(plcDelayMs);
   await plc.start();

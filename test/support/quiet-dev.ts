@@ -1,4 +1,4 @@
-import { getNodeCompat } from "miniflare";
+import { CoreOptionsSchema, getNodeCompat } from "miniflare";
 import { unstable_startWorker } from "wrangler";
 import type { LaunchArgs } from "./relay-process";
 
@@ -13,6 +13,41 @@ import type { LaunchArgs } from "./relay-process";
 // until SIGTERM or SIGINT. Its argument is one JSON object (LaunchArgs).
 
 const args = JSON.parse(process.argv[2] ?? "{}") as LaunchArgs;
+
+/**
+ * miniflare sends every outbound fetch of the Worker through a Worker of its own, which only
+ * swaps two headers (its `stripCfConnectingIp` option, on by default; wrangler has no switch for
+ * it). Each DID look-up then runs that Worker's fetch handler too, and each upstream WebSocket's
+ * messages cross a pipe between the two Workers: ~13-20 µs of the relay thread per event in a
+ * backlog drain (docs/benchmarks.md, "miniflare's outbound Worker"). Production has no such
+ * Worker. The option's default lives in miniflare's exported options schema (zod), which is
+ * where this turns it off; if that schema changes shape, the launch fails rather than measure
+ * something else.
+ */
+function sendOutboundStraight(): void {
+  type Schema = {
+    _def?: Record<string, unknown> & { defaultValue?: () => unknown };
+    shape?: Record<string, Schema>;
+  };
+  const find = (schema: Schema | undefined, depth: number): Schema | null => {
+    if (!schema?._def || depth > 6) return null;
+    const field = schema.shape?.stripCfConnectingIp;
+    if (field) return field;
+    for (const key of ["schema", "left", "right", "innerType"]) {
+      const found = find(schema._def[key] as Schema | undefined, depth + 1);
+      if (found) return found;
+    }
+    return null;
+  };
+  const field = find(CoreOptionsSchema as unknown as Schema, 0);
+  if (!field?._def || typeof field._def.defaultValue !== "function")
+    throw new Error(
+      "quiet-dev: miniflare's stripCfConnectingIp option was not found (outboundWorker: true keeps it)",
+    );
+  field._def.defaultValue = () => false;
+}
+
+if (!args.outboundWorker) sendOutboundStraight();
 
 const worker = await unstable_startWorker({
   config: args.config ?? "wrangler.toml",

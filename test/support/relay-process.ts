@@ -34,6 +34,12 @@ export type RelayOptions = {
    * (docs/benchmarks.md, "Without wrangler's DevTools"). Default true: `wrangler dev`.
    */
   devTools?: boolean;
+  /**
+   * With devTools false only. Default false: the relay's outbound fetches (DID look-ups, upstream
+   * WebSockets) go straight to the network, as in production. true keeps the Worker miniflare
+   * puts in front of them (test/support/quiet-dev.ts says why it is taken out).
+   */
+  outboundWorker?: boolean;
 };
 
 export type RelayProcess = {
@@ -77,6 +83,8 @@ export type LaunchArgs = {
   persistDir: string;
   vars: Record<string, string>;
   logLevel: NonNullable<RelayOptions["logLevel"]>;
+  /** quiet-dev.ts only: keep miniflare's outbound Worker (RelayOptions.outboundWorker). */
+  outboundWorker?: boolean;
 };
 
 /** `wrangler dev`, or quiet-dev.ts (no inspector): detached, so each leads its process group. */
@@ -133,6 +141,7 @@ export async function startRelay(options: RelayOptions): Promise<RelayProcess> {
     persistDir,
     vars,
     logLevel,
+    ...(options.outboundWorker ? { outboundWorker: true } : {}),
   });
   const launcher = quiet ? "quiet-dev.ts" : "wrangler dev";
   let output = "";
