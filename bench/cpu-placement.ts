@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,6 +47,19 @@ export function pinRelay(groupPids: number[], runtimePid: number): void {
   if (!canPin()) return;
   for (const pid of groupPids) pin(["-a", "-p", "-c", String(OTHER_CPU), String(pid)]);
   pin(["-p", "-c", String(MEASURED_CPU), String(runtimePid)]);
+}
+
+/**
+ * This process, every thread, on the measured core alone (true) or on both again (false): the
+ * validation bench's "on one core" for ours and the reference alike (Node's WebCrypto verifies
+ * P-256 on its thread pool, and V8 collects garbage on helper threads, so unpinned either side
+ * may use a second core). Returns what it did, for the report.
+ */
+export function pinThisProcess(alone: boolean): string {
+  if (!canPin()) return "not pinned (no taskset, or BACKLOG_PIN=0)";
+  const cpus = alone ? String(MEASURED_CPU) : `0-${availableParallelism() - 1}`;
+  pin(["-a", "-p", "-c", cpus, String(process.pid)]);
+  return alone ? `every thread on CPU ${MEASURED_CPU}` : `on CPUs ${cpus}`;
 }
 
 /** `command` prefixed to run on the measured core (unchanged where taskset is missing). */

@@ -22,6 +22,7 @@ import { installRelaySha256, nativeSha256, relaySha256 } from "../src/relay-sha2
 import { loadCapturedFrames, loadDidDocuments } from "../test/fixtures/captured";
 import { startRelay } from "../test/support/relay-process";
 import { ScriptedPlc } from "../test/support/scripted-pds";
+import { pinThisProcess } from "./cpu-placement";
 import { benchAccounts } from "./fixtures";
 import { reportFigure, reportRatio } from "./report";
 
@@ -352,7 +353,11 @@ async function inWorkerd(): Promise<void> {
 export default async function main(): Promise<void> {
   // as the relay runs (src/index.ts): JavaScript SHA-256 for small inputs, node:crypto for large
   installRelaySha256();
+  // the goal is a rate on one core, for ours and the reference alike (cpu-placement.ts)
+  console.log(`validation: this process ${pinThisProcess(true)} (BACKLOG_CPU, BACKLOG_PIN=0)`);
   await capturedFrames();
   await generatedFrames();
+  // workerd's figure is one request on one thread, as before: its processes are not pinned
+  pinThisProcess(false);
   await inWorkerd();
 }
