@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { type BacklogOutcome, type DrainProbe, runBacklog } from "../test/support/backlog-scenario";
 import type { RelayProcess } from "../test/support/relay-process";
 import type { BacklogInput, BacklogValidation, Pass } from "./backlog-validation";
-import { onMeasuredCpu, pinBench, pinRelay, verifySpeedByCpu } from "./cpu-placement";
+import { onOtherCpu, pinBench, pinRelay, verifySpeedByCpu } from "./cpu-placement";
 import { type Inspector, openInspector } from "./inspector";
 import { reportRatio } from "./report";
 import {
@@ -223,9 +223,9 @@ function validateBacklog(outcome: BacklogOutcome): BacklogValidation {
     };
     writeFileSync(file, JSON.stringify(input));
     const script = join(BENCH_DIR, "backlog-validation.ts");
-    // on the relay thread's core (cpu-placement.ts), as the relay's JavaScript is on one thread
-    // (Node's WebCrypto would otherwise verify P-256 on its thread pool, on the other core)
-    const [command, ...args] = onMeasuredCpu([process.execPath, ...process.execArgv, script, file]);
+    // placed as the relay is (cpu-placement.ts): its validating thread on the relay thread's
+    // core, V8's helper threads on the other one
+    const [command, ...args] = onOtherCpu([process.execPath, ...process.execArgv, script, file]);
     const out = execFileSync(command as string, args, {
       encoding: "utf8",
       maxBuffer: 16 * 1024 * 1024,

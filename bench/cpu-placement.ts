@@ -62,9 +62,22 @@ export function pinThisProcess(alone: boolean): string {
   return alone ? `every thread on CPU ${MEASURED_CPU}` : `on CPUs ${cpus}`;
 }
 
-/** `command` prefixed to run on the measured core (unchanged where taskset is missing). */
-export function onMeasuredCpu(command: string[]): string[] {
-  return canPin() ? [TASKSET, "-c", String(MEASURED_CPU), ...command] : command;
+/**
+ * `command` prefixed to start on the other core; the reference then moves its main thread alone
+ * to the measured core (pinMainThread), as pinRelay places the relay's runtime.
+ */
+export function onOtherCpu(command: string[]): string[] {
+  return canPin() ? [TASKSET, "-c", String(OTHER_CPU), ...command] : command;
+}
+
+/**
+ * This process's main thread alone on the measured core. Threads started before it (V8's
+ * compiler and GC helpers, started with the process) stay where they were, on the other core, as
+ * the relay runtime's do; threads it starts later (Node's thread pool, which runs WebCrypto's
+ * P-256 verifications) follow it, as WebCrypto runs on the relay's own thread in workerd.
+ */
+export function pinMainThread(): void {
+  if (canPin()) pin(["-p", "-c", String(MEASURED_CPU), String(process.pid)]);
 }
 
 /**
