@@ -7,10 +7,12 @@ import { pinMainThread } from "./cpu-placement";
 // The backlog benchmark's reference (bench/backlog.ts): the frames the hosts wrote, validated by
 // the relay's own validation (decodeFrame, then validateEvent: stateless checks, rev order, host
 // authority, signature, continuity) on one core, in a process of its own so that its first pass
-// starts as cold as the restarted relay's isolate does. Every pass starts with no identity and no
-// repo state: each account's DID document is parsed from the text the PLC serves the first time
-// the account is met (JSON.parse + parseDidDocument: what the relay's resolver does after its
-// fetch), so every key is seen for the first time, as in the drain. Not included: the fetch
+// starts as cold as the restarted relay's isolate does, placed as the relay's runtime is (its
+// validating thread on the measured core, V8's helper threads on the other: cpu-placement.ts).
+// Every pass starts with no identity and no repo state: each account's DID document is parsed
+// from the text the PLC serves the first time the account is met (JSON.parse +
+// parseDidDocument: what the relay's resolver does after its fetch), so every key is seen for
+// the first time, as in the drain. Not included: the fetch
 // itself, and keeping the document (identity-cache.ts); both are part of the pipeline.
 //
 // Run by bench/backlog.ts as `tsx bench/backlog-validation.ts <input.json>`; prints one JSON line.
@@ -43,6 +45,8 @@ const { validateEvent } = (await import(VALIDATE_MODULE)) as { validateEvent: Va
  * threads run beside both, on the other core (cpu-placement.ts), and count in neither.
  */
 export type Timed = { events: number; wallSeconds: number; cpuSeconds: number };
+export type Pass = Timed & { laterHalf: Timed };
+export type BacklogValidation = { cold: Pass; warm: Pass[] };
 
 const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
 
@@ -55,8 +59,6 @@ function mainThreadCpuSeconds(): number {
     return (cpu.user + cpu.system) / 1e6;
   }
 }
-export type Pass = Timed & { laterHalf: Timed };
-export type BacklogValidation = { cold: Pass; warm: Pass[] };
 
 /** Resolves from the documents' text; the same calls validateEvent makes of the real cache. */
 function documentsIdentity(documents: Record<string, string>): Identity {
