@@ -3,6 +3,7 @@ import { type DidDocumentInfo, parseDidDocument } from "../src/protocol/did-doc"
 import { decodeFrame, type SequencedFrame } from "../src/protocol/frame";
 import { installRelaySha256 } from "../src/relay-sha256";
 import { pinMainThread } from "./cpu-placement";
+import { threadTimes } from "./workerd-cpu";
 
 // The backlog benchmark's reference (bench/backlog.ts): the frames the hosts wrote, validated by
 // the relay's own validation (decodeFrame, then validateEvent: stateless checks, rev order, host
@@ -48,12 +49,10 @@ export type Timed = { events: number; wallSeconds: number; cpuSeconds: number };
 export type Pass = Timed & { laterHalf: Timed };
 export type BacklogValidation = { cold: Pass; warm: Pass[] };
 
-const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
-
-/** CPU seconds of the main thread so far (schedstat, ns); the process's where /proc has none. */
+/** CPU seconds of the main thread so far (schedstat); the process's where /proc has none. */
 function mainThreadCpuSeconds(): number {
   try {
-    return Number(readFileSync(SCHEDSTAT, "utf8").split(" ")[0]) / 1e9;
+    return threadTimes("self", process.pid).run;
   } catch {
     const cpu = process.cpuUsage();
     return (cpu.user + cpu.system) / 1e6;

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +14,7 @@ import {
   cpuSince,
   groupPids,
   runtimePids,
+  threadTimes,
   total,
   type WorkerdCpu,
   workerdCpu,
@@ -69,12 +70,8 @@ function runtimeThreads(pids: number[]): ThreadTimes {
   const out: ThreadTimes = new Map();
   for (const pid of pids) {
     try {
-      for (const task of readdirSync(`/proc/${pid}/task`)) {
-        const [run, wait] = readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8")
-          .split(" ")
-          .map(Number);
-        out.set(`${pid}/${task}`, { run: (run ?? 0) / 1e9, wait: (wait ?? 0) / 1e9 });
-      }
+      for (const task of readdirSync(`/proc/${pid}/task`))
+        out.set(`${pid}/${task}`, threadTimes(pid, task));
     } catch {
       // the process ended while we read it
     }

@@ -26,7 +26,7 @@ export function canPin(): boolean {
   return existsSync(TASKSET) && process.env.BACKLOG_PIN !== "0";
 }
 
-function pin(args: string[]): void {
+function taskset(args: string[]): void {
   try {
     execFileSync(TASKSET, args, { stdio: "ignore" });
   } catch {
@@ -34,9 +34,19 @@ function pin(args: string[]): void {
   }
 }
 
+/** Every thread of process `pid` on `cpus` (a taskset CPU list). */
+function pinProcess(pid: number, cpus: string | number): void {
+  taskset(["-a", "-p", "-c", String(cpus), String(pid)]);
+}
+
+/** Thread `tid` alone on `cpu` (a process's main thread has its pid for tid). */
+function pinThread(tid: number, cpu: number): void {
+  taskset(["-p", "-c", String(cpu), String(tid)]);
+}
+
 /** This process (the bench: scripted hosts and PLC), every thread, on the other core. */
 export function pinBench(): void {
-  if (canPin()) pin(["-a", "-p", "-c", String(OTHER_CPU), String(process.pid)]);
+  if (canPin()) pinProcess(process.pid, OTHER_CPU);
 }
 
 /**
@@ -45,8 +55,8 @@ export function pinBench(): void {
  */
 export function pinRelay(groupPids: number[], runtimePid: number): void {
   if (!canPin()) return;
-  for (const pid of groupPids) pin(["-a", "-p", "-c", String(OTHER_CPU), String(pid)]);
-  pin(["-p", "-c", String(MEASURED_CPU), String(runtimePid)]);
+  for (const pid of groupPids) pinProcess(pid, OTHER_CPU);
+  pinThread(runtimePid, MEASURED_CPU);
 }
 
 /**
@@ -58,7 +68,7 @@ export function pinRelay(groupPids: number[], runtimePid: number): void {
 export function pinThisProcess(alone: boolean): string {
   if (!canPin()) return "not pinned (no taskset, or BACKLOG_PIN=0)";
   const cpus = alone ? String(MEASURED_CPU) : `0-${availableParallelism() - 1}`;
-  pin(["-a", "-p", "-c", cpus, String(process.pid)]);
+  pinProcess(process.pid, cpus);
   return alone ? `every thread on CPU ${MEASURED_CPU}` : `on CPUs ${cpus}`;
 }
 
@@ -77,7 +87,7 @@ export function onOtherCpu(command: string[]): string[] {
  * P-256 verifications) follow it, as WebCrypto runs on the relay's own thread in workerd.
  */
 export function pinMainThread(): void {
-  if (canPin()) pin(["-p", "-c", String(MEASURED_CPU), String(process.pid)]);
+  if (canPin()) pinThread(process.pid, MEASURED_CPU);
 }
 
 /**
@@ -85,7 +95,7 @@ export function pinMainThread(): void {
  * because it is what decides how fast either side of the ratio runs on this VM.
  */
 export function verifySpeedByCpu(): string {
-  if (!canPin()) return "not pinned (no taskset)";
+  if (!canPin()) return "not pinned (no taskset, or BACKLOG_PIN=0)";
   const script = join(BENCH_DIR, "verify-speed.ts");
   const speeds = [0, 1].map((cpu) => {
     const out = execFileSync(

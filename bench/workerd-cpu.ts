@@ -36,6 +36,20 @@ function groupProcesses(groupPid: number): GroupProcess[] {
   return out;
 }
 
+/**
+ * A thread's seconds on a core and seconds runnable but waiting for one so far
+ * (/proc/<pid>/task/<tid>/schedstat, in ns). Throws when the thread is gone or /proc has none.
+ */
+export function threadTimes(
+  pid: number | "self",
+  tid: number | string,
+): { run: number; wait: number } {
+  const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8")
+    .split(" ")
+    .map(Number);
+  return { run: (run ?? 0) / 1e9, wait: (wait ?? 0) / 1e9 };
+}
+
 /** The pids of a process group (bench/cpu-placement.ts pins them). */
 export function groupPids(groupPid: number): number[] {
   return groupProcesses(groupPid).map((p) => p.pid);
