@@ -42,6 +42,11 @@ const HOST_COUNTS = (process.env.BACKLOG_HOSTS ?? "1,8,32").split(",").map(Numbe
 const PLC_DELAY_MS = Number(process.env.BACKLOG_PLC_DELAY_MS ?? 0);
 
 const SAMPLE_MS = 250;
+/**
+ * BACKLOG_TIMELINE=<ms>: print the relay thread's share of each slice of that many ms over the
+ * drain, from the crawls on (is it ever idle, and when?).
+ */
+const TIMELINE_MS = Number(process.env.BACKLOG_TIMELINE ?? 0);
 /** BACKLOG_PROFILE=<file>: V8's CPU profile of the relay's isolate over the drain, for DevTools. */
 const PROFILE_FILE = process.env.BACKLOG_PROFILE;
 /**
@@ -91,6 +96,41 @@ function busiestThread(before: ThreadTimes, after: ThreadTimes): { run: number; 
 }
 
 /**
+ * The busiest thread's share of a core in each slice of `sliceMs` (by the readings around each
+ * slice's end), and how long it waited for one.
+ */
+function threadTimeline(samples: { ms: number; threads: ThreadTimes }[], sliceMs: number): string {
+  const first = samples[0];
+  const last = samples.at(-1);
+  if (!first || !last) return "no timeline";
+  let tid = "";
+  let most = -1;
+  for (const [id, t] of last.threads) {
+    const run = t.run - (first.threads.get(id)?.run ?? 0);
+    if (run > most) [tid, most] = [id, run];
+  }
+  const at = (ms: number) => {
+    // the last reading at or before ms
+    let best = first;
+    for (const s of samples) if (s.ms <= ms) best = s;
+    return best;
+  };
+  const slices: string[] = [];
+  for (let from = first.ms; from < last.ms; from += sliceMs) {
+    const a = at(from);
+    const b = at(from + sliceMs);
+    const dt = b.ms - a.ms;
+    if (dt <= 0) continue;
+    const ta = a.threads.get(tid) ?? { run: 0, wait: 0 };
+    const tb = b.threads.get(tid) ?? ta;
+    const run = Math.round((100 * (tb.run - ta.run) * 1000) / dt);
+    const wait = Math.round((100 * (tb.wait - ta.wait) * 1000) / dt);
+    slices.push(wait >= 5 ? `${run}(w${wait})` : `${run}`);
+  }
+  return `relay thread % busy per ${sliceMs} ms from the probe's start: ${slices.join(" ")}`;
+}
+
+/**
  * BACKLOG_STEADY=1: each host count is drained a second time with twice the events over the same
  * number of accounts, and the difference between the two drains is the steady state: the cost of
  * the extra events, once the isolate is warm and every account known. (The relay's head cannot
@@ -131,6 +171,8 @@ function cpuProbe(events: () => number): DrainProbe & {
   let wallMs = 0;
   const shares: number[] = [];
   let timer: ReturnType<typeof setInterval> | null = null;
+  let timelineTimer: ReturnType<typeof setInterval> | null = null;
+  const timeline: { ms: number; threads: ThreadTimes }[] = [];
   let inspector: Inspector | null = null;
   const read = (relay: RelayProcess) => workerdCpu(relay.pid, relay.port);
   return {
@@ -156,9 +198,20 @@ function cpuProbe(events: () => number): DrainProbe & {
         shares.push(total(cpuSince(previous, now).runtime) / (SAMPLE_MS / 1000));
         previous = now;
       }, SAMPLE_MS);
+      if (TIMELINE_MS > 0) {
+        const sample = () =>
+          timeline.push({ ms: performance.now(), threads: runtimeThreads(pids) });
+        sample();
+        timelineTimer = setInterval(sample, Math.max(5, Math.floor(TIMELINE_MS / 4)));
+      }
     },
     async end(relay) {
       if (timer) clearInterval(timer);
+      if (timelineTimer) {
+        clearInterval(timelineTimer);
+        timeline.push({ ms: performance.now(), threads: runtimeThreads(pids) });
+        console.log(`backlog: ${threadTimeline(timeline, TIMELINE_MS)}`);
+      }
       last = read(relay);
       const toolingLast = wranglerToolingCpu(relay.pid);
       tooling = {

@@ -241,10 +241,14 @@ export function workerdRssBytes(relay: Pick<RelayProcess, "pid">): number {
   return total;
 }
 
-export async function requestCrawl(relayUrl: string, hostname: string): Promise<Response> {
+export async function requestCrawl(
+  relayUrl: string,
+  hostname: string,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return fetch(`${relayUrl}/xrpc/com.atproto.sync.requestCrawl`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...headers },
     body: JSON.stringify({ hostname }),
   });
 }
