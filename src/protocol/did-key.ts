@@ -1,6 +1,7 @@
 import { base58btc } from "multiformats/bases/base58";
 import { ProtocolError } from "./errors";
 import { p256CompressedPoint } from "./p256-point";
+import { keepPoint } from "./secp256k1-points";
 import { secp256k1Wasm } from "./secp256k1-wasm";
 
 // atproto signing keys are secp256k1 ("k256") or NIST P-256, published as `did:key:z...` or as a
@@ -20,16 +21,33 @@ const SECP256K1_PUB_PREFIX = [0xe7, 0x01];
 const P256_PUB_PREFIX = [0x80, 0x24];
 const DID_KEY_PREFIX = "did:key:";
 
-function compressedPoint(curve: Curve, point: Uint8Array): Uint8Array | null {
+/** The 33-byte compressed form of a 65-byte uncompressed SEC1 point (no curve check). */
+function compressUncompressed(point: Uint8Array): Uint8Array {
+  const compressed = new Uint8Array(33);
+  compressed[0] = ((point[64] as number) & 1) === 1 ? 0x03 : 0x02;
+  compressed.set(point.subarray(1, 33), 1);
+  return compressed;
+}
+
+/** A key from a point (compressed or uncompressed), validated on its curve, or null. */
+function publicKeyOrNull(curve: Curve, point: Uint8Array): PublicKey | null {
   switch (curve) {
     // libsecp256k1 parses a key ~4x faster than @noble/curves (~130 µs here): every DID
-    // document the relay resolves or reloads pays this once
-    case "secp256k1":
-      return secp256k1Wasm.compressed(point);
+    // document the relay resolves or reloads pays this once. It is asked for the uncompressed
+    // form, which the key's signatures are then verified against (secp256k1-points.ts).
+    case "secp256k1": {
+      const uncompressed = secp256k1Wasm.uncompressed(point);
+      if (!uncompressed) return null;
+      const key: PublicKey = { curve, compressed: compressUncompressed(uncompressed) };
+      keepPoint(key, uncompressed);
+      return key;
+    }
     // the curve check without a square root: 17–22 µs a key against 62–87 for @noble/curves'
     // fromBytes (p256-point.ts)
-    case "p256":
-      return p256CompressedPoint(point);
+    case "p256": {
+      const compressed = p256CompressedPoint(point);
+      return compressed ? { curve, compressed } : null;
+    }
     default: {
       const unreachable: never = curve;
       throw new Error(`unknown curve ${String(unreachable)}`);
@@ -37,11 +55,15 @@ function compressedPoint(curve: Curve, point: Uint8Array): Uint8Array | null {
   }
 }
 
+function publicKey(curve: Curve, point: Uint8Array): PublicKey {
+  const key = publicKeyOrNull(curve, point);
+  if (!key) throw new ProtocolError("InvalidKey", `not a valid ${curve} public key`);
+  return key;
+}
+
 /** Validates a point on the curve and returns its compressed form. */
 export function compressPoint(curve: Curve, point: Uint8Array): Uint8Array {
-  const compressed = compressedPoint(curve, point);
-  if (!compressed) throw new ProtocolError("InvalidKey", `not a valid ${curve} public key`);
-  return compressed;
+  return publicKey(curve, point).compressed;
 }
 
 function decodeBase58Multibase(multibase: string): Uint8Array {
@@ -61,12 +83,8 @@ function hasPrefix(bytes: Uint8Array, prefix: number[]): boolean {
 /** Parses a Multikey `publicKeyMultibase` (multicodec-prefixed key). */
 export function parseMultikey(multibase: string): PublicKey {
   const bytes = decodeBase58Multibase(multibase);
-  if (hasPrefix(bytes, SECP256K1_PUB_PREFIX)) {
-    return { curve: "secp256k1", compressed: compressPoint("secp256k1", bytes.subarray(2)) };
-  }
-  if (hasPrefix(bytes, P256_PUB_PREFIX)) {
-    return { curve: "p256", compressed: compressPoint("p256", bytes.subarray(2)) };
-  }
+  if (hasPrefix(bytes, SECP256K1_PUB_PREFIX)) return publicKey("secp256k1", bytes.subarray(2));
+  if (hasPrefix(bytes, P256_PUB_PREFIX)) return publicKey("p256", bytes.subarray(2));
   throw new ProtocolError("InvalidKey", "unsupported multicodec key type");
 }
 
@@ -78,7 +96,7 @@ export function parseDidKey(didKey: string): PublicKey {
 
 /** Parses the legacy verification-method form: a bare (possibly uncompressed) point. */
 export function parseLegacyMultibaseKey(curve: Curve, multibase: string): PublicKey {
-  return { curve, compressed: compressPoint(curve, decodeBase58Multibase(multibase)) };
+  return publicKey(curve, decodeBase58Multibase(multibase));
 }
 
 /** Formats a key as `did:key:z...` (multicodec-prefixed compressed point). */

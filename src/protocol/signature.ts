@@ -3,6 +3,7 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import type { Curve, PublicKey } from "./did-key";
 import { verifyP256Noble } from "./p256-noble";
 import { verifyP256WebCrypto } from "./p256-webcrypto";
+import { keepPoint, keptPoint } from "./secp256k1-points";
 import { secp256k1Wasm } from "./secp256k1-wasm";
 import { sha256 } from "./sha256";
 
@@ -13,8 +14,9 @@ import { sha256 } from "./sha256";
 //
 // Signature checks bound how fast a relay validates (docs/benchmarks.md). Backends:
 // - secp256k1 (most accounts): libsecp256k1 compiled to WebAssembly (secp256k1-wasm.ts), ~5x
-//   @noble/curves; the key's uncompressed form is kept per PublicKey object, which saves the
-//   square root of parsing a compressed point on every later signature of that account.
+//   @noble/curves; the key's uncompressed form is kept per PublicKey object
+//   (secp256k1-points.ts), which saves the square root of parsing a compressed point on every
+//   signature of that account.
 // - P-256: WebCrypto (p256-webcrypto.ts, asynchronous) for `verifySignatureAsync`, the
 //   ingester's path; @noble/curves (p256-noble.ts) for the synchronous `verifySignature`.
 // Keys are cached per PublicKey object (WeakMaps), so a key is as long-lived as the parsed DID
@@ -67,22 +69,22 @@ function isCanonicalCompact(curve: Curve, signature: Uint8Array): boolean {
   return compareScalar(signature, SCALAR_BYTES, halfOrder) <= 0;
 }
 
-const uncompressedPoints = new WeakMap<PublicKey, Uint8Array | null>();
 /** Marks a key used once: its point is parsed from the compressed form inside `verify`. */
 const USED_ONCE = new Uint8Array(0);
 
 function verifySecp256k1(key: PublicKey, message: Uint8Array, signature: Uint8Array): boolean {
-  let point = uncompressedPoints.get(key);
+  // a key parsed from a DID document comes with its uncompressed point (secp256k1-points.ts)
+  let point = keptPoint(key);
   if (point === undefined) {
-    // a key's first signature is checked against the compressed point as it is (decompressing it
-    // apart first costs an extra call and copy, measured ~5 % of a first-sight event); the
-    // uncompressed form is kept from the second signature on, when the key proves reused
-    uncompressedPoints.set(key, USED_ONCE);
+    // any other key: its first signature is checked against the compressed point as it is
+    // (decompressing it apart first costs an extra call and copy, ~5 % of a first-sight event);
+    // the uncompressed form is kept from the second signature on, when the key proves reused
+    keepPoint(key, USED_ONCE);
     return secp256k1Wasm.verify(sha256(message), key.compressed, signature);
   }
   if (point === USED_ONCE) {
     point = secp256k1Wasm.uncompressed(key.compressed);
-    uncompressedPoints.set(key, point);
+    keepPoint(key, point);
   }
   if (point === null) return false;
   return secp256k1Wasm.verify(sha256(message), point, signature);

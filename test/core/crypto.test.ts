@@ -17,6 +17,7 @@ import {
   parseLegacyMultibaseKey,
   parseMultikey,
 } from "../../src/protocol/did-key";
+import { keptPoint } from "../../src/protocol/secp256k1-points";
 import { verifySignature, verifySignatureAsync } from "../../src/protocol/signature";
 import { readInteropJson } from "../support/interop";
 
@@ -239,7 +240,36 @@ describe("signed commits made by the reference implementation", () => {
 });
 
 describe("verification of frequently used keys", () => {
+  it("keeps a parsed secp256k1 key's uncompressed point, so no signature parses it again", () => {
+    const key = parseDidKey(formatDidKey({ curve: "secp256k1", compressed: k256Base() }));
+    expect(keptPoint(key)).toEqual(k256BaseUncompressed());
+    const legacy = parseLegacyMultibaseKey("secp256k1", base58btc.encode(k256BaseUncompressed()));
+    expect(keptPoint(legacy)).toEqual(k256BaseUncompressed());
+    expect(legacy.compressed).toEqual(k256Base());
+  });
+
   describe.each(verifiers)("%s", (_name, verify) => {
+    it("a secp256k1 key made without parsing verifies the same, first use and later", async () => {
+      const keypair = await Secp256k1Keypair.create();
+      const parsed = parseDidKey(keypair.did());
+      // the same point as a bare object: no kept point, so the verifier's own path
+      const bare: PublicKey = { curve: "secp256k1", compressed: parsed.compressed.slice() };
+      expect(keptPoint(bare)).toBeUndefined();
+      for (let i = 0; i < 4; i++) {
+        const message = encodeDagCbor({ i });
+        const sig = await keypair.sign(message);
+        expect(await verify(bare, message, sig)).toBe(true);
+        expect(await verify(bare, encodeDagCbor({ i: i + 1 }), sig)).toBe(false);
+      }
+      // an off-curve point is refused on every use, not only the first
+      const offCurve: PublicKey = { curve: "secp256k1", compressed: new Uint8Array(33) };
+      offCurve.compressed[0] = 2;
+      offCurve.compressed[32] = 7;
+      const message = encodeDagCbor({ i: 0 });
+      const sig = await keypair.sign(message);
+      for (let i = 0; i < 3; i++) expect(await verify(offCurve, message, sig)).toBe(false);
+    });
+
     it.each([
       ["secp256k1", () => Secp256k1Keypair.create()],
       ["p256", () => P256Keypair.create()],
