@@ -84,12 +84,15 @@ function runtimeThreads(pids: number[]): ThreadTimes {
   return out;
 }
 
-/** The thread that ran most between two readings: its run and wait seconds. */
-function busiestThread(before: ThreadTimes, after: ThreadTimes): { run: number; wait: number } {
-  let best = { run: 0, wait: 0 };
+/** The thread that ran most between two readings: its id, run and wait seconds. */
+function busiestThread(
+  before: ThreadTimes,
+  after: ThreadTimes,
+): { tid: string; run: number; wait: number } {
+  let best = { tid: "", run: 0, wait: 0 };
   for (const [tid, t] of after) {
     const b = before.get(tid) ?? { run: 0, wait: 0 };
-    const d = { run: t.run - b.run, wait: t.wait - b.wait };
+    const d = { tid, run: t.run - b.run, wait: t.wait - b.wait };
     if (d.run > best.run) best = d;
   }
   return best;
@@ -103,12 +106,7 @@ function threadTimeline(samples: { ms: number; threads: ThreadTimes }[], sliceMs
   const first = samples[0];
   const last = samples.at(-1);
   if (!first || !last) return "no timeline";
-  let tid = "";
-  let most = -1;
-  for (const [id, t] of last.threads) {
-    const run = t.run - (first.threads.get(id)?.run ?? 0);
-    if (run > most) [tid, most] = [id, run];
-  }
+  const { tid } = busiestThread(first.threads, last.threads);
   const at = (ms: number) => {
     // the last reading at or before ms
     let best = first;

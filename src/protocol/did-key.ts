@@ -1,6 +1,7 @@
 import { base58btc } from "multiformats/bases/base58";
 import { ProtocolError } from "./errors";
 import { p256CompressedPoint } from "./p256-point";
+import { compressSec1 } from "./sec1";
 import { keepPoint } from "./secp256k1-points";
 import { secp256k1Wasm } from "./secp256k1-wasm";
 
@@ -21,14 +22,6 @@ const SECP256K1_PUB_PREFIX = [0xe7, 0x01];
 const P256_PUB_PREFIX = [0x80, 0x24];
 const DID_KEY_PREFIX = "did:key:";
 
-/** The 33-byte compressed form of a 65-byte uncompressed SEC1 point (no curve check). */
-function compressUncompressed(point: Uint8Array): Uint8Array {
-  const compressed = new Uint8Array(33);
-  compressed[0] = ((point[64] as number) & 1) === 1 ? 0x03 : 0x02;
-  compressed.set(point.subarray(1, 33), 1);
-  return compressed;
-}
-
 /** A key from a point (compressed or uncompressed), validated on its curve, or null. */
 function publicKeyOrNull(curve: Curve, point: Uint8Array): PublicKey | null {
   switch (curve) {
@@ -38,7 +31,7 @@ function publicKeyOrNull(curve: Curve, point: Uint8Array): PublicKey | null {
     case "secp256k1": {
       const uncompressed = secp256k1Wasm.uncompressed(point);
       if (!uncompressed) return null;
-      const key: PublicKey = { curve, compressed: compressUncompressed(uncompressed) };
+      const key: PublicKey = { curve, compressed: compressSec1(uncompressed) };
       keepPoint(key, uncompressed);
       return key;
     }

@@ -1,3 +1,5 @@
+import { compressSec1 } from "./sec1";
+
 // Parsing a P-256 public key (SEC1 point) without computing its y coordinate. A DID document's
 // key is a 33-byte compressed point; checking that it is on the curve with @noble/curves costs a
 // square root in the field (a 256-bit modular exponentiation in BigInt, ~100–150 µs), once per
@@ -71,10 +73,7 @@ export function p256CompressedPoint(point: Uint8Array): Uint8Array | null {
     const x = coordinate(point, 1);
     const y = coordinate(point, 1 + COORDINATE_BYTES);
     if (x >= P || y >= P || (y * y) % P !== curveRight(x)) return null;
-    const compressed = new Uint8Array(COMPRESSED_BYTES);
-    compressed[0] = (y & 1n) === 1n ? 0x03 : 0x02;
-    compressed.set(point.subarray(1, COMPRESSED_BYTES), 1);
-    return compressed;
+    return compressSec1(point);
   }
   return null;
 }
